@@ -1,0 +1,3 @@
+"""The sensor ingestion service (FastAPI)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,103 @@
+"""CDK entry point: `cdk synth -c env=dev` (cdk.json runs `python -m cdk.app`).
+
+Per-environment values are chosen here, once; constructs receive them as typed props and never
+read context or environment variables themselves.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
+from cdk.stacks.data import DataStack
+from cdk.stacks.network import NetworkStack
+from cdk.stacks.service import ServiceStack
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP_IMAGE_DIRECTORY = REPO_ROOT / "app"
+
+
+@dataclass(frozen=True)
+class Platform:
+    """The stacks of one environment, in deployment order."""
+
+    config: EnvironmentConfig
+    network: NetworkStack
+    data: DataStack
+    service: ServiceStack
+
+    @property
+    def stacks(self) -> tuple[cdk.Stack, ...]:
+        return (self.network, self.data, self.service)
+
+
+def stack_name(config: EnvironmentConfig, domain: str) -> str:
+    return f"Sensor-{config.name}-{domain}"
+
+
+def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
+    env = cdk.Environment(account=config.account, region=config.region)
+    common = {"env": env}
+
+    network = NetworkStack(
+        app,
+        stack_name(config, "Network"),
+        config=config,
+        description=f"Sensor platform ({config.name}): VPC, subnets, endpoints, security groups",
+        **common,
+    )
+    data = DataStack(
+        app,
+        stack_name(config, "Data"),
+        config=config,
+        vpc=network.vpc,
+        security_groups=network.security_groups,
+        description=f"Sensor platform ({config.name}): PostgreSQL, MSK, S3 data lake (stateful)",
+        **common,
+    )
+    service = ServiceStack(
+        app,
+        stack_name(config, "Service"),
+        config=config,
+        image_directory=APP_IMAGE_DIRECTORY,
+        vpc=network.vpc,
+        security_groups=network.security_groups,
+        data=data,
+        description=f"Sensor platform ({config.name}): ECS Fargate service, ALB, WAF",
+        **common,
+    )
+    platform = Platform(config=config, network=network, data=data, service=service)
+    for stack in platform.stacks:
+        cdk.Tags.of(stack).add("project", "sensor-platform")
+        cdk.Tags.of(stack).add("environment", config.name)
+    return platform
+
+
+def build_app(app: cdk.App) -> Platform:
+    """Build the selected environment's stacks into `app` and register cdk-nag."""
+    config = load_environment(
+        app.node.try_get_context(ENVIRONMENTS_CONTEXT_KEY), app.node.try_get_context("env")
+    )
+    platform = build_platform(app, config)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return platform
+
+
+def main() -> int:
+    app = cdk.App()
+    try:
+        build_app(app)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""S3 buckets: the sensor data lake and the access-log bucket the platform writes into."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk.config import DataLakeConfig
+
+# Prefix layout shared by the app (dead letters), the archiver and the Glue table.
+RAW_PREFIX = "raw/"
+PROCESSED_PREFIX = "processed/"
+DEAD_LETTER_PREFIX = "dead-letter/"
+ACCESS_LOG_RETENTION = Duration.days(365)
+
+
+def lake_bucket_name(env_name: str, region: str) -> str:
+    """The data-lake bucket's name: fixed per environment, account and region, so runbooks,
+    consumers in other stacks and IAM policies can name it without a cross-stack reference."""
+    return f"sensor-{env_name}-datalake-{Aws.ACCOUNT_ID}-{region}"
+
+
+class DataLake(Construct):
+    """Owns the data-lake bucket (`raw/year=/month=/day=/hour=/`, `processed/`, `dead-letter/`)
+    and the access-log bucket that receives S3 server access logs and ALB access logs.
+
+    Both: S3-managed encryption, public access blocked, TLS 1.2+ enforced, versioned, retained
+    on stack deletion. The lake moves objects to Infrequent Access and then Glacier by config.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DataLakeConfig,
+        env_name: str,
+        region: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.bucket_name = lake_bucket_name(env_name, region)
+
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            # ALB access logging supports SSE-S3 only.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-access-logs",
+                    expiration=ACCESS_LOG_RETENTION,
+                    noncurrent_version_expiration=Duration.days(30),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        self.bucket = s3.Bucket(
+            self,
+            "Lake",
+            bucket_name=self.bucket_name,
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="s3/datalake/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="tier-down-readings",
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(config.infrequent_access_after_days),
+                        ),
+                        s3.Transition(
+                            storage_class=s3.StorageClass.GLACIER,
+                            transition_after=Duration.days(config.glacier_after_days),
+                        ),
+                    ],
+                    noncurrent_version_expiration=Duration.days(
+                        config.noncurrent_versions_expire_after_days
+                    ),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )

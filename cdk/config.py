@@ -1,0 +1,375 @@
+"""Typed, frozen per-environment configuration parsed from `cdk.json` context.
+
+Every environment lives under the context key `environments.<name>` and is chosen with
+`-c env=<name>`. Parsing is strict: a wrong type, an unknown key or an impossible combination
+raises `ConfigError` with the dotted path of the offending key, and synth stops there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ENVIRONMENTS_CONTEXT_KEY = "environments"
+
+# Fargate task sizes: CPU units -> allowed memory (MiB).
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
+FARGATE_MEMORY_BY_CPU: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+}
+
+# Values CloudWatch Logs accepts for a log group's retention.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)
+
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased for the person editing `cdk.json`."""
+
+
+class _Section(BaseModel):
+    # strict: "2" is not 2 and 1 is not true; extra keys are typos, never silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class NetworkConfig(_Section):
+    """VPC layout."""
+
+    availability_zones: tuple[str, ...] = Field(min_length=2, max_length=3)
+    nat_gateways: int = Field(ge=1)
+    vpc_cidr: str = "10.40.0.0/16"
+    flow_log_retention_days: int = 30
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _distinct(cls, zones: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(zones)) != len(zones):
+            raise ValueError("availability zones must be distinct")
+        return zones
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, cidr: str) -> str:
+        network = _ipv4_network(cidr)
+        if not 16 <= network.prefixlen <= 20:
+            raise ValueError("VPC CIDR prefix must be between /16 and /20")
+        return cidr
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        return _log_retention(days)
+
+    @model_validator(mode="after")
+    def _nat_within_azs(self) -> NetworkConfig:
+        if self.nat_gateways > len(self.availability_zones):
+            raise ValueError(
+                f"nat_gateways ({self.nat_gateways}) cannot exceed the number of "
+                f"availability_zones ({len(self.availability_zones)})"
+            )
+        return self
+
+
+class ScalingConfig(_Section):
+    """Target-tracking autoscaling of the ECS service."""
+
+    min_tasks: int = Field(default=1, ge=1)
+    max_tasks: int = Field(default=20, ge=1, le=100)
+    cpu_target_percent: int = Field(default=60, ge=10, le=90)
+    requests_per_target: int = Field(default=1000, ge=1)
+    scale_in_cooldown_seconds: int = Field(default=120, ge=0)
+    scale_out_cooldown_seconds: int = Field(default=30, ge=0)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> ScalingConfig:
+        if self.min_tasks > self.max_tasks:
+            raise ValueError(
+                f"min_tasks ({self.min_tasks}) must not exceed max_tasks ({self.max_tasks})"
+            )
+        return self
+
+
+class ServiceConfig(_Section):
+    """The ingestion service on ECS Fargate behind the ALB."""
+
+    cpu: int = 256
+    memory_mib: int = 512
+    container_port: int = Field(default=8000, ge=1024, le=65535)
+    scaling: ScalingConfig = ScalingConfig()
+    deployment_strategy: Literal["BLUE_GREEN", "CANARY", "LINEAR"] = "BLUE_GREEN"
+    bake_time_minutes: int = Field(default=5, ge=0, le=1440)
+    test_listener_port: int = Field(default=8443, ge=1, le=65535)
+    health_check_path: str = "/health"
+
+    @model_validator(mode="after")
+    def _fargate_size(self) -> ServiceConfig:
+        if self.cpu not in FARGATE_MEMORY_BY_CPU:
+            raise ValueError(
+                f"cpu must be one of {sorted(FARGATE_MEMORY_BY_CPU)} (Fargate task sizes), "
+                f"got {self.cpu}"
+            )
+        allowed = FARGATE_MEMORY_BY_CPU[self.cpu]
+        if self.memory_mib not in allowed:
+            raise ValueError(
+                f"memory_mib {self.memory_mib} is not a valid Fargate size for cpu {self.cpu}; "
+                f"allowed: {allowed[0]}..{allowed[-1]} ({', '.join(map(str, allowed))})"
+            )
+        return self
+
+
+class DatabaseConfig(_Section):
+    """RDS PostgreSQL."""
+
+    instance_class: str = "t4g.medium"
+    allocated_storage_gib: int = Field(default=50, ge=20, le=65536)
+    max_allocated_storage_gib: int = Field(default=200, ge=20, le=65536)
+    backup_retention_days: int = Field(default=7, ge=1, le=35)
+    multi_az: bool = True
+    read_replica: bool = False
+    database_name: str = Field(default="sensors", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    secret_rotation_days: int = Field(default=30, ge=1, le=365)
+
+    @field_validator("instance_class")
+    @classmethod
+    def _instance_class(cls, value: str) -> str:
+        if not _INSTANCE_TYPE.match(value):
+            raise ValueError("must look like 't4g.medium' (family.size, without the 'db.' prefix)")
+        return value
+
+    @model_validator(mode="after")
+    def _storage_range(self) -> DatabaseConfig:
+        if self.max_allocated_storage_gib < self.allocated_storage_gib:
+            raise ValueError(
+                "max_allocated_storage_gib must be at least allocated_storage_gib "
+                f"({self.max_allocated_storage_gib} < {self.allocated_storage_gib})"
+            )
+        return self
+
+
+class StreamingConfig(_Section):
+    """Amazon MSK."""
+
+    broker_count: int = Field(ge=2, le=30)
+    broker_instance_type: str = "kafka.t3.small"
+    broker_volume_gib: int = Field(default=100, ge=1, le=16384)
+    topic_name: str = "sensor-readings"
+    partitions: int = Field(default=6, ge=1, le=1000)
+
+    @field_validator("broker_instance_type")
+    @classmethod
+    def _broker_type(cls, value: str) -> str:
+        if not value.startswith("kafka.") or not _INSTANCE_TYPE.match(value.removeprefix("kafka.")):
+            raise ValueError("must look like 'kafka.m7g.large'")
+        return value
+
+    @field_validator("topic_name")
+    @classmethod
+    def _topic(cls, value: str) -> str:
+        if not _TOPIC.match(value):
+            raise ValueError("Kafka topic names use letters, digits, '.', '_' and '-' (max 249)")
+        return value
+
+
+class DataLakeConfig(_Section):
+    """S3 data lake lifecycle."""
+
+    infrequent_access_after_days: int = Field(default=30, ge=30)
+    glacier_after_days: int = Field(default=90, ge=1)
+    noncurrent_versions_expire_after_days: int = Field(default=90, ge=1)
+
+    @model_validator(mode="after")
+    def _ordering(self) -> DataLakeConfig:
+        # S3 requires at least 30 days in STANDARD_IA before a transition to GLACIER.
+        if self.glacier_after_days < self.infrequent_access_after_days + 30:
+            raise ValueError(
+                "glacier_after_days must be at least infrequent_access_after_days + 30 "
+                f"({self.glacier_after_days} < {self.infrequent_access_after_days + 30})"
+            )
+        return self
+
+
+class WafConfig(_Section):
+    """WAF web ACL on the ALB."""
+
+    rate_limit_per_5_minutes: int = Field(default=2000, ge=10, le=2_000_000_000)
+    allow_listed_cidrs: tuple[str, ...] = ()
+
+    @field_validator("allow_listed_cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
+        for index, cidr in enumerate(cidrs):
+            try:
+                _ipv4_network(cidr)
+            except ValueError as error:
+                raise ValueError(f"entry {index} ({cidr!r}): {error}") from None
+        return cidrs
+
+
+class EnvironmentConfig(_Section):
+    """One deployable environment of the platform."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$")
+    production: bool = False
+    account: str | None = None
+    region: str
+    certificate_arn: str | None = None
+    alarm_email: str | None = None
+    log_retention_days: int = 30
+    network: NetworkConfig
+    service: ServiceConfig = ServiceConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    streaming: StreamingConfig
+    datalake: DataLakeConfig = DataLakeConfig()
+    waf: WafConfig = WafConfig()
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if not _REGION.match(value):
+            raise ValueError("must be an AWS region such as 'eu-west-1'")
+        return value
+
+    @field_validator("account")
+    @classmethod
+    def _account(cls, value: str | None) -> str | None:
+        if value is not None and not _ACCOUNT.match(value):
+            raise ValueError("must be a 12-digit AWS account id")
+        return value
+
+    @field_validator("certificate_arn")
+    @classmethod
+    def _certificate(cls, value: str | None) -> str | None:
+        if value is not None and not _CERTIFICATE_ARN.match(value):
+            raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
+        return value
+
+    @field_validator("alarm_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not _EMAIL.match(value):
+            raise ValueError("must be an e-mail address")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, days: int) -> int:
+        return _log_retention(days)
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> EnvironmentConfig:
+        for zone in self.network.availability_zones:
+            if not zone.startswith(self.region) or len(zone) != len(self.region) + 1:
+                raise _KeyError(
+                    "network.availability_zones",
+                    f"{zone!r} is not an availability zone of region {self.region!r}",
+                )
+        zones = len(self.network.availability_zones)
+        if self.streaming.broker_count % zones:
+            raise _KeyError(
+                "streaming.broker_count",
+                f"MSK needs the same number of brokers in every AZ: {self.streaming.broker_count} "
+                f"is not a multiple of {zones} availability zones",
+            )
+        if self.certificate_arn and not self.certificate_arn.split(":")[3] == self.region:
+            raise _KeyError("certificate_arn", f"certificate must be in region {self.region!r}")
+        if self.production:
+            if not self.database.multi_az:
+                raise _KeyError("database.multi_az", "must be true in a production environment")
+            if self.certificate_arn is None:
+                raise _KeyError(
+                    "certificate_arn",
+                    "is required in a production environment (plain HTTP is allowed in dev only)",
+                )
+            if self.alarm_email is None:
+                raise _KeyError("alarm_email", "is required in a production environment")
+        return self
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+
+class _KeyError(ValueError):
+    """A cross-field rule broken by one specific key (dotted path under the environment)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def load_environment(context: Any, env_name: Any) -> EnvironmentConfig:
+    """Parse `context["environments"][env_name]` into an `EnvironmentConfig`.
+
+    Raises `ConfigError` naming the full key path (e.g. `environments.prod.service.cpu`).
+    """
+    if not isinstance(context, dict):
+        raise ConfigError(f"context key '{ENVIRONMENTS_CONTEXT_KEY}' must be an object")
+    if env_name is None:
+        raise ConfigError(
+            "no environment selected: pass -c env=NAME "
+            f"(one of: {', '.join(sorted(context)) or 'none defined'})"
+        )
+    if not isinstance(env_name, str) or env_name not in context:
+        raise ConfigError(
+            f"unknown environment {env_name!r}: define it under '{ENVIRONMENTS_CONTEXT_KEY}' in "
+            f"cdk.json (defined: {', '.join(sorted(context)) or 'none'})"
+        )
+    raw = context[env_name]
+    prefix = f"{ENVIRONMENTS_CONTEXT_KEY}.{env_name}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix}: must be an object")
+    if "name" in raw:
+        raise ConfigError(f"invalid configuration:\n  {prefix}.name: unknown key (an environment is named by its key)")
+    try:
+        # JSON mode: strict types, and JSON arrays are accepted where tuples are declared.
+        return EnvironmentConfig.model_validate_json(json.dumps({"name": env_name, **raw}))
+    except ValidationError as error:
+        raise ConfigError(_describe(prefix, error)) from None
+
+
+def _describe(prefix: str, error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        path = ".".join(str(part) for part in problem["loc"])
+        message = problem["msg"].removeprefix("Value error, ")
+        cause = problem.get("ctx", {}).get("error")
+        if isinstance(cause, _KeyError):
+            path = cause.key
+        if problem["type"].endswith("_type") or problem["type"].endswith("_parsing"):
+            message = f"{message} (got {problem['input']!r})"
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key (check the spelling; see the config reference in README.md)"
+        lines.append(f"{prefix}.{path}: {message}" if path else f"{prefix}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as error:
+        raise ValueError(f"not an IPv4 CIDR with host bits clear: {error}") from None
+
+
+def _log_retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of the CloudWatch Logs retention values {LOG_RETENTION_DAYS}")
+    return days

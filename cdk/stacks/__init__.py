@@ -1,0 +1,1 @@
+"""Stacks split by domain: network, stateful data, and the ingestion service."""

@@ -1,0 +1,68 @@
+"""Service stack: the ingestion service on ECS Fargate, its ALB and the WAF in front of it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_ec2 as ec2
+from constructs import Construct
+
+from cdk.components.datalake import DEAD_LETTER_PREFIX
+from cdk.components.security_groups import PlatformSecurityGroups
+from cdk.components.service import IngestService
+from cdk.components.waf import EdgeFirewall
+from cdk.config import EnvironmentConfig
+from cdk.stacks.data import DataStack
+
+
+class ServiceStack(Stack):
+    """Owns the ECS cluster and service (blue/green), the ALB and listeners, and the web ACL."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        image_directory: Path,
+        vpc: ec2.IVpc,
+        security_groups: PlatformSecurityGroups,
+        data: DataStack,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        name_prefix = f"sensor-{config.name}"
+        self.ingest = IngestService(
+            self,
+            "Ingest",
+            config=config.service,
+            name_prefix=name_prefix,
+            production=config.production,
+            image_directory=image_directory,
+            vpc=vpc,
+            load_balancer_security_group=security_groups.load_balancer,
+            app_security_group=security_groups.app,
+            certificate_arn=config.certificate_arn,
+            access_logs_bucket=data.lake.access_logs,
+            database_secret=data.database.secret,
+            database_name=config.database.database_name,
+            lake_bucket_name=data.lake.bucket_name,
+            dead_letter_prefix=DEAD_LETTER_PREFIX,
+            msk_cluster_arn=data.stream.cluster.cluster_arn,
+            topic_arn=data.stream.topic.attr_topic_arn,
+            topic_name=data.stream.topic_name,
+            log_retention_days=config.log_retention_days,
+        )
+        self.firewall = EdgeFirewall(
+            self,
+            "Firewall",
+            config=config.waf,
+            name_prefix=name_prefix,
+            load_balancer_arn=self.ingest.load_balancer.load_balancer_arn,
+            log_retention_days=config.log_retention_days,
+        )
+        CfnOutput(self, "LoadBalancerUrl", value=self.ingest.url)
+        CfnOutput(self, "ClusterName", value=self.ingest.cluster.cluster_name)
+        CfnOutput(self, "ServiceName", value=self.ingest.service.service_name)

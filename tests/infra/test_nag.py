@@ -1,0 +1,114 @@
+"""cdk-nag AwsSolutions: zero unacknowledged findings, and every acknowledgement is on record."""
+
+from __future__ import annotations
+
+import json
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_s3 as s3
+from cdk_nag import AwsSolutionsChecks
+
+from cdk.app import build_app
+from tests.infra.conftest import Synthesized, committed_context
+
+# (construct path below the stack, finding id) for every acknowledgement in the code. A new one
+# must be added here on purpose, next to the review of its reason.
+ACKNOWLEDGED = {
+    ("Network/SecurityGroups/LoadBalancer", "AwsSolutions-EC23"),
+    ("Data/Database/Instance", "AwsSolutions-RDS11"),
+    (
+        "Data/Database/Instance",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+    ),
+    ("Service/Ingest/JwtSigningKey", "AwsSolutions-SMG4"),
+    ("Service/Ingest/TaskDefinition", "AwsSolutions-ECS2"),
+    ("Service/Ingest/TaskDefinition", "AwsSolutions-IAM5[Resource::*]"),
+    (
+        "Service/Ingest/Service",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers]",
+    ),
+}
+DEV_ONLY = {("Data/Database/Instance", "AwsSolutions-RDS10")}
+PROD_ONLY = {
+    ("Data/Database/ReadReplica", "AwsSolutions-RDS2"),
+    ("Data/Database/ReadReplica", "AwsSolutions-RDS3"),
+    ("Data/Database/ReadReplica", "AwsSolutions-RDS11"),
+    (
+        "Data/Database/ReadReplica",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
+    ),
+}
+
+
+def nag_report(env: Synthesized) -> dict:
+    """The AwsSolutions section of the validation report the synth wrote."""
+    report = json.loads((env.outdir / "validation-report.json").read_text())
+    (nag,) = [plugin for plugin in report["pluginReports"] if plugin["pluginName"] == "AwsSolutions"]
+    return nag
+
+
+def suppressed(env: Synthesized) -> dict[tuple[str, str], str]:
+    """(acknowledged-at path minus the stack prefix, finding id) -> reason, as cdk-nag applied them."""
+    prefix = f"Sensor-{env.config.name}-"
+    return {
+        (finding["acknowledgedAt"].removeprefix(prefix), finding["ruleName"]): finding["reason"]
+        for finding in nag_report(env)["suppressedViolations"]
+    }
+
+
+def declared(env: Synthesized) -> set[tuple[str, str]]:
+    """Every AwsSolutions acknowledgement attached anywhere in the construct tree."""
+    key = cdk.Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    prefix = f"Sensor-{env.config.name}-"
+    return {
+        (construct.node.path.removeprefix(prefix), rule_id.removeprefix("AwsSolutions::"))
+        for construct in env.app.node.find_all()
+        for entry in construct.node.metadata
+        if entry.type == key
+        for rule_id in entry.data
+        if rule_id.startswith("AwsSolutions::")
+    }
+
+
+def _dead_letter_acknowledgement(env: Synthesized) -> tuple[str, str]:
+    name, region = env.config.name, env.config.region
+    return (
+        "Service/Ingest/DeadLetterPolicy",
+        "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
+        f"sensor-{name}-datalake-<AWS::AccountId>-{region}/dead-letter/*]",
+    )
+
+
+def test_no_unacknowledged_findings(each_env: Synthesized) -> None:
+    nag = nag_report(each_env)
+    assert nag["violations"] == []
+    assert nag["conclusion"] == "success"
+
+
+def test_every_acknowledgement_is_listed_used_and_explained(dev: Synthesized, prod: Synthesized) -> None:
+    for env, extra in ((dev, DEV_ONLY), (prod, PROD_ONLY)):
+        applied = suppressed(env)
+        assert set(applied) == ACKNOWLEDGED | extra | {_dead_letter_acknowledgement(env)}
+        # An acknowledgement that suppresses nothing is stale: remove it.
+        assert declared(env) == set(applied)
+        for finding, reason in applied.items():
+            assert len(reason) >= 60, f"{finding}: say why, specifically ({reason!r})"
+
+
+def test_checks_report_a_violation_when_one_exists() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Probe")
+    s3.Bucket(stack, "Careless")  # no access logs, no TLS enforcement
+    report = AwsSolutionsChecks(app).validate_scope(app)
+    rules = {violation.rule_name for violation in report.violations}
+    assert {"AwsSolutions-S1", "AwsSolutions-S10"} <= rules
+    assert report.success is False
+
+
+def test_the_cdk_entry_point_fails_synth_on_a_new_finding(tmp_path) -> None:
+    app = cdk.App(outdir=str(tmp_path), context={**committed_context(), "env": "dev"})
+    platform = build_app(app)
+    s3.Bucket(platform.data, "Careless")
+    with pytest.raises(RuntimeError, match="AwsSolutions-S1"):
+        app.synth()

@@ -1,0 +1,54 @@
+"""`make diff/deploy` stop at once, with one clear line, when AWS credentials are missing or wrong."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from moto import mock_aws
+
+from cdk.preflight import PreflightError, check
+from tests.conftest import REPO_ROOT
+
+MOTO_ACCOUNT = "123456789012"  # moto's STS answers with this account
+
+
+@pytest.fixture
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+def test_credentials_for_the_pinned_account_pass(fake_credentials) -> None:
+    with mock_aws():
+        assert check("prod") == MOTO_ACCOUNT
+
+
+def test_credentials_for_another_account_are_refused(fake_credentials, tmp_path: Path) -> None:
+    cdk_json = json.loads((REPO_ROOT / "cdk.json").read_text())
+    cdk_json["context"]["environments"]["prod"]["account"] = "999999999999"
+    path = tmp_path / "cdk.json"
+    path.write_text(json.dumps(cdk_json))
+    with mock_aws(), pytest.raises(PreflightError, match="account 123456789012, but environment 'prod' deploys to 999999999999"):
+        check("prod", cdk_json=path)
+
+
+def test_missing_credentials_exit_2_with_instructions(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "cdk.preflight", "--env", "dev"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: no AWS credentials found. Log in first")
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,215 @@
+"""Service stack: ALB + WAF, ECS-native blue/green, autoscaling, task permissions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match
+
+from tests.infra.conftest import Synthesized, only
+
+
+def _resources(env: Synthesized) -> dict[str, Any]:
+    return env.service.to_json()["Resources"]
+
+
+def _ecs_service(env: Synthesized) -> dict[str, Any]:
+    return only(env.service, "AWS::ECS::Service")["Properties"]
+
+
+def test_alb_is_internet_facing_http2_and_logs_access(each_env: Synthesized) -> None:
+    alb = only(each_env.service, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]
+    assert alb["Scheme"] == "internet-facing"
+    attributes = {a["Key"]: a["Value"] for a in alb["LoadBalancerAttributes"]}
+    assert attributes["routing.http2.enabled"] == "true"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["deletion_protection.enabled"] == str(each_env.config.production).lower()
+
+
+def test_waf_web_acl_is_associated_with_the_alb(each_env: Synthesized) -> None:
+    association = only(each_env.service, "AWS::WAFv2::WebACLAssociation")["Properties"]
+    (alb_id,) = each_env.service.find_resources("AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert association["ResourceArn"] == {"Ref": alb_id}
+    acl = only(each_env.service, "AWS::WAFv2::WebACL")["Properties"]
+    assert acl["Scope"] == "REGIONAL" and acl["DefaultAction"] == {"Allow": {}}
+    names = [rule["Name"] for rule in acl["Rules"]]
+    assert names == [
+        "rate-limit-per-ip",
+        "AWSManagedRulesAmazonIpReputationList",
+        "AWSManagedRulesCommonRuleSet",
+        "AWSManagedRulesKnownBadInputsRuleSet",
+        "AWSManagedRulesSQLiRuleSet",
+    ]
+    rate = acl["Rules"][0]["Statement"]["RateBasedStatement"]
+    assert rate["Limit"] == each_env.config.waf.rate_limit_per_5_minutes
+    only(each_env.service, "AWS::WAFv2::LoggingConfiguration")
+
+
+def test_rate_limit_exempts_the_allow_listed_load_generators(prod: Synthesized, dev: Synthesized) -> None:
+    ip_set = only(prod.service, "AWS::WAFv2::IPSet")["Properties"]
+    assert ip_set["Addresses"] == list(prod.config.waf.allow_listed_cidrs)
+    rate = only(prod.service, "AWS::WAFv2::WebACL")["Properties"]["Rules"][0]["Statement"]["RateBasedStatement"]
+    (ip_set_id,) = prod.service.find_resources("AWS::WAFv2::IPSet")
+    assert rate["ScopeDownStatement"] == {
+        "NotStatement": {
+            "Statement": {"IPSetReferenceStatement": {"Arn": {"Fn::GetAtt": [ip_set_id, "Arn"]}}}
+        }
+    }
+    # dev has no allow list, so everyone is rate limited.
+    dev.service.resource_count_is("AWS::WAFv2::IPSet", 0)
+
+
+def test_listeners_use_tls_in_production_and_http_only_in_dev(dev: Synthesized, prod: Synthesized) -> None:
+    prod_listeners = prod.service.find_resources("AWS::ElasticLoadBalancingV2::Listener")
+    by_port = {listener["Properties"]["Port"]: listener["Properties"] for listener in prod_listeners.values()}
+    assert sorted(by_port) == [80, 443, prod.config.service.test_listener_port]
+    assert by_port[443]["Protocol"] == "HTTPS"
+    assert by_port[443]["Certificates"] == [{"CertificateArn": prod.config.certificate_arn}]
+    assert by_port[443]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+    assert by_port[80]["DefaultActions"][0]["Type"] == "redirect"
+    assert by_port[prod.config.service.test_listener_port]["Protocol"] == "HTTPS"
+
+    dev_listeners = dev.service.find_resources("AWS::ElasticLoadBalancingV2::Listener")
+    assert sorted(
+        (listener["Properties"]["Port"], listener["Properties"]["Protocol"]) for listener in dev_listeners.values()
+    ) == [(80, "HTTP"), (dev.config.service.test_listener_port, "HTTP")]
+
+
+def test_service_deploys_blue_green_with_alternate_target_group_and_rollback(each_env: Synthesized) -> None:
+    service = _ecs_service(each_env)
+    deployment = service["DeploymentConfiguration"]
+    assert deployment["Strategy"] == "BLUE_GREEN"
+    assert deployment["BakeTimeInMinutes"] == each_env.config.service.bake_time_minutes
+    assert deployment["Alarms"]["Enable"] is True and deployment["Alarms"]["Rollback"] is True
+    assert len(deployment["Alarms"]["AlarmNames"]) == 2
+    assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+
+    (load_balancer,) = service["LoadBalancers"]
+    advanced = load_balancer["AdvancedConfiguration"]
+    resources = _resources(each_env)
+    blue, green = load_balancer["TargetGroupArn"]["Ref"], advanced["AlternateTargetGroupArn"]["Ref"]
+    assert blue != green
+    assert resources[blue]["Type"] == resources[green]["Type"] == "AWS::ElasticLoadBalancingV2::TargetGroup"
+    production_rule = resources[advanced["ProductionListenerRule"]["Ref"]]["Properties"]
+    test_rule = resources[advanced["TestListenerRule"]["Ref"]]["Properties"]
+    assert production_rule["ListenerArn"] != test_rule["ListenerArn"]
+    for rule in (production_rule, test_rule):
+        weights = {
+            group["TargetGroupArn"]["Ref"]: group["Weight"]
+            for group in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]
+        }
+        assert weights == {blue: 100, green: 0}
+
+
+def test_rollback_alarms_watch_both_colours(each_env: Synthesized) -> None:
+    alarms = _resources(each_env)
+    names = _ecs_service(each_env)["DeploymentConfiguration"]["Alarms"]["AlarmNames"]
+    for name in names:
+        alarm = alarms[name["Ref"]]["Properties"]
+        assert alarm["AlarmName"].startswith(f"sensor-{each_env.config.name}-deployment-")
+        expression_ids = {metric["Id"] for metric in alarm["Metrics"]}
+        assert {"blue", "green"} <= expression_ids
+        # period x datapoints: a bad deployment is caught within two minutes.
+        assert alarm["EvaluationPeriods"] * 60 <= 120
+
+
+@pytest.mark.parametrize("strategy", ["CANARY", "LINEAR"])
+def test_progressive_strategies_come_from_config(synth_variant, strategy: str) -> None:
+    env = synth_variant("dev", lambda raw: raw["service"].update(deployment_strategy=strategy))
+    deployment = _ecs_service(env)["DeploymentConfiguration"]
+    assert deployment["Strategy"] == strategy
+    if strategy == "CANARY":
+        assert deployment["CanaryConfiguration"] == {"CanaryPercent": 10, "CanaryBakeTimeInMinutes": 1}
+    else:
+        assert deployment["LinearConfiguration"] == {"StepPercent": 10, "StepBakeTimeInMinutes": 1}
+
+
+def test_autoscaling_between_min_and_max_on_cpu_and_requests(each_env: Synthesized) -> None:
+    target = only(each_env.service, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 20)
+    policies = each_env.service.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
+    metrics = sorted(
+        policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+            "PredefinedMetricType"
+        ]
+        for policy in policies.values()
+    )
+    assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+    each_env.service.has_resource_properties(
+        "AWS::ApplicationAutoScaling::ScalingPolicy",
+        {
+            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
+                {"TargetValue": each_env.config.service.scaling.requests_per_target}
+            )
+        },
+    )
+
+
+def test_task_counts_follow_config(synth_variant) -> None:
+    env = synth_variant("dev", lambda raw: raw["service"]["scaling"].update(min_tasks=2, max_tasks=7))
+    target = only(env.service, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 7)
+
+
+def test_task_size_and_container_follow_config(each_env: Synthesized) -> None:
+    task = only(each_env.service, "AWS::ECS::TaskDefinition")["Properties"]
+    assert task["Cpu"] == str(each_env.config.service.cpu)
+    assert task["Memory"] == str(each_env.config.service.memory_mib)
+    (container,) = task["ContainerDefinitions"]
+    assert container["PortMappings"][0]["ContainerPort"] == each_env.config.service.container_port
+    assert container["ReadonlyRootFilesystem"] is True
+    secrets = {secret["Name"] for secret in container["Secrets"]}
+    assert secrets == {"DB_HOST", "DB_PORT", "DB_USERNAME", "DB_PASSWORD", "JWT_SIGNING_KEY"}
+    environment = {item["Name"]: item["Value"] for item in container["Environment"]}
+    assert not {"DB_PASSWORD", "JWT_SIGNING_KEY"} & set(environment)
+    assert environment["WEB_CONCURRENCY"] == str(max(1, each_env.config.service.cpu // 1024))
+
+
+def test_cluster_has_container_insights(each_env: Synthesized) -> None:
+    cluster = only(each_env.service, "AWS::ECS::Cluster")["Properties"]
+    assert {"Name": "containerInsights", "Value": "enhanced"} in cluster["ClusterSettings"]
+
+
+def _statements(env: Synthesized, role_fragment: str) -> list[dict[str, Any]]:
+    statements = []
+    for policy in env.service.find_resources("AWS::IAM::Policy").values():
+        roles = str(policy["Properties"]["Roles"])
+        if role_fragment in roles:
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def test_task_role_is_least_privilege(each_env: Synthesized) -> None:
+    statements = _statements(each_env, "TaskRole")
+    actions = sorted(
+        action
+        for statement in statements
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    )
+    assert actions == sorted(
+        [
+            "s3:PutObject", "s3:GetObject", "s3:DeleteObject", "s3:ListBucket",
+            "kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently", "kafka:GetBootstrapBrokers",
+            "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData",
+            "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
+        ]
+    )
+    assert all("*" not in action for action in actions)
+    s3_objects = next(s for s in statements if s.get("Sid") == "DeadLetterObjects")
+    assert str(s3_objects["Resource"]).endswith("/dead-letter/*']]}")
+    listing = next(s for s in statements if s.get("Sid") == "DeadLetterListing")
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["dead-letter/*"]}}
+    topic = next(s for s in statements if s.get("Sid") == "KafkaProduceReadings")
+    assert topic["Resource"]["Fn::GetStackOutput"]["OutputName"].startswith("PublishOutputFnGetAttStreamingReadingsTopic")
+
+
+def test_outputs_name_the_endpoints_on_call_needs(each_env: Synthesized) -> None:
+    assert {"LoadBalancerUrl", "ClusterName", "ServiceName"} <= set(each_env.service.to_json()["Outputs"])
+    assert {"DataLakeBucketName", "DatabaseEndpoint", "MskClusterArn", "ReadingsTopic"} <= set(
+        each_env.data.to_json()["Outputs"]
+    )
+    scheme = "https" if each_env.config.https else "http"
+    url = each_env.service.to_json()["Outputs"]["LoadBalancerUrl"]["Value"]["Fn::Join"][1][0]
+    assert url == f"{scheme}://"

@@ -1,0 +1,33 @@
+"""Whole-template snapshots (asset hashes scrubbed): any change shows up in review.
+
+Update on purpose with `make snapshot-update` and read the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
+
+from tests.infra.conftest import Synthesized
+
+_ASSET_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def scrubbed(template: dict[str, Any]) -> dict[str, Any]:
+    resources = {k: v for k, v in template["Resources"].items() if v["Type"] != "AWS::CDK::Metadata"}
+    text = json.dumps({**template, "Resources": resources}, sort_keys=True)
+    return json.loads(_ASSET_HASH.sub("<asset-hash>", text))
+
+
+@pytest.fixture
+def snapshot_json(snapshot):
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+@pytest.mark.parametrize("stack", ["Network", "Data", "Service"])
+def test_template_matches_snapshot(each_env: Synthesized, stack: str, snapshot_json) -> None:
+    assert scrubbed(each_env.templates[stack].to_json()) == snapshot_json
