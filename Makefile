@@ -38,12 +38,12 @@ test: deps postgres ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, sn
 
 lint: deps ## ruff, then synth both environments and cfn-lint every template
 	$(VENV)/bin/ruff check .
-	$(MAKE) --no-print-directory synth ENV=dev CDK_OUT=cdk.out/dev
-	$(MAKE) --no-print-directory synth ENV=prod CDK_OUT=cdk.out/prod
+	$(MAKE) --no-print-directory synth ENV=dev
+	$(MAKE) --no-print-directory synth ENV=prod
 	$(VENV)/bin/cfn-lint --non-zero-exit-code error cdk.out/dev/*.template.json cdk.out/prod/*.template.json
 
-CDK_OUT ?= cdk.out
-synth: deps ## Synthesize ENV's stacks into cdk.out/ (cdk-nag runs; findings fail the synth)
+CDK_OUT ?= cdk.out/$(ENV)
+synth: deps ## Synthesize ENV's stacks into cdk.out/ENV/ (cdk-nag runs; findings fail the synth)
 	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
 	@ls $(CDK_OUT)/*.template.json
 
