@@ -7,6 +7,7 @@ SHELL := /bin/bash
 
 ENV ?= dev
 PORT ?= 8000
+PROFILE ?= embedded
 PYTHON ?= python3
 
 VENV := .venv
@@ -23,14 +24,13 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
-.PHONY: help up test lint synth diff deploy snapshot-update lock deps postgres clean
+.PHONY: help up test lint synth diff deploy snapshot-update lock deps vendor postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-up: deps ## Run the platform locally on embedded defaults (http://127.0.0.1:$(PORT))
-	@echo "Serving the ingestion service on http://127.0.0.1:$(PORT)  (docs: /docs, health: /health). Ctrl-C stops."
-	$(PY) -m uvicorn app.main:app --host 127.0.0.1 --port $(PORT) --backlog 2048
+up: deps $(if $(filter full,$(PROFILE)),postgres) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
+	$(PY) -m app.devstack --profile $(PROFILE) --port $(PORT)
 
 test: deps postgres ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, snapshots
 	$(VENV)/bin/ruff check .
@@ -62,7 +62,7 @@ lock: deps ## Re-pin every Python package (transitive) into constraints.txt
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
-deps: $(STAMPS)/venv $(STAMPS)/node ## Install the Python venv and the pinned CDK CLI (idempotent)
+deps: $(STAMPS)/venv $(STAMPS)/node vendor ## Install the Python venv and the pinned CDK CLI (idempotent)
 
 $(STAMPS)/venv: requirements-dev.txt app/requirements.txt constraints.txt
 	@mkdir -p $(STAMPS)
@@ -74,6 +74,11 @@ $(STAMPS)/node: package.json package-lock.json
 	@mkdir -p $(STAMPS)
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The dashboard serves Chart.js from the pinned npm package (package-lock.json), never from a CDN.
+vendor: $(STAMPS)/node ## Copy the pinned Chart.js into app/static/vendor/ for the dashboard
+	@mkdir -p app/static/vendor
+	cp node_modules/chart.js/dist/chart.umd.min.js app/static/vendor/chart.umd.min.js
 
 # PostgreSQL refuses to run as root, so tests start it as the `postgres` user this package creates.
 postgres: ## Install the PostgreSQL server with apt when its binaries are missing

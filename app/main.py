@@ -1,20 +1,218 @@
-"""ASGI application factory: `uvicorn app.main:app`."""
+"""ASGI application factory: `uvicorn app.main:app`.
+
+`create_app(settings)` assembles the service; the lifespan starts and stops its background work:
+migrations, group-commit writers, the dead-letter replayer, the outbox relay (when a broker is
+configured) and the metrics flusher. On SIGTERM `/ready` turns 503 first, in-flight requests
+finish, the pending group commit is flushed and the relay stops after its current batch.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 
 from app import __version__
-from app.api import health
+from app.anomaly import AnomalyDetector
+from app.api import auth, dashboard, data, health, ingest
+from app.errors import install_error_handlers
+from app.observability import metrics as m
+from app.observability.logging import configure_logging
+from app.observability.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.outbox.relay import OutboxRelay, create_relay
+from app.readings import ReadingRules
+from app.security.dependencies import install_security
+from app.services.ingest import DeadLetterReplayer, IngestService
+from app.services.queries import QueryService
+from app.settings import Settings
+from app.storage import repository
+from app.storage.circuit import BreakerState, CircuitBreaker
+from app.storage.database import create_engine, migrate
+from app.storage.dead_letter import DeadLetterStore, LocalDeadLetterStore, S3DeadLetterStore
+from app.storage.group_commit import GroupCommitter
+
+log = logging.getLogger(__name__)
+GAUGE_INTERVAL_SECONDS = 15.0
+MIGRATION_RETRY_SECONDS = 5.0
+RELAY_STOP_SECONDS = 15.0
 
 
-def create_app() -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
     application = FastAPI(
         title="Sensor ingestion service",
         version=__version__,
+        description="Ingests sensor readings (seed-compatible API), flags rolling z-score anomalies and "
+        "serves queries. Authenticate with POST /auth/token, then send `Authorization: Bearer <token>`. "
+        "Timestamps without a timezone are treated as UTC.",
+        lifespan=_lifespan,
     )
-    application.include_router(health.router)
+    application.state.settings = settings
+    application.state.accepting = False
+    application.state.started = False
+    application.state.rules = ReadingRules(
+        tag_ranges=settings.tag_ranges,
+        max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
+        max_age=timedelta(days=settings.max_reading_age_days),
+        max_batch=settings.max_batch_readings,
+    )
+    application.state.metrics = m.Metrics.from_settings(settings)
+    install_error_handlers(application)
+    install_security(application, settings)
+    for router in (health.router, auth.router, ingest.router, data.router, dashboard.router):
+        application.include_router(router)
+    dashboard.mount_static(application)
+    # Outermost first: the request id must exist before the body limit can answer with it.
+    application.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
+    application.add_middleware(RequestIdMiddleware)
     return application
+
+
+def _dead_letter_store(settings: Settings) -> DeadLetterStore:
+    if settings.data_lake_bucket:
+        return S3DeadLetterStore(bucket=settings.data_lake_bucket, prefix=settings.dead_letter_prefix,
+                                 region=settings.aws_region, endpoint_url=settings.s3_endpoint_url)
+    return LocalDeadLetterStore(settings.dead_letter_dir)
+
+
+@asynccontextmanager
+async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = application.state.settings
+    state = application.state
+    metrics: m.Metrics = state.metrics
+    engine = create_engine(settings)
+    state.engine = engine
+    tasks: list[asyncio.Task] = []
+
+    breaker = CircuitBreaker(failure_threshold=settings.breaker_failure_threshold,
+                             reset_seconds=settings.breaker_reset_seconds)
+
+    async def store_group(batch):
+        async with engine.begin() as connection:
+            return await repository.store(connection, batch)
+
+    def on_commit(rows: int, milliseconds: float) -> None:
+        metrics.observe(m.COMMIT_LATENCY, milliseconds)
+        metrics.observe(m.COMMIT_BATCH_SIZE, rows)
+
+    committer = GroupCommitter(store_group, max_rows=settings.commit_max_rows,
+                               writers=2 if settings.is_postgres else 1, on_commit=on_commit)
+    dead_letters = _dead_letter_store(settings)
+    detector = AnomalyDetector(window=settings.zscore_window, threshold=settings.zscore_threshold,
+                               min_samples=settings.zscore_min_samples)
+
+    async def history(device_id: str, tag: str, limit: int) -> list[float]:
+        return await repository.recent_values(engine, device_id, tag, limit)
+
+    state.ingest = IngestService(
+        detector=detector, committer=committer, dead_letters=dead_letters, breaker=breaker, history=history,
+        metrics=metrics, retry_attempts=settings.db_retry_attempts, retry_base_seconds=settings.db_retry_base_seconds,
+    )
+    state.queries = QueryService(engine)
+    state.breaker = breaker
+    replayer = DeadLetterReplayer(store=dead_letters, committer=committer, breaker=breaker, metrics=metrics,
+                                  interval_seconds=settings.replay_interval_seconds)
+
+    migrated = await _migrate_or_retry_later(engine, tasks)
+    committer.start()
+    tasks.append(asyncio.create_task(replayer.run(), name="dead-letter-replayer"))
+    relay: OutboxRelay | None = None
+    relay_task: asyncio.Task | None = None
+    if settings.kafka_enabled:
+        relay = await create_relay(engine, settings)
+        relay_task = asyncio.create_task(_run_relay(relay, migrated), name="outbox-relay")
+    tasks.append(asyncio.create_task(_gauges(engine, breaker, relay, metrics), name="gauges"))
+    tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
+
+    _drain_on_sigterm(application)
+    state.started = True
+    state.accepting = True
+    log.info("ingestion service started", extra={"database": engine.dialect.name, "kafka": settings.kafka_enabled})
+    try:
+        yield
+    finally:
+        state.accepting = False
+        replayer.stop()
+        await committer.close()
+        if relay is not None and relay_task is not None:
+            # Finishes the in-flight batch (bounded by the producer's request timeout).
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(relay.stop(), RELAY_STOP_SECONDS)
+            relay_task.cancel()
+            await asyncio.gather(relay_task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.dispose()
+        log.info("ingestion service stopped")
+
+
+async def _migrate_or_retry_later(engine, tasks: list[asyncio.Task]) -> asyncio.Event:
+    """Migrate now; if the database is down, start anyway (readings go to dead letters) and keep
+    trying in the background. The returned event is set once the schema is current."""
+    migrated = asyncio.Event()
+
+    async def attempt_until_done() -> None:
+        while True:
+            try:
+                await migrate(engine)
+            except Exception as error:
+                log.warning("database migration failed, retrying in %ss: %s", MIGRATION_RETRY_SECONDS, error)
+                await asyncio.sleep(MIGRATION_RETRY_SECONDS)
+                continue
+            migrated.set()
+            return
+
+    try:
+        await asyncio.wait_for(migrate(engine), timeout=30)
+        migrated.set()
+    except Exception as error:
+        log.error("database unavailable at start-up; accepting into the dead-letter store: %s", error)
+        tasks.append(asyncio.create_task(attempt_until_done(), name="migrations"))
+    return migrated
+
+
+async def _run_relay(relay: OutboxRelay, migrated: asyncio.Event) -> None:
+    """The relay starts its producer itself and retries while the broker is unreachable."""
+    await migrated.wait()
+    await relay.run()
+
+
+async def _gauges(engine, breaker: CircuitBreaker, relay: OutboxRelay | None, metrics: m.Metrics) -> None:
+    published = failures = 0
+    while True:
+        metrics.gauge(m.DB_CIRCUIT_OPEN, 0 if breaker.state is BreakerState.CLOSED else 1)
+        with contextlib.suppress(Exception):
+            pending, oldest_age = await repository.outbox_backlog(engine)
+            metrics.gauge(m.OUTBOX_PENDING, pending)
+            metrics.gauge(m.OUTBOX_OLDEST_AGE, oldest_age)
+        if relay is not None:
+            metrics.increment(m.RELAY_PUBLISHED, relay.published_total - published)
+            metrics.increment(m.RELAY_FAILURES, relay.failures_total - failures)
+            published, failures = relay.published_total, relay.failures_total
+        await asyncio.sleep(GAUGE_INTERVAL_SECONDS)
+
+
+def _drain_on_sigterm(application: FastAPI) -> None:
+    """Turn /ready to 503 as soon as SIGTERM arrives, then let uvicorn's own handler run."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame) -> None:
+        application.state.accepting = False
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 app = create_app()

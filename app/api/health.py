@@ -1,14 +1,38 @@
-"""Liveness: answers as long as the process serves HTTP."""
+"""Liveness (/health: the process serves HTTP) and readiness (/ready: accepting traffic)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+
+from fastapi import APIRouter, Request, Response
 
 from app import __version__
+from app.storage import repository
 
 router = APIRouter(tags=["health"])
+DATABASE_CHECK_SECONDS = 1.0
 
 
 @router.get("/health", summary="Liveness probe (ALB target health check)")
 async def health() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
+
+
+@router.get(
+    "/ready",
+    summary="Readiness: 503 while starting or draining after SIGTERM",
+    description="The database state is reported but does not make the service unready: while it is down, "
+    "readings go to the dead-letter store and are answered 202.",
+    responses={503: {"description": "starting up or shutting down"}},
+)
+async def ready(request: Request, response: Response) -> dict[str, str]:
+    state = request.app.state
+    try:
+        await asyncio.wait_for(repository.ping(state.engine), DATABASE_CHECK_SECONDS)
+        database = "ok"
+    except Exception:
+        database = "unavailable"
+    if not getattr(state, "accepting", False):
+        response.status_code = 503
+        return {"status": "draining" if getattr(state, "started", False) else "starting", "database": database}
+    return {"status": "ready", "database": database}

@@ -1,0 +1,92 @@
+"""POST /ingest and POST /ingest/batch: thin handlers over the ingest service."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from app.api.schemas import BATCH_BODY, SINGLE_BODY, BatchResultOut, ReadingResultOut
+from app.errors import ApiError
+from app.observability import metrics as m
+from app.readings import InvalidInput, parse_body, validate_batch, validate_single
+from app.security.dependencies import require_scope
+from app.services.ingest import IngestOutcome, StorageUnavailable
+
+router = APIRouter(tags=["ingest"])
+RETRY_AFTER_SECONDS = "5"
+ERRORS = {
+    401: {"description": "missing, expired or invalid token"},
+    413: {"description": "body larger than the configured limit"},
+    422: {"description": "invalid reading(s): every problem with its location (index and field)"},
+    429: {"description": "rate limit exceeded (Retry-After)"},
+    503: {"description": "neither the database nor the dead-letter store could take it (Retry-After)"},
+}
+
+
+@router.post(
+    "/ingest",
+    status_code=201,
+    response_model=ReadingResultOut | BatchResultOut,
+    summary="Ingest one reading (or one seed-004 device record)",
+    description="201 stored, 200 duplicate (already stored), 202 accepted into the dead-letter store while the "
+    "database is unavailable. Timestamps without an offset are UTC. A device record is stored as one "
+    "reading per metric and answered like a batch.",
+    responses={200: {"description": "duplicate"}, 202: {"description": "accepted for later storage"}, **ERRORS},
+    openapi_extra=SINGLE_BODY,
+    dependencies=[Depends(require_scope("ingest"))],
+)
+async def ingest_one(request: Request, response: Response):
+    state = request.app.state
+    readings = _validated(state, validate_single, await request.body())
+    outcome = await _ingest(state, readings)
+    if len(readings) > 1:
+        return _batch(outcome, response)
+    (result,) = outcome.results
+    response.status_code = {"success": 201, "duplicate": 200, "accepted": 202}[result.status]
+    return ReadingResultOut(status=result.status, id=result.id, is_anomaly=result.is_anomaly)
+
+
+@router.post(
+    "/ingest/batch",
+    status_code=201,
+    response_model=BatchResultOut,
+    summary="Ingest a batch of readings atomically",
+    description="A JSON list of readings or device records, or {\"readings\": [...]}. Any invalid reading "
+    "rejects the whole batch (nothing is stored) with the index and field of each error.",
+    responses={202: {"description": "accepted for later storage"}, **ERRORS},
+    openapi_extra=BATCH_BODY,
+    dependencies=[Depends(require_scope("ingest"))],
+)
+async def ingest_batch(request: Request, response: Response):
+    state = request.app.state
+    readings = _validated(state, validate_batch, await request.body())
+    return _batch(await _ingest(state, readings), response)
+
+
+def _validated(state, validate, body: bytes):
+    try:
+        return validate(parse_body(body), state.rules, datetime.now(UTC))
+    except InvalidInput as error:
+        state.metrics.increment(m.VALIDATION_REJECTS)
+        raise ApiError(422, "validation_error", error.message, details=error.details) from None
+
+
+async def _ingest(state, readings) -> IngestOutcome:
+    try:
+        return await state.ingest.ingest(readings)
+    except StorageUnavailable:
+        raise ApiError(503, "storage_unavailable", "the reading could not be stored; retry later",
+                       headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
+
+
+def _batch(outcome: IngestOutcome, response: Response) -> BatchResultOut:
+    response.status_code = 202 if outcome.dead_lettered else 201
+    results = [ReadingResultOut(status=r.status, id=r.id, is_anomaly=r.is_anomaly) for r in outcome.results]
+    duplicates = sum(1 for r in outcome.results if r.status == "duplicate")
+    return BatchResultOut(
+        status="accepted" if outcome.dead_lettered else "success",
+        accepted=len(results) - duplicates,
+        duplicates=duplicates,
+        results=results,
+    )

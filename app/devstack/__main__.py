@@ -1,0 +1,160 @@
+"""`make up`: the platform running locally, stopped cleanly with Ctrl-C.
+
+    python -m app.devstack [--profile embedded|full] [--port 8000] [--no-simulator]
+
+embedded (default): the app on a SQLite file under var/, dead letters in var/dead-letter/, no
+broker (outbox rows are kept in the database until the local pipeline drains them).
+full: the same code on a PostgreSQL cluster under var/pg/ (run as the `postgres` user), the tansu
+Kafka broker (the outbox relay publishes to it) and moto's S3 endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+
+from app.devstack.moto_s3 import MotoServer
+from app.devstack.postgres import PostgresServer
+from app.devstack.processes import stop, wait_for_port
+from app.devstack.tansu import TansuBroker
+
+VAR = Path("var")
+LOCAL_BUCKET = "sensor-local-datalake"
+FULL_PROFILE_PG_PORT = 55432
+# moto accepts any credentials; these only keep boto3 from looking for real ones.
+LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "eu-west-1"}
+DEV_TOKEN_TTL_SECONDS = 12 * 3600
+CREDENTIALS = {
+    "simulator": "simulator-local-secret",
+    "dashboard": "dashboard-local-secret",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.devstack", description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=("embedded", "full"), default="embedded")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--no-simulator", action="store_true", help="serve the API only")
+    args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+
+    VAR.mkdir(exist_ok=True)
+    stopping = []
+    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    stack = Stack()
+    try:
+        env, lines = stack.start_services(args.profile)
+        app_process = stack.start_app(env, args.port)
+        base = f"http://127.0.0.1:{args.port}"
+        (VAR / "dev-token").write_text(_token(base, "simulator") + "\n")
+        if not args.no_simulator:
+            stack.start_simulator(env, base)
+            lines.append(f"Simulator   5 devices x 1 reading/s, 5% anomalies (log: {VAR / 'simulator.log'})")
+        _print_banner(args.profile, base, _token(base, "dashboard"), lines)
+        while not stopping:
+            if app_process.poll() is not None:
+                print(f"the app exited with {app_process.returncode}; see {VAR / 'app.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        stack.stop()
+
+
+class Stack:
+    """What `make up` started, stopped in reverse order."""
+
+    def __init__(self) -> None:
+        self.services: list = []
+        self.processes: list[subprocess.Popen] = []
+
+    def start_services(self, profile: str) -> tuple[dict[str, str], list[str]]:
+        env = {**os.environ, "SENSOR_TOKEN_TTL_SECONDS": str(DEV_TOKEN_TTL_SECONDS),
+               "SENSOR_DEAD_LETTER_DIR": str(VAR / "dead-letter")}
+        lines = []
+        if profile == "full":
+            postgres = PostgresServer(data_root=(VAR / "pg").resolve(), port=FULL_PROFILE_PG_PORT).start()
+            self.services.append(postgres)
+            broker = TansuBroker(log_path=VAR / "tansu.log").start()
+            self.services.append(broker)
+            s3 = MotoServer().start()
+            self.services.append(s3)
+            _create_bucket(s3.endpoint_url)
+            env.update(SENSOR_DATABASE_URL=postgres.url, SENSOR_KAFKA_BOOTSTRAP=broker.bootstrap,
+                       SENSOR_S3_ENDPOINT_URL=s3.endpoint_url, **LOCAL_AWS)
+            lines += [f"PostgreSQL  {postgres.url}  (data in {postgres.data_dir})",
+                      f"Kafka       {broker.bootstrap}  (tansu, in memory), topic sensor-readings",
+                      f"S3 (moto)   {s3.endpoint_url}  bucket {LOCAL_BUCKET}"]
+        else:
+            lines.append(f"Database    {VAR / 'sensors.db'} (SQLite)")
+        lines.append(f"Dead letters {VAR / 'dead-letter'}/ (replayed into the database automatically)")
+        return env, lines
+
+    def start_app(self, env: dict[str, str], port: int) -> subprocess.Popen:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+             "--backlog", "2048", "--no-access-log"],
+            env=env, stdout=open(VAR / "app.log", "ab"), stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        wait_for_port(port, timeout=60, process=process)
+        return process
+
+    def start_simulator(self, env: dict[str, str], base: str) -> None:
+        self.processes.append(subprocess.Popen(
+            [sys.executable, "-m", "loadtests.simulator", "--url", base, "--devices", "5", "--rate", "1",
+             "--spool", str(VAR / "simulator-spool.jsonl")],
+            env=env, stdout=open(VAR / "simulator.log", "ab"), stderr=subprocess.STDOUT,
+        ))
+
+    def stop(self) -> None:
+        print("\nstopping ...", flush=True)
+        # The app (first process) drains on SIGTERM; the simulator spools on SIGINT.
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM if process is self.processes[0] else signal.SIGINT)
+        for process in reversed(self.processes):
+            stop(process, timeout=20)
+        for service in reversed(self.services):
+            service.stop()
+        print("stopped.", flush=True)
+
+
+def _print_banner(profile: str, base: str, dashboard_token: str, lines: list[str]) -> None:
+    print(f"\nSensor platform is up ({profile} profile). Ctrl-C stops everything.\n")
+    print(f"  API docs    {base}/docs")
+    print(f"  Dashboard   {base}/dashboard?token={dashboard_token}")
+    print(f"  Health      {base}/health")
+    print(f"  Token       {VAR / 'dev-token'} (ingest+read, 12 h):")
+    print(f"              curl -H \"Authorization: Bearer $(cat {VAR / 'dev-token'})\" {base}/sensors/stats")
+    for line in lines:
+        print(f"  {line}")
+    print(f"  App log     {VAR / 'app.log'}\n", flush=True)
+
+
+def _token(base: str, client_id: str) -> str:
+    body = json.dumps({"client_id": client_id, "client_secret": CREDENTIALS[client_id]}).encode()
+    request = urllib.request.Request(f"{base}/auth/token", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)["access_token"]
+
+
+def _create_bucket(endpoint_url: str) -> None:
+    client = boto3.client("s3", endpoint_url=endpoint_url, region_name=LOCAL_AWS["AWS_DEFAULT_REGION"],
+                          aws_access_key_id="local", aws_secret_access_key="local")
+    client.create_bucket(Bucket=LOCAL_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

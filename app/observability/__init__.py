@@ -1,0 +1,1 @@
+"""Logs with correlation ids, and metrics aggregated in memory and emitted as CloudWatch EMF."""

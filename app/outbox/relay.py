@@ -1,0 +1,232 @@
+"""The outbox relay: publishes committed readings from the `outbox` table to Kafka.
+
+The ingest path inserts a reading and its outbox row in one transaction. The relay, in one
+database transaction per batch, takes the oldest outbox rows (with their readings), sends them,
+waits until the broker acknowledged every message (acks=all), and only then deletes those rows
+and commits. If any send fails the transaction rolls back and the rows are retried later.
+
+Delivery guarantee:
+- Clean stop and restart publish every reading exactly once: `stop()` lets the in-flight batch
+  finish (acknowledged and deleted) and starts no new one.
+- A crash (or lost database connection) after the broker acknowledged a batch but before its
+  DELETE committed publishes that batch again: at-least-once. So does a batch that failed only
+  partly (some messages acknowledged, one not): the whole batch is retried.
+- Consumers therefore deduplicate on the reading `id` carried in every message.
+
+Concurrency: on PostgreSQL the batch is selected `FOR UPDATE OF outbox SKIP LOCKED`, so several
+processes can relay at once without publishing a row twice; each skips the rows another holds.
+Per-device order is kept within one relay (a batch is acknowledged before the next is selected,
+and all of a device's messages go to one partition) but not across relays, which may interleave
+batches; consumers that need order sort by timestamp. SQLite has no row locks: there is a single
+process, and one relay instance never runs two batches at once.
+
+Rows that cannot be published (the reading no longer exists, or holds a NaN) are logged, counted
+in `dropped_total` and deleted, so that one bad row cannot block the outbox forever; the reading,
+if any, stays in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Row, Select, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.outbox.messages import InvalidReadingMessage, encode_reading
+from app.outbox.producer import create_producer
+from app.settings import Settings
+from app.storage import repository
+from app.storage.models import outbox, readings
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(RuntimeError):
+    """The broker did not acknowledge every message of a batch; the batch was rolled back."""
+
+
+class OutboxRelay:
+    """Moves outbox rows to Kafka; `run()` loops until `stop()`. Counters are for metrics.
+
+    The caller owns the producer (starts and stops it) unless `owns_producer=True`: then `run()`
+    starts it, retrying with backoff while the broker is unreachable, and stops it on exit.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        producer: AIOKafkaProducer,
+        topic: str,
+        *,
+        batch_size: int,
+        idle_seconds: float,
+        max_backoff_seconds: float = 30.0,
+        initial_backoff_seconds: float = 0.5,
+        owns_producer: bool = False,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if idle_seconds <= 0 or initial_backoff_seconds <= 0 or max_backoff_seconds <= 0:
+            raise ValueError("idle and backoff durations must be positive")
+        self.engine = engine
+        self.producer = producer
+        self.topic = topic
+        self.batch_size = batch_size
+        self.idle_seconds = idle_seconds
+        self.initial_backoff_seconds = min(initial_backoff_seconds, max_backoff_seconds)
+        self.max_backoff_seconds = max_backoff_seconds
+        self.owns_producer = owns_producer
+
+        self.published_total = 0
+        self.failures_total = 0
+        self.dropped_total = 0
+
+        self._select_batch = self._batch_query(lock_rows=engine.dialect.name == "postgresql")
+        self._one_batch_at_a_time = asyncio.Lock()
+        self._stop_requested = asyncio.Event()
+        self._running = False
+        self._finished = asyncio.Event()
+        self._finished.set()
+
+    def _batch_query(self, *, lock_rows: bool) -> Select[Any]:
+        # Outer join: an outbox row whose reading is gone must still be seen (and dropped).
+        query = (
+            select(
+                outbox.c.id.label("outbox_id"),
+                outbox.c.reading_id,
+                readings.c.id,
+                readings.c.device_id,
+                readings.c.tag,
+                readings.c.ts,
+                readings.c.value,
+                readings.c.is_anomaly,
+                readings.c.z_score,
+            )
+            .select_from(outbox.outerjoin(readings, readings.c.id == outbox.c.reading_id))
+            .order_by(outbox.c.id)
+            .limit(self.batch_size)
+        )
+        if lock_rows:
+            query = query.with_for_update(of=outbox, skip_locked=True)
+        return query
+
+    async def publish_batch(self) -> int:
+        """Publish up to `batch_size` outbox rows; returns how many messages the broker acknowledged.
+
+        Raises (after rolling back, leaving the rows in place) when a message is not acknowledged.
+        """
+        async with self._one_batch_at_a_time, self.engine.begin() as connection:
+            rows = (await connection.execute(self._select_batch)).all()
+            if not rows:
+                return 0
+            messages = self._encode(rows)
+            await self._send_all(messages)
+            handled_ids = [row.outbox_id for row in rows]
+            await connection.execute(delete(outbox).where(outbox.c.id.in_(handled_ids)))
+        self.published_total += len(messages)
+        self.dropped_total += len(rows) - len(messages)
+        return len(messages)
+
+    def _encode(self, rows: Sequence[Row[Any]]) -> list[tuple[bytes, bytes]]:
+        messages = []
+        for row in rows:
+            if row.id is None:
+                log.error("outbox row %s: reading %s does not exist; dropped", row.outbox_id, row.reading_id)
+                continue
+            try:
+                messages.append(encode_reading(row))
+            except InvalidReadingMessage as error:
+                log.error("outbox row %s: reading %s cannot be published (%s); dropped",
+                          row.outbox_id, row.id, error)
+        return messages
+
+    async def _send_all(self, messages: list[tuple[bytes, bytes]]) -> None:
+        deliveries: list[asyncio.Future[Any]] = []
+        try:
+            for key, value in messages:
+                deliveries.append(await self.producer.send(self.topic, value=value, key=key))
+        except BaseException:
+            # The batch is abandoned; still collect the queued deliveries' outcomes so that no
+            # "exception was never retrieved" noise follows.
+            for delivery in deliveries:
+                delivery.add_done_callback(_retrieve_outcome)
+            raise
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise PublishError(
+                f"{len(failures)} of {len(deliveries)} messages not acknowledged: {failures[0]!r}"
+            ) from failures[0]
+
+    async def run(self) -> None:
+        """Publish until `stop()`: immediately while rows are pending, every `idle_seconds` when the
+        outbox is empty, with exponential backoff (reset by a success) after failures."""
+        if self._running:
+            raise RuntimeError("this relay is already running")
+        self._running = True
+        self._finished.clear()
+        backoff = self.initial_backoff_seconds
+        producer_started = not self.owns_producer
+        try:
+            while not self._stop_requested.is_set():
+                try:
+                    if not producer_started:
+                        await self.producer.start()
+                        producer_started = True
+                    published = await self.publish_batch()
+                except Exception:
+                    self.failures_total += 1
+                    log.exception("outbox relay: publishing failed; retrying in %.1f s", backoff)
+                    await self._sleep(backoff)
+                    backoff = min(backoff * 2, self.max_backoff_seconds)
+                    continue
+                backoff = self.initial_backoff_seconds
+                if published == 0:
+                    await self._sleep(self.idle_seconds)
+        finally:
+            try:
+                if self.owns_producer:
+                    await self.producer.stop()
+            finally:
+                self._running = False
+                self._finished.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake up at once when stop() is called."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop_requested.wait(), timeout=seconds)
+
+    async def stop(self) -> None:
+        """Ask `run()` to finish its in-flight batch and return, and wait until it has.
+
+        A stopped relay stays stopped; make a new one to resume.
+        """
+        self._stop_requested.set()
+        await self._finished.wait()
+
+    async def pending_stats(self) -> tuple[int, float]:
+        """(rows waiting in the outbox, age in seconds of the oldest one; 0.0 when empty)."""
+        return await repository.outbox_backlog(self.engine)
+
+
+def _retrieve_outcome(delivery: asyncio.Future[Any]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()
+
+
+async def create_relay(engine: AsyncEngine, settings: Settings) -> OutboxRelay:
+    """The relay the service runs: its own producer (started by `run()`), settings' topic and pacing."""
+    producer = await create_producer(settings)
+    return OutboxRelay(
+        engine,
+        producer,
+        settings.kafka_topic,
+        batch_size=settings.relay_batch_size,
+        idle_seconds=settings.relay_idle_seconds,
+        owns_producer=True,
+    )

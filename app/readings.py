@@ -1,0 +1,248 @@
+"""Request shapes and validation: raw JSON in, validated `NewReading`s out, or errors naming
+the field (and the index, inside a batch).
+
+Accepted shapes (the seeds' clients, unchanged):
+- a reading `{"timestamp", "tag", "value", "device_id"?}` (extra fields allowed and ignored);
+- a seed-004 device record `{"device_id", "timestamp", "temperature"?, "humidity"?,
+  "battery_level"?, "energy_consumption"?, ...}`: one reading per metric present;
+- a batch: a list of those, or `{"readings": [...]}`.
+
+Timestamps without a timezone are UTC; every stored timestamp is timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import from_json
+
+DEFAULT_DEVICE_ID = "default"
+DEVICE_METRICS = ("temperature", "humidity", "battery_level", "energy_consumption")
+_DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:@/-]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class NewReading:
+    """A validated reading, before anomaly detection."""
+
+    device_id: str
+    tag: str
+    ts: datetime
+    value: float
+
+    @property
+    def key(self) -> tuple[str, str, datetime]:
+        return (self.device_id, self.tag, self.ts)
+
+
+class InvalidInput(Exception):
+    """The body is not acceptable; `details` lists every problem with its location."""
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+def _parse_timestamp(value: object) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO-8601 string, e.g. 2025-11-23T10:30:45 (UTC when no offset)")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number (NaN and Infinity are not readings)")
+    return value
+
+
+def _device_id(value: str | None) -> str | None:
+    if value is not None and not _DEVICE_ID.match(value):
+        raise ValueError("must be 1-128 characters of letters, digits and . _ : @ / -")
+    return value
+
+
+class ReadingIn(BaseModel):
+    """One reading (seed 002's shape)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    timestamp: datetime
+    tag: str = Field(min_length=1, max_length=64)
+    value: float
+    device_id: str | None = None
+
+    @field_validator("timestamp", mode="plain")
+    @classmethod
+    def _timestamp(cls, value: object) -> datetime:
+        return _parse_timestamp(value)
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: float) -> float:
+        return _finite(value)
+
+    @field_validator("device_id")
+    @classmethod
+    def _device(cls, value: str | None) -> str | None:
+        return _device_id(value)
+
+
+class DeviceRecordIn(BaseModel):
+    """Seed 004's wide device record; each metric present becomes one reading."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    device_id: str
+    timestamp: datetime
+    device_type: str | None = Field(default=None, max_length=64)
+    temperature: float | None = None
+    humidity: float | None = None
+    battery_level: float | None = None
+    energy_consumption: float | None = None
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    status: str | None = Field(default=None, max_length=32)
+    firmware_version: str | None = Field(default=None, max_length=32)
+
+    @field_validator("timestamp", mode="plain")
+    @classmethod
+    def _timestamp(cls, value: object) -> datetime:
+        return _parse_timestamp(value)
+
+    @field_validator("device_id")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        return _device_id(value)
+
+    @field_validator(*DEVICE_METRICS, "latitude", "longitude")
+    @classmethod
+    def _metrics_finite(cls, value: float | None) -> float | None:
+        return None if value is None else _finite(value)
+
+
+@dataclass(frozen=True)
+class ReadingRules:
+    """Per-tag ranges and time bounds a reading must satisfy."""
+
+    tag_ranges: dict[str, tuple[float | None, float | None]]
+    max_clock_skew: timedelta
+    max_age: timedelta
+    max_batch: int
+
+    def check(self, reading: NewReading, now: datetime) -> list[tuple[str, str]]:
+        """(field, message) for every rule the reading breaks."""
+        problems = []
+        bounds = self.tag_ranges.get(reading.tag)
+        if bounds is None:
+            known = ", ".join(sorted(self.tag_ranges))
+            problems.append(("tag", f"unknown tag {reading.tag!r}; known tags: {known}"))
+        else:
+            low, high = bounds
+            if (low is not None and reading.value < low) or (high is not None and reading.value > high):
+                problems.append(("value", f"{reading.value} is outside {_range_text(low, high)} for tag {reading.tag!r}"))
+        if reading.ts > now + self.max_clock_skew:
+            problems.append(("timestamp", f"is more than {self.max_clock_skew} in the future"))
+        elif reading.ts < now - self.max_age:
+            problems.append(("timestamp", f"is older than {self.max_age.days} days"))
+        return problems
+
+
+def _range_text(low: float | None, high: float | None) -> str:
+    if low is None:
+        return f"the range (-inf, {high}]"
+    if high is None:
+        return f"the range [{low}, +inf)"
+    return f"the range [{low}, {high}]"
+
+
+def parse_body(raw: bytes) -> Any:
+    """JSON with NaN/Infinity literals refused (they are not JSON)."""
+    try:
+        return from_json(raw, allow_inf_nan=False)
+    except ValueError as error:
+        raise InvalidInput("body is not valid JSON", [{"loc": [], "msg": str(error)}]) from None
+
+
+def validate_single(payload: Any, rules: ReadingRules, now: datetime) -> list[NewReading]:
+    """A single reading or device record (POST /ingest)."""
+    readings, details = _validate_item(payload, rules, now, prefix=[])
+    if details:
+        raise InvalidInput(_summary(details), details)
+    return readings
+
+
+def validate_batch(payload: Any, rules: ReadingRules, now: datetime) -> list[NewReading]:
+    """A list (or {"readings": [...]}); any invalid item rejects the whole batch."""
+    if isinstance(payload, dict) and set(payload) == {"readings"}:
+        payload, prefix = payload["readings"], ["readings"]
+    else:
+        prefix = []
+    if not isinstance(payload, list):
+        raise InvalidInput("a batch is a JSON list of readings or {\"readings\": [...]}", [
+            {"loc": prefix, "msg": "must be a list"}])
+    if not payload:
+        raise InvalidInput("a batch needs at least one reading", [{"loc": prefix, "msg": "empty list"}])
+    if len(payload) > rules.max_batch:
+        raise InvalidInput(
+            f"a batch holds at most {rules.max_batch} readings",
+            [{"loc": prefix, "msg": f"{len(payload)} items; the limit is {rules.max_batch}"}],
+        )
+    readings: list[NewReading] = []
+    details: list[dict[str, Any]] = []
+    for index, item in enumerate(payload):
+        item_readings, item_details = _validate_item(item, rules, now, prefix=[*prefix, index])
+        readings += item_readings
+        details += item_details
+    if details:
+        raise InvalidInput(_summary(details), details)
+    return readings
+
+
+def _validate_item(
+    item: Any, rules: ReadingRules, now: datetime, prefix: list[str | int]
+) -> tuple[list[NewReading], list[dict[str, Any]]]:
+    if not isinstance(item, dict):
+        return [], [{"loc": prefix, "msg": "must be an object"}]
+    model = ReadingIn if "tag" in item or not any(k in item for k in (*DEVICE_METRICS, "device_type")) else DeviceRecordIn
+    try:
+        parsed = model.model_validate(item)
+    except ValidationError as error:
+        return [], [
+            {"loc": [*prefix, *problem["loc"]], "msg": problem["msg"].removeprefix("Value error, ")}
+            for problem in error.errors(include_url=False)
+        ]
+    readings = _expand(parsed)
+    if not readings:
+        return [], [{"loc": prefix, "msg": f"a device record needs at least one of {', '.join(DEVICE_METRICS)}"}]
+    details = []
+    for reading in readings:
+        for field, message in rules.check(reading, now):
+            location = reading.tag if isinstance(parsed, DeviceRecordIn) and field == "value" else field
+            details.append({"loc": [*prefix, location], "msg": message})
+    return readings, details
+
+
+def _expand(parsed: ReadingIn | DeviceRecordIn) -> list[NewReading]:
+    if isinstance(parsed, ReadingIn):
+        return [NewReading(parsed.device_id or DEFAULT_DEVICE_ID, parsed.tag, parsed.timestamp, parsed.value)]
+    return [
+        NewReading(parsed.device_id, metric, parsed.timestamp, value)
+        for metric in DEVICE_METRICS
+        if (value := getattr(parsed, metric)) is not None
+    ]
+
+
+def _summary(details: list[dict[str, Any]]) -> str:
+    fields = ", ".join(".".join(str(part) for part in d["loc"]) or "body" for d in details[:5])
+    more = f" and {len(details) - 5} more" if len(details) > 5 else ""
+    return f"invalid reading: {fields}{more}"

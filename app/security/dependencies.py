@@ -1,0 +1,142 @@
+"""FastAPI wiring for security: installing the token service and limiter, and the `require_scope` guard.
+
+A protected route reads `Authorization: Bearer <token>`, verifies it, checks the scope, then counts the
+request against the client's leaky bucket and reports the bucket in `X-RateLimit-*` response headers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import FastAPI, Request, Response, Security
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
+from starlette.datastructures import State
+
+from app.errors import ApiError
+from app.security.ratelimit import Decision, LeakyBucketLimiter
+from app.security.tokens import Principal, TokenService
+from app.settings import ClientConfig, Settings
+
+MISSING_TOKEN_HEADERS = {"WWW-Authenticate": "Bearer"}
+
+
+class BearerToken(SecurityBase):
+    """Extracts the token from `Authorization: Bearer <token>`; shows as a bearer (JWT) scheme in OpenAPI."""
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(
+            bearerFormat="JWT",
+            description="Access token from `POST /auth/token` (OAuth2 client credentials).",
+        )
+        self.scheme_name = "BearerToken"
+
+    async def __call__(self, request: Request) -> str:
+        header = request.headers.get("Authorization")
+        if not header:
+            raise ApiError(401, "missing_token", "the Authorization header is missing",
+                           headers=dict(MISSING_TOKEN_HEADERS))
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "missing_token", "the Authorization header must be 'Bearer <token>'",
+                           headers=dict(MISSING_TOKEN_HEADERS))
+        return token
+
+
+bearer_token = BearerToken()
+
+
+def install_security(
+    app: FastAPI,
+    settings: Settings,
+    *,
+    tokens: TokenService | None = None,
+    limiter: LeakyBucketLimiter | None = None,
+) -> None:
+    """Put the settings (unless already there), the token service and the rate limiter on `app.state`.
+
+    `tokens` and `limiter` replace the defaults, e.g. to inject a clock in tests.
+    """
+    if getattr(app.state, "settings", None) is None:
+        app.state.settings = settings
+    app.state.tokens = tokens if tokens is not None else TokenService(settings)
+    app.state.limiter = limiter if limiter is not None else LeakyBucketLimiter()
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits requests whose token carries `scope` and that fit the client's rate limit.
+
+    Use as `principal: Annotated[Principal, Depends(require_scope("ingest"))]` or in `dependencies=[...]`.
+    The principal is also left on `request.state.principal` (e.g. for access logs).
+    """
+
+    async def authorize(
+        request: Request, response: Response, token: Annotated[str, Security(bearer_token)]
+    ) -> Principal:
+        state = request.app.state
+        principal: Principal = state.tokens.verify(token)
+        if scope not in principal.scopes:
+            raise ApiError(
+                403, "insufficient_scope", f"the token lacks the scope {scope!r} this operation requires",
+                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+            )
+        # Guards stacked on one request (router + route) must count the request once, not once per guard.
+        decision: Decision | None = getattr(request.state, "rate_limit", None)
+        if decision is None:
+            decision = _count_request(state, principal)
+            request.state.rate_limit = decision
+        response.headers.update(rate_limit_headers(decision))
+        request.state.principal = principal
+        return principal
+
+    authorize.__name__ = f"require_scope_{scope}"
+    return authorize
+
+
+def rate_limit_headers(decision: Decision) -> dict[str, str]:
+    """The `X-RateLimit-*` headers describing a client's bucket, plus `Retry-After` when refused."""
+    headers = {
+        "X-RateLimit-Limit": str(decision.limit),
+        "X-RateLimit-Remaining": str(decision.remaining),
+        "X-RateLimit-Reset": str(decision.reset_seconds),
+    }
+    if not decision.allowed:
+        headers["Retry-After"] = str(decision.retry_after)
+    return headers
+
+
+def _count_request(state: State, principal: Principal) -> Decision:
+    client = _client_config(state, principal.client_id)
+    if client is None:
+        raise ApiError(401, "invalid_token", f"client {principal.client_id!r} is no longer configured",
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    limiter: LeakyBucketLimiter = state.limiter
+    decision = limiter.check(client.client_id, client.rate_per_second, client.burst)
+    if not decision.allowed:
+        raise ApiError(
+            429, "rate_limited",
+            f"client {client.client_id!r} exceeded its rate limit of {client.rate_per_second:g} requests "
+            f"per second (burst {client.burst}); retry after {decision.retry_after} s",
+            headers=rate_limit_headers(decision),
+        )
+    return decision
+
+
+class _ClientIndex:
+    """Client configs by id, built once per `settings.clients` tuple."""
+
+    def __init__(self, clients: tuple[ClientConfig, ...]) -> None:
+        self.source = clients
+        self.by_id = {client.client_id: client for client in clients}
+
+
+def _client_config(state: State, client_id: str) -> ClientConfig | None:
+    clients = state.settings.clients
+    index: _ClientIndex | None = getattr(state, "security_client_index", None)
+    # Identity check: O(1) per request, and a replaced settings object is picked up.
+    if index is None or index.source is not clients:
+        index = _ClientIndex(clients)
+        state.security_client_index = index
+    return index.by_id.get(client_id)

@@ -1,0 +1,1 @@
+"""Service layer: what the routers call; routers stay thin."""

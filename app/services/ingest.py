@@ -1,0 +1,203 @@
+"""Ingestion: score validated readings, store them with group commit, and never lose one.
+
+Storage order, per request: the database through group commit (bounded retries with exponential
+backoff, skipped while the circuit breaker is open); if that fails, the durable dead-letter store
+(answered 202, replayed later); only if both fail does the client get 503 and should retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from app.anomaly import AnomalyDetector, SeriesKey
+from app.observability import metrics as m
+from app.readings import NewReading
+from app.storage.circuit import BreakerState, CircuitBreaker
+from app.storage.dead_letter import DeadLetterStore
+from app.storage.group_commit import GroupCommitter
+from app.storage.repository import ScoredReading
+
+log = logging.getLogger(__name__)
+
+History = Callable[[str, str, int], Awaitable[list[float]]]
+HISTORY_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadingResult:
+    status: Literal["success", "duplicate", "accepted"]
+    id: int | None
+    is_anomaly: bool
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    dead_lettered: bool
+    results: list[ReadingResult]
+
+
+class StorageUnavailable(Exception):
+    """Neither the database nor the dead-letter store took the readings."""
+
+
+class IngestService:
+    def __init__(
+        self,
+        *,
+        detector: AnomalyDetector,
+        committer: GroupCommitter,
+        dead_letters: DeadLetterStore,
+        breaker: CircuitBreaker,
+        history: History,
+        metrics: m.Metrics,
+        retry_attempts: int,
+        retry_base_seconds: float,
+    ) -> None:
+        self._detector = detector
+        self._committer = committer
+        self._dead_letters = dead_letters
+        self._breaker = breaker
+        self._history = history
+        self._metrics = metrics
+        self._retry_attempts = retry_attempts
+        self._retry_base_seconds = retry_base_seconds
+        self._loading: dict[SeriesKey, asyncio.Future[None]] = {}
+
+    async def ingest(self, readings: Sequence[NewReading]) -> IngestOutcome:
+        await self._ensure_history({(r.device_id, r.tag) for r in readings})
+        scored = self._score(readings)
+        stored = await self._store(scored)
+        if stored is not None:
+            return self._stored_outcome(scored, stored)
+        return await self._dead_letter(scored)
+
+    def _score(self, readings: Sequence[NewReading]) -> list[ScoredReading]:
+        scored = []
+        for reading in readings:
+            verdict = self._detector.score((reading.device_id, reading.tag), reading.value)
+            scored.append(ScoredReading(reading.device_id, reading.tag, reading.ts, reading.value,
+                                        verdict.is_anomaly, verdict.z_score))
+        return scored
+
+    async def _store(self, scored: list[ScoredReading]):
+        for attempt in range(self._retry_attempts):
+            if not self._breaker.allow():
+                return None
+            try:
+                results = await self._committer.submit(scored)
+            except Exception as error:
+                self._breaker.record_failure()
+                log.warning("database write failed (attempt %d/%d): %s", attempt + 1,
+                            self._retry_attempts, error)
+                if attempt + 1 < self._retry_attempts:
+                    backoff = self._retry_base_seconds * 2**attempt
+                    await asyncio.sleep(backoff + random.uniform(0, backoff))
+                continue
+            self._breaker.record_success()
+            return results
+        return None
+
+    def _stored_outcome(self, scored: list[ScoredReading], stored) -> IngestOutcome:
+        results = [ReadingResult("duplicate" if s.duplicate else "success", s.id, s.is_anomaly) for s in stored]
+        fresh = [s for s in stored if not s.duplicate]
+        self._metrics.increment(m.READINGS_INGESTED, len(fresh))
+        self._metrics.increment(m.ANOMALIES_DETECTED, sum(1 for s in fresh if s.is_anomaly))
+        self._metrics.increment(m.DUPLICATES, len(stored) - len(fresh))
+        return IngestOutcome(False, results)
+
+    async def _dead_letter(self, scored: list[ScoredReading]) -> IngestOutcome:
+        try:
+            name = await self._dead_letters.put(scored)
+        except Exception as error:
+            log.error("dead-letter store failed too; %d readings refused: %s", len(scored), error)
+            raise StorageUnavailable from error
+        log.warning("database unavailable: %d readings kept in dead letter %s", len(scored), name)
+        self._metrics.increment(m.DEAD_LETTERED, len(scored))
+        self._metrics.increment(m.ANOMALIES_DETECTED, sum(1 for s in scored if s.is_anomaly))
+        return IngestOutcome(True, [ReadingResult("accepted", None, s.is_anomaly) for s in scored])
+
+    async def _ensure_history(self, keys: set[SeriesKey]) -> None:
+        """Rebuild windows of series this process has not seen yet, once each, concurrently."""
+        missing = [key for key in keys if self._detector.needs_history(key)]
+        if not missing:
+            return
+        for key in missing:
+            if key not in self._loading:
+                self._loading[key] = asyncio.ensure_future(self._load_history(key))
+        await asyncio.gather(*(self._loading[key] for key in missing))
+
+    async def _load_history(self, key: SeriesKey) -> None:
+        values: list[float] = []
+        try:
+            # While the database is known to be down, start the window empty instead of waiting.
+            if self._breaker.state is BreakerState.CLOSED:
+                values = await asyncio.wait_for(
+                    self._history(key[0], key[1], self._detector.window), HISTORY_TIMEOUT_SECONDS
+                )
+        except Exception as error:
+            log.warning("could not load history of %s: %s", key, error)
+        finally:
+            self._detector.load(key, values)
+            self._loading.pop(key, None)
+
+
+class DeadLetterReplayer:
+    """Moves dead letters into the database once it is healthy: at start-up and every interval.
+    Idempotent: a letter is deleted only after its readings committed, and readings already
+    stored are recognised by their (device_id, tag, timestamp) key."""
+
+    def __init__(self, *, store: DeadLetterStore, committer: GroupCommitter, breaker: CircuitBreaker,
+                 metrics: m.Metrics, interval_seconds: float) -> None:
+        self._store = store
+        self._committer = committer
+        self._breaker = breaker
+        self._metrics = metrics
+        self._interval = interval_seconds
+        self._stopping = asyncio.Event()
+
+    async def replay_once(self) -> int:
+        replayed = 0
+        names = await self._store.names()
+        self._metrics.gauge(m.DEAD_LETTER_BACKLOG, len(names))
+        for name in names:
+            if self._stopping.is_set() or not self._breaker.allow():
+                break
+            try:
+                readings = await self._store.get(name)
+            except (ValueError, KeyError, TypeError) as error:
+                self._breaker.record_success()  # the probe did not touch the database
+                log.error("dead letter %s is unreadable, quarantined: %s", name, error)
+                await self._store.quarantine(name, str(error))
+                continue
+            try:
+                await self._committer.submit(readings)
+            except Exception as error:
+                self._breaker.record_failure()
+                log.warning("replay of %s failed, will retry: %s", name, error)
+                break
+            self._breaker.record_success()
+            await self._store.delete(name)
+            replayed += len(readings)
+            self._metrics.increment(m.DEAD_LETTERS_REPLAYED, len(readings))
+        if replayed:
+            log.info("replayed %d dead-lettered readings", replayed)
+        return replayed
+
+    async def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.replay_once()
+            except Exception:
+                log.exception("dead-letter replay pass failed")
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+            except TimeoutError:
+                pass
+
+    def stop(self) -> None:
+        self._stopping.set()

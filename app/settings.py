@@ -1,0 +1,196 @@
+"""Service settings from the environment (pydantic-settings).
+
+Locally every value has an embedded default (SQLite file under `var/`, dead letters in a local
+directory, no broker). On ECS the task definition sets the `DB_*`, `MSK_CLUSTER_ARN`,
+`DATA_LAKE_BUCKET`, `JWT_SIGNING_KEY`, ... variables listed in cdk/components/service.py.
+Unknown `SENSOR_*` variables are errors, like unknown keys in cdk.json.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import quote
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+VAR_DIR = Path(os.environ.get("SENSOR_VAR_DIR", "var"))
+LOCAL_SIGNING_KEY = "local-development-signing-key-not-for-deployed-environments"
+
+# Per-tag valid ranges from the seed documents (inclusive; None = unbounded).
+DEFAULT_TAG_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "fermenter_temp": (30.0, 50.0),
+    "fermenter_ph": (5.0, 9.0),
+    "agitator_rpm": (200.0, 700.0),
+    "temperature": (-50.0, 100.0),
+    "humidity": (0.0, 100.0),
+    "battery_level": (0.0, 100.0),
+    "energy_consumption": (0.0, None),
+}
+
+
+class ClientConfig(BaseModel):
+    """A machine client allowed to obtain tokens. The secret is stored as its SHA-256 hex digest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client_id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    secret_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    scopes: tuple[Literal["ingest", "read"], ...] = ("ingest", "read")
+    rate_per_second: float = Field(default=5.0, gt=0)
+    burst: int = Field(default=20, ge=1)
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# Local clients with documented, non-secret secrets (see README). Deployed environments replace
+# the whole list through SENSOR_CLIENTS. The load-test client has its own, larger limits so the
+# 1000-user benchmark measures the service, not the rate limiter.
+LOCAL_CLIENTS: tuple[ClientConfig, ...] = (
+    ClientConfig(client_id="simulator", secret_sha256=sha256_hex("simulator-local-secret")),
+    ClientConfig(client_id="dashboard", secret_sha256=sha256_hex("dashboard-local-secret"), scopes=("read",)),
+    ClientConfig(
+        client_id="loadtest",
+        secret_sha256=sha256_hex("loadtest-local-secret"),
+        rate_per_second=100_000.0,
+        burst=100_000,
+    ),
+)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENSOR_", extra="forbid", frozen=True, populate_by_name=True
+    )
+
+    app_env: str = Field(default="local", validation_alias=AliasChoices("SENSOR_APP_ENV", "APP_ENV"))
+
+    # --- database -------------------------------------------------------------------------
+    database_url: str | None = None
+    db_host: str | None = Field(default=None, validation_alias=AliasChoices("SENSOR_DB_HOST", "DB_HOST"))
+    db_port: int = Field(default=5432, validation_alias=AliasChoices("SENSOR_DB_PORT", "DB_PORT"))
+    db_name: str = Field(default="sensors", validation_alias=AliasChoices("SENSOR_DB_NAME", "DB_NAME"))
+    db_username: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_DB_USERNAME", "DB_USERNAME")
+    )
+    db_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_DB_PASSWORD", "DB_PASSWORD")
+    )
+    db_pool_size: int = Field(default=10, ge=1, le=100)
+    db_statement_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    # --- group commit, retries, circuit breaker -------------------------------------------
+    commit_max_rows: int = Field(default=5000, ge=1)
+    db_retry_attempts: int = Field(default=3, ge=1, le=10)
+    db_retry_base_seconds: float = Field(default=0.05, ge=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=5.0, gt=0)
+
+    # --- dead-letter store ----------------------------------------------------------------
+    dead_letter_dir: Path = VAR_DIR / "dead-letter"
+    data_lake_bucket: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_DATA_LAKE_BUCKET", "DATA_LAKE_BUCKET")
+    )
+    dead_letter_prefix: str = Field(
+        default="dead-letter/", validation_alias=AliasChoices("SENSOR_DEAD_LETTER_PREFIX", "DEAD_LETTER_PREFIX")
+    )
+    s3_endpoint_url: str | None = None
+    replay_interval_seconds: float = Field(default=5.0, gt=0)
+
+    # --- Kafka (outbox relay) -------------------------------------------------------------
+    kafka_bootstrap: str | None = None
+    msk_cluster_arn: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_MSK_CLUSTER_ARN", "MSK_CLUSTER_ARN")
+    )
+    kafka_topic: str = Field(default="sensor-readings", validation_alias=AliasChoices("SENSOR_KAFKA_TOPIC", "KAFKA_TOPIC"))
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_idle_seconds: float = Field(default=0.2, gt=0)
+    aws_region: str = Field(default="eu-west-1", validation_alias=AliasChoices("SENSOR_AWS_REGION", "AWS_REGION"))
+
+    # --- auth and limits ------------------------------------------------------------------
+    jwt_signing_key: SecretStr = Field(
+        default=SecretStr(LOCAL_SIGNING_KEY),
+        validation_alias=AliasChoices("SENSOR_JWT_SIGNING_KEY", "JWT_SIGNING_KEY"),
+    )
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    clients: Annotated[tuple[ClientConfig, ...], NoDecode] = LOCAL_CLIENTS
+
+    # --- ingestion rules ------------------------------------------------------------------
+    tag_ranges: Annotated[dict[str, tuple[float | None, float | None]], NoDecode] = DEFAULT_TAG_RANGES
+    zscore_window: int = Field(default=50, ge=2, le=10_000)
+    zscore_threshold: float = Field(default=3.0, gt=0)
+    zscore_min_samples: int = Field(default=10, ge=2)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_batch_readings: int = Field(default=1000, ge=1)
+    max_clock_skew_seconds: int = Field(default=86_400, ge=0)
+    max_reading_age_days: int = Field(default=3650, ge=1)
+
+    # --- observability --------------------------------------------------------------------
+    metrics_namespace: str = "SensorPlatform"
+    metrics_flush_seconds: float = Field(default=60.0, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("clients", mode="before")
+    @classmethod
+    def _clients_json(cls, value: object) -> object:
+        return _json_or_value(value)
+
+    @field_validator("tag_ranges", mode="before")
+    @classmethod
+    def _ranges_json(cls, value: object) -> object:
+        return _json_or_value(value)
+
+    @field_validator("tag_ranges")
+    @classmethod
+    def _ranges_ordered(cls, ranges: dict[str, tuple[float | None, float | None]]) -> dict:
+        for tag, (low, high) in ranges.items():
+            if low is not None and high is not None and low > high:
+                raise ValueError(f"range of tag {tag!r}: minimum {low} is above maximum {high}")
+        return ranges
+
+    @model_validator(mode="after")
+    def _deployed_needs_real_key(self) -> Settings:
+        key = self.jwt_signing_key.get_secret_value()
+        if self.app_env != "local" and key == LOCAL_SIGNING_KEY:
+            raise ValueError("JWT_SIGNING_KEY must be set outside the local environment")
+        if len(key.encode()) < 32:
+            raise ValueError("JWT_SIGNING_KEY must be at least 32 bytes (HS256 key strength)")
+        if self.zscore_min_samples > self.zscore_window:
+            raise ValueError("zscore_min_samples must not exceed zscore_window")
+        return self
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL: explicit, assembled from DB_* parts, or the local SQLite file."""
+        if self.database_url:
+            return self.database_url
+        if self.db_host:
+            password = self.db_password.get_secret_value() if self.db_password else ""
+            user = quote(self.db_username or "", safe="")
+            return (
+                f"postgresql+asyncpg://{user}:{quote(password, safe='')}@{self.db_host}:{self.db_port}/{self.db_name}"
+            )
+        return f"sqlite+aiosqlite:///{VAR_DIR / 'sensors.db'}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def kafka_enabled(self) -> bool:
+        return bool(self.kafka_bootstrap or self.msk_cluster_arn)
+
+
+def _json_or_value(value: object) -> object:
+    if isinstance(value, str):
+        return json.loads(value)
+    return value

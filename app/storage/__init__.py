@@ -1,0 +1,1 @@
+"""Persistence: SQLAlchemy models, engine, repository, group commit and the dead-letter store."""

@@ -1,0 +1,92 @@
+"""Async engine creation and schema migration (Alembic) for PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.settings import Settings
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+# Serializes concurrent migrations from several tasks/processes on PostgreSQL.
+MIGRATION_LOCK_ID = 0x5E45_0001
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    timeout_ms = int(settings.db_statement_timeout_seconds * 1000)
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_pre_ping=True,
+        pool_recycle=300,
+        connect_args={
+            "timeout": settings.db_statement_timeout_seconds,
+            "command_timeout": settings.db_statement_timeout_seconds,
+            "server_settings": {"statement_timeout": str(timeout_ms), "application_name": "sensor-ingest"},
+        },
+    )
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run while the group-commit writer writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def alembic_config(url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the schema to head. On PostgreSQL an advisory lock makes concurrent starts safe."""
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
+        try:
+            await connection.run_sync(_upgrade)
+            await connection.commit()
+        finally:
+            if engine.dialect.name == "postgresql":
+                await connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
+                await connection.commit()
+
+
+def _upgrade(sync_connection) -> None:
+    config = alembic_config(str(sync_connection.engine.url))
+    config.attributes["connection"] = sync_connection
+    command.upgrade(config, "head")
+
+
+def run_migrations(settings: Settings) -> None:
+    """Synchronous entry point (`python -m app.storage.database`)."""
+
+    async def _run() -> None:
+        engine = create_engine(settings)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(_run())
+
+
+if __name__ == "__main__":
+    run_migrations(Settings())

@@ -1,0 +1,253 @@
+"""Reads and writes of `readings` and `outbox`.
+
+`store` writes a group of readings and their outbox rows in ONE transaction and reports, per
+input, the stored id or the id of the reading it duplicates. On PostgreSQL this is one statement
+(arrays unnested into an INSERT ... ON CONFLICT DO NOTHING RETURNING, chained to the outbox
+insert in a CTE); SQLite gets the portable multi-row form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, literal_column, select, text, tuple_
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.storage.models import outbox, readings
+
+# Keep statement parameters under asyncpg's/SQLite's 32767 limit (6 columns per row).
+_SQLITE_CHUNK = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredReading:
+    """A validated reading with its anomaly verdict: what gets stored."""
+
+    device_id: str
+    tag: str
+    ts: datetime
+    value: float
+    is_anomaly: bool
+    z_score: float | None
+
+    @property
+    def key(self) -> tuple[str, str, datetime]:
+        return (self.device_id, self.tag, self.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    id: int
+    is_anomaly: bool
+    duplicate: bool
+
+
+_PG_STORE = text(
+    """
+    WITH incoming AS (
+        SELECT * FROM unnest(
+            CAST(:device_ids AS text[]), CAST(:tags AS text[]), CAST(:timestamps AS timestamptz[]),
+            CAST(:values AS float8[]), CAST(:anomalies AS boolean[]), CAST(:z_scores AS float8[])
+        ) AS r(device_id, tag, ts, value, is_anomaly, z_score)
+    ),
+    inserted AS (
+        INSERT INTO readings (device_id, tag, ts, value, is_anomaly, z_score)
+        SELECT device_id, tag, ts, value, is_anomaly, z_score FROM incoming
+        ON CONFLICT ON CONSTRAINT uq_readings_device_tag_ts DO NOTHING
+        RETURNING id, device_id, tag, ts, is_anomaly
+    ),
+    queued AS (
+        INSERT INTO outbox (reading_id) SELECT id FROM inserted
+    )
+    SELECT id, device_id, tag, ts, is_anomaly FROM inserted
+    """
+)
+
+
+async def store(connection: AsyncConnection, batch: Sequence[ScoredReading]) -> list[StoredResult]:
+    """Insert `batch` (+ outbox rows) in the caller's transaction; one result per input, in order."""
+    if connection.dialect.name == "postgresql":
+        rows = (
+            await connection.execute(
+                _PG_STORE,
+                {
+                    "device_ids": [r.device_id for r in batch],
+                    "tags": [r.tag for r in batch],
+                    "timestamps": [r.ts for r in batch],
+                    "values": [r.value for r in batch],
+                    "anomalies": [r.is_anomaly for r in batch],
+                    "z_scores": [r.z_score for r in batch],
+                },
+            )
+        ).all()
+    else:
+        rows = []
+        for start in range(0, len(batch), _SQLITE_CHUNK):
+            chunk = batch[start : start + _SQLITE_CHUNK]
+            statement = (
+                sqlite.insert(readings)
+                .values([_row(r) for r in chunk])
+                .on_conflict_do_nothing(index_elements=["device_id", "tag", "ts"])
+                .returning(readings.c.id, readings.c.device_id, readings.c.tag, readings.c.ts,
+                           readings.c.is_anomaly)
+            )
+            inserted = (await connection.execute(statement)).all()
+            if inserted:
+                await connection.execute(outbox.insert(), [{"reading_id": row.id} for row in inserted])
+            rows += inserted
+    return await _match(connection, batch, rows)
+
+
+async def _match(connection: AsyncConnection, batch: Sequence[ScoredReading], inserted) -> list[StoredResult]:
+    """Map inserted rows back to the inputs; inputs not inserted duplicate an existing reading
+    (or an earlier input of the same batch)."""
+    fresh = {(row.device_id, row.tag, _utc(row.ts)): row for row in inserted}
+    results: list[StoredResult | None] = []
+    claimed: set[tuple[str, str, datetime]] = set()
+    missing: list[int] = []
+    for index, reading in enumerate(batch):
+        row = fresh.get(reading.key)
+        if row is not None and reading.key not in claimed:
+            claimed.add(reading.key)
+            results.append(StoredResult(row.id, row.is_anomaly, duplicate=False))
+        else:
+            results.append(None)
+            missing.append(index)
+    if missing:
+        existing = await _existing(connection, [batch[i].key for i in missing])
+        for index in missing:
+            row = existing[batch[index].key]
+            results[index] = StoredResult(row.id, row.is_anomaly, duplicate=True)
+    return results  # type: ignore[return-value]
+
+
+async def _existing(connection: AsyncConnection, keys: list[tuple[str, str, datetime]]) -> dict:
+    found = {}
+    unique = list(dict.fromkeys(keys))
+    for start in range(0, len(unique), 1000):
+        chunk = unique[start : start + 1000]
+        statement = select(readings.c.id, readings.c.device_id, readings.c.tag, readings.c.ts,
+                           readings.c.is_anomaly).where(
+            tuple_(readings.c.device_id, readings.c.tag, readings.c.ts).in_(chunk)
+        )
+        for row in (await connection.execute(statement)).all():
+            found[(row.device_id, row.tag, _utc(row.ts))] = row
+    return found
+
+
+def _row(reading: ScoredReading) -> dict:
+    return {
+        "device_id": reading.device_id, "tag": reading.tag, "ts": reading.ts, "value": reading.value,
+        "is_anomaly": reading.is_anomaly, "z_score": reading.z_score,
+    }
+
+
+def _utc(value: datetime) -> datetime:
+    """SQLite hands timestamps back naive; everything stored is UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+async def recent_values(engine: AsyncEngine, device_id: str, tag: str, limit: int) -> list[float]:
+    """The series' last `limit` values, oldest first (to rebuild an anomaly window)."""
+    statement = (
+        select(readings.c.value)
+        .where(readings.c.device_id == device_id, readings.c.tag == tag)
+        .order_by(readings.c.ts.desc())
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        values = (await connection.execute(statement)).scalars().all()
+    return list(reversed(values))
+
+
+async def query_readings(
+    engine: AsyncEngine, *, tag: str | None, device_id: str | None, since: datetime | None,
+    until: datetime | None, limit: int,
+) -> list[dict]:
+    """Newest first."""
+    conditions = []
+    if tag is not None:
+        conditions.append(readings.c.tag == tag)
+    if device_id is not None:
+        conditions.append(readings.c.device_id == device_id)
+    if since is not None:
+        conditions.append(readings.c.ts >= since)
+    if until is not None:
+        conditions.append(readings.c.ts < until)
+    statement = (
+        select(readings.c.id, readings.c.device_id, readings.c.tag, readings.c.ts, readings.c.value,
+               readings.c.is_anomaly, readings.c.z_score)
+        .where(*conditions)
+        .order_by(readings.c.ts.desc(), readings.c.id.desc())
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return [
+        {"id": r.id, "device_id": r.device_id, "tag": r.tag, "timestamp": _utc(r.ts), "value": r.value,
+         "is_anomaly": r.is_anomaly, "z_score": r.z_score}
+        for r in rows
+    ]
+
+
+async def tag_stats(engine: AsyncEngine, *, device_id: str | None) -> list[dict]:
+    conditions = [readings.c.device_id == device_id] if device_id is not None else []
+    anomalies = func.count().filter(readings.c.is_anomaly.is_(True))
+    statement = (
+        select(
+            readings.c.tag,
+            func.count().label("count"),
+            func.min(readings.c.value).label("min"),
+            func.max(readings.c.value).label("max"),
+            func.avg(readings.c.value).label("mean"),
+            anomalies.label("anomalies"),
+            func.min(readings.c.ts).label("first"),
+            func.max(readings.c.ts).label("last"),
+            func.count(func.distinct(readings.c.device_id)).label("devices"),
+        )
+        .where(*conditions)
+        .group_by(readings.c.tag)
+        .order_by(readings.c.tag)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return [
+        {"tag": r.tag, "count": r.count, "min": r.min, "max": r.max, "mean": float(r.mean),
+         "anomalies": int(r.anomalies or 0), "devices": r.devices,
+         "first_timestamp": _utc(r.first), "last_timestamp": _utc(r.last)}
+        for r in rows
+    ]
+
+
+async def anomaly_counts(engine: AsyncEngine, *, tag: str | None, since: datetime | None) -> dict[str, int]:
+    conditions = [readings.c.is_anomaly.is_(True)]
+    if tag is not None:
+        conditions.append(readings.c.tag == tag)
+    if since is not None:
+        conditions.append(readings.c.ts >= since)
+    statement = (
+        select(readings.c.tag, func.count().label("count"))
+        .where(*conditions)
+        .group_by(readings.c.tag)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement)).all()
+    return {r.tag: r.count for r in rows}
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(select(literal_column("1")))
+
+
+async def outbox_backlog(engine: AsyncEngine) -> tuple[int, float]:
+    """(rows waiting for Kafka, age in seconds of the oldest)."""
+    statement = select(func.count(), func.min(outbox.c.created_at))
+    async with engine.connect() as connection:
+        count, oldest = (await connection.execute(statement)).one()
+    if not count or oldest is None:
+        return 0, 0.0
+    return count, max(0.0, (datetime.now(UTC) - _utc(oldest)).total_seconds())

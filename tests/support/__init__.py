@@ -1,0 +1,1 @@
+"""Fixtures that start real local services (PostgreSQL, tansu) for tests."""

@@ -1,0 +1,68 @@
+"""Session-wide PostgreSQL and tansu, plus a fresh database per test.
+
+Use the fixtures `postgres_url` (fresh database, migrated to head), `postgres_server` (the running
+cluster, e.g. to stop it mid-test) and `kafka_bootstrap` (a running tansu broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+
+from app.devstack.postgres import PostgresServer
+from app.devstack.tansu import TansuBroker
+from app.settings import Settings
+from app.storage.database import create_engine, migrate
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new, migrated database on the session cluster (SQLAlchemy asyncpg URL)."""
+    name = f"test_{next(_database_numbers)}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(
+            host="127.0.0.1", port=postgres_server.port, user="postgres", database="postgres"
+        )
+        try:
+            await connection.execute(f"CREATE DATABASE {name}")
+        finally:
+            await connection.close()
+        engine = create_engine(Settings(database_url=url))
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_server.port}/{name}"
+    asyncio.run(create())
+    return url
+
+
+@pytest.fixture(scope="session")
+def tansu_broker() -> Iterator[TansuBroker]:
+    broker = TansuBroker().start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def kafka_bootstrap(tansu_broker: TansuBroker) -> str:
+    return tansu_broker.bootstrap
