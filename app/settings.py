@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     db_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SENSOR_DB_PASSWORD", "DB_PASSWORD")
     )
+    db_sslmode: Literal["disable", "require"] = "disable"
     db_pool_size: int = Field(default=10, ge=1, le=100)
     db_statement_timeout_seconds: float = Field(default=5.0, gt=0)
 
@@ -139,6 +140,16 @@ class Settings(BaseSettings):
     metrics_flush_seconds: float = Field(default=60.0, gt=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_variables(cls, data: object) -> object:
+        """A misspelt SENSOR_* variable would otherwise be ignored silently."""
+        known = {f"SENSOR_{name.upper()}" for name in cls.model_fields} | {"SENSOR_VAR_DIR"}
+        unknown = sorted(name for name in os.environ if name.upper().startswith("SENSOR_") and name.upper() not in known)
+        if unknown:
+            raise ValueError(f"unknown environment variable(s) {', '.join(unknown)} (see README: service settings)")
+        return data
+
     @field_validator("clients", mode="before")
     @classmethod
     def _clients_json(cls, value: object) -> object:
@@ -162,6 +173,9 @@ class Settings(BaseSettings):
         key = self.jwt_signing_key.get_secret_value()
         if self.app_env != "local" and key == LOCAL_SIGNING_KEY:
             raise ValueError("JWT_SIGNING_KEY must be set outside the local environment")
+        if self.app_env != "local" and self.clients == LOCAL_CLIENTS:
+            raise ValueError("SENSOR_CLIENTS must be set outside the local environment (the built-in "
+                             "clients have published secrets)")
         if len(key.encode()) < 32:
             raise ValueError("JWT_SIGNING_KEY must be at least 32 bytes (HS256 key strength)")
         if self.zscore_min_samples > self.zscore_window:

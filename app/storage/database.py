@@ -32,6 +32,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_recycle=300,
         connect_args={
+            # RDS forces SSL (rds.force_ssl=1); asyncpg's "require" encrypts without a CA bundle.
+            **({"ssl": "require"} if settings.db_sslmode == "require" else {}),
             "timeout": settings.db_statement_timeout_seconds,
             "command_timeout": settings.db_statement_timeout_seconds,
             "server_settings": {"statement_timeout": str(timeout_ms), "application_name": "sensor-ingest"},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import Aws, Duration, RemovalPolicy, SecretValue
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -74,6 +74,20 @@ class IngestService(Construct):
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 password_length=64, exclude_punctuation=True
             ),
+        )
+        # Who may obtain tokens: a JSON list of {client_id, secret_sha256, scopes, rate_per_second,
+        # burst}. Starts empty (nobody); the platform team fills it (README: API clients).
+        self.api_clients = secretsmanager.Secret(
+            self,
+            "ApiClients",
+            description=f"{name_prefix}: API clients allowed to obtain tokens (JSON list, secrets hashed)",
+            secret_string_value=SecretValue.unsafe_plain_text("[]"),
+        )
+        acknowledge(
+            self.api_clients,
+            "SMG4",
+            "Holds SHA-256 digests of client secrets, edited by the platform team; clients rotate their "
+            "secrets by the documented procedure (add the new digest, then remove the old one).",
         )
         acknowledge(
             self.jwt_signing_key,
@@ -213,6 +227,7 @@ class IngestService(Construct):
                 "MSK_CLUSTER_ARN": msk_cluster_arn,
                 "KAFKA_TOPIC": topic_name,
                 "DB_SECRET_ARN": database_secret.secret_arn,
+                "SENSOR_DB_SSLMODE": "require",
             },
             secrets={
                 "DB_HOST": ecs.Secret.from_secrets_manager(database_secret, "host"),
@@ -220,6 +235,7 @@ class IngestService(Construct):
                 "DB_USERNAME": ecs.Secret.from_secrets_manager(database_secret, "username"),
                 "DB_PASSWORD": ecs.Secret.from_secrets_manager(database_secret, "password"),
                 "JWT_SIGNING_KEY": ecs.Secret.from_secrets_manager(self.jwt_signing_key),
+                "SENSOR_CLIENTS": ecs.Secret.from_secrets_manager(self.api_clients),
             },
         )
         acknowledge(

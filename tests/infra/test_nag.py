@@ -22,6 +22,7 @@ ACKNOWLEDGED = {
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]",
     ),
     ("Service/Ingest/JwtSigningKey", "AwsSolutions-SMG4"),
+    ("Service/Ingest/ApiClients", "AwsSolutions-SMG4"),
     ("Service/Ingest/TaskDefinition", "AwsSolutions-ECS2"),
     ("Service/Ingest/TaskDefinition", "AwsSolutions-IAM5[Resource::*]"),
     (

@@ -161,9 +161,10 @@ def test_task_size_and_container_follow_config(each_env: Synthesized) -> None:
     assert container["PortMappings"][0]["ContainerPort"] == each_env.config.service.container_port
     assert container["ReadonlyRootFilesystem"] is True
     secrets = {secret["Name"] for secret in container["Secrets"]}
-    assert secrets == {"DB_HOST", "DB_PORT", "DB_USERNAME", "DB_PASSWORD", "JWT_SIGNING_KEY"}
+    assert secrets == {"DB_HOST", "DB_PORT", "DB_USERNAME", "DB_PASSWORD", "JWT_SIGNING_KEY", "SENSOR_CLIENTS"}
     environment = {item["Name"]: item["Value"] for item in container["Environment"]}
-    assert not {"DB_PASSWORD", "JWT_SIGNING_KEY"} & set(environment)
+    assert not {"DB_PASSWORD", "JWT_SIGNING_KEY", "SENSOR_CLIENTS"} & set(environment)
+    assert environment["SENSOR_DB_SSLMODE"] == "require"  # RDS forces SSL
     assert environment["WEB_CONCURRENCY"] == str(max(1, each_env.config.service.cpu // 1024))
 
 
