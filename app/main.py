@@ -15,9 +15,11 @@ import signal
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import __version__
 from app.anomaly import AnomalyDetector
@@ -37,6 +39,7 @@ from app.storage.circuit import BreakerState, CircuitBreaker
 from app.storage.database import create_engine, migrate
 from app.storage.dead_letter import DeadLetterStore, LocalDeadLetterStore, S3DeadLetterStore
 from app.storage.group_commit import GroupCommitter
+from app.storage.postgres_writer import PostgresGroupWriter
 
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_SECONDS = 15.0
@@ -83,19 +86,32 @@ def _dead_letter_store(settings: Settings) -> DeadLetterStore:
     return LocalDeadLetterStore(settings.dead_letter_dir)
 
 
-@asynccontextmanager
-async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = application.state.settings
+@dataclass
+class _Runtime:
+    """What the lifespan starts and must stop, in order."""
+
+    engine: AsyncEngine
+    committer: GroupCommitter
+    replayer: DeadLetterReplayer
+    postgres_writer: PostgresGroupWriter | None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+    relay: OutboxRelay | None = None
+    relay_task: asyncio.Task | None = None
+
+
+def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
+    """Build the write path (detector, group commit, breaker, dead letters) and the read side."""
     state = application.state
     metrics: m.Metrics = state.metrics
     engine = create_engine(settings)
-    state.engine = engine
-    tasks: list[asyncio.Task] = []
-
     breaker = CircuitBreaker(failure_threshold=settings.breaker_failure_threshold,
                              reset_seconds=settings.breaker_reset_seconds)
+    writers = 2 if settings.is_postgres else 1
+    postgres_writer = PostgresGroupWriter(settings, connections=writers) if settings.is_postgres else None
 
     async def store_group(batch):
+        if postgres_writer is not None:
+            return await postgres_writer.store(batch)
         async with engine.begin() as connection:
             return await repository.store(connection, batch)
 
@@ -103,56 +119,70 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
         metrics.observe(m.COMMIT_LATENCY, milliseconds)
         metrics.observe(m.COMMIT_BATCH_SIZE, rows)
 
-    committer = GroupCommitter(store_group, max_rows=settings.commit_max_rows,
-                               writers=2 if settings.is_postgres else 1, on_commit=on_commit)
-    dead_letters = _dead_letter_store(settings)
-    detector = AnomalyDetector(window=settings.zscore_window, threshold=settings.zscore_threshold,
-                               min_samples=settings.zscore_min_samples)
-
     async def history(device_id: str, tag: str, limit: int) -> list[float]:
         return await repository.recent_values(engine, device_id, tag, limit)
 
+    committer = GroupCommitter(store_group, max_rows=settings.commit_max_rows, writers=writers,
+                               on_commit=on_commit)
+    dead_letters = _dead_letter_store(settings)
+    detector = AnomalyDetector(window=settings.zscore_window, threshold=settings.zscore_threshold,
+                               min_samples=settings.zscore_min_samples)
+    state.engine = engine
+    state.breaker = breaker
+    state.queries = QueryService(engine)
     state.ingest = IngestService(
         detector=detector, committer=committer, dead_letters=dead_letters, breaker=breaker, history=history,
         metrics=metrics, retry_attempts=settings.db_retry_attempts, retry_base_seconds=settings.db_retry_base_seconds,
     )
-    state.queries = QueryService(engine)
-    state.breaker = breaker
     replayer = DeadLetterReplayer(store=dead_letters, committer=committer, breaker=breaker, metrics=metrics,
                                   interval_seconds=settings.replay_interval_seconds)
+    return _Runtime(engine=engine, committer=committer, replayer=replayer, postgres_writer=postgres_writer)
 
-    migrated = await _migrate_or_retry_later(engine, tasks)
-    committer.start()
-    tasks.append(asyncio.create_task(replayer.run(), name="dead-letter-replayer"))
-    relay: OutboxRelay | None = None
-    relay_task: asyncio.Task | None = None
+
+@asynccontextmanager
+async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = application.state.settings
+    metrics: m.Metrics = application.state.metrics
+    runtime = _assemble(application, settings)
+    migrated = await _migrate_or_retry_later(runtime.engine, runtime.tasks)
+    runtime.committer.start()
+    runtime.tasks.append(asyncio.create_task(runtime.replayer.run(), name="dead-letter-replayer"))
     if settings.kafka_enabled:
-        relay = await create_relay(engine, settings)
-        relay_task = asyncio.create_task(_run_relay(relay, migrated), name="outbox-relay")
-    tasks.append(asyncio.create_task(_gauges(engine, breaker, relay, metrics), name="gauges"))
-    tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
+        runtime.relay = await create_relay(runtime.engine, settings)
+        runtime.relay_task = asyncio.create_task(_run_relay(runtime.relay, migrated), name="outbox-relay")
+    runtime.tasks.append(asyncio.create_task(
+        _gauges(runtime.engine, application.state.breaker, runtime.relay, metrics), name="gauges"))
+    runtime.tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
 
     _drain_on_sigterm(application)
-    state.started = True
-    state.accepting = True
-    log.info("ingestion service started", extra={"database": engine.dialect.name, "kafka": settings.kafka_enabled})
+    application.state.started = True
+    application.state.accepting = True
+    log.info("ingestion service started",
+             extra={"database": runtime.engine.dialect.name, "kafka": settings.kafka_enabled})
     try:
         yield
     finally:
-        state.accepting = False
-        replayer.stop()
-        await committer.close()
-        if relay is not None and relay_task is not None:
-            # Finishes the in-flight batch (bounded by the producer's request timeout).
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(relay.stop(), RELAY_STOP_SECONDS)
-            relay_task.cancel()
-            await asyncio.gather(relay_task, return_exceptions=True)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await engine.dispose()
+        application.state.accepting = False
+        await _shut_down(runtime)
         log.info("ingestion service stopped")
+
+
+async def _shut_down(runtime: _Runtime) -> None:
+    """Stop taking dead letters, flush the pending group commit, let the relay finish its batch."""
+    runtime.replayer.stop()
+    await runtime.committer.close()
+    if runtime.relay is not None and runtime.relay_task is not None:
+        # Finishes the in-flight batch (bounded by the producer's request timeout).
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(runtime.relay.stop(), RELAY_STOP_SECONDS)
+        runtime.relay_task.cancel()
+        await asyncio.gather(runtime.relay_task, return_exceptions=True)
+    for task in runtime.tasks:
+        task.cancel()
+    await asyncio.gather(*runtime.tasks, return_exceptions=True)
+    if runtime.postgres_writer is not None:
+        await runtime.postgres_writer.close()
+    await runtime.engine.dispose()
 
 
 async def _migrate_or_retry_later(engine, tasks: list[asyncio.Task]) -> asyncio.Event:

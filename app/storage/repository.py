@@ -1,9 +1,8 @@
-"""Reads and writes of `readings` and `outbox`.
+"""Reads and writes of `readings` and `outbox` through SQLAlchemy.
 
-`store` writes a group of readings and their outbox rows in ONE transaction and reports, per
-input, the stored id or the id of the reading it duplicates. On PostgreSQL this is one statement
-(arrays unnested into an INSERT ... ON CONFLICT DO NOTHING RETURNING, chained to the outbox
-insert in a CTE); SQLite gets the portable multi-row form.
+`store` writes a group of readings and their outbox rows in ONE transaction on SQLite and
+reports, per input, the stored id or the id of the reading it duplicates; PostgreSQL's group
+writes take the one-statement asyncpg path in app.storage.postgres_writer.
 """
 
 from __future__ import annotations
@@ -12,13 +11,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, literal_column, select, text, tuple_
+from sqlalchemy import func, literal_column, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.storage.models import outbox, readings
 
-# Keep statement parameters under asyncpg's/SQLite's 32767 limit (6 columns per row).
+# Keep statement parameters under SQLite's 32766 limit (6 columns per row).
 _SQLITE_CHUNK = 4000
 
 
@@ -45,59 +44,22 @@ class StoredResult:
     duplicate: bool
 
 
-_PG_STORE = text(
-    """
-    WITH incoming AS (
-        SELECT * FROM unnest(
-            CAST(:device_ids AS text[]), CAST(:tags AS text[]), CAST(:timestamps AS timestamptz[]),
-            CAST(:values AS float8[]), CAST(:anomalies AS boolean[]), CAST(:z_scores AS float8[])
-        ) AS r(device_id, tag, ts, value, is_anomaly, z_score)
-    ),
-    inserted AS (
-        INSERT INTO readings (device_id, tag, ts, value, is_anomaly, z_score)
-        SELECT device_id, tag, ts, value, is_anomaly, z_score FROM incoming
-        ON CONFLICT ON CONSTRAINT uq_readings_device_tag_ts DO NOTHING
-        RETURNING id, device_id, tag, ts, is_anomaly
-    ),
-    queued AS (
-        INSERT INTO outbox (reading_id) SELECT id FROM inserted
-    )
-    SELECT id, device_id, tag, ts, is_anomaly FROM inserted
-    """
-)
-
-
 async def store(connection: AsyncConnection, batch: Sequence[ScoredReading]) -> list[StoredResult]:
-    """Insert `batch` (+ outbox rows) in the caller's transaction; one result per input, in order."""
-    if connection.dialect.name == "postgresql":
-        rows = (
-            await connection.execute(
-                _PG_STORE,
-                {
-                    "device_ids": [r.device_id for r in batch],
-                    "tags": [r.tag for r in batch],
-                    "timestamps": [r.ts for r in batch],
-                    "values": [r.value for r in batch],
-                    "anomalies": [r.is_anomaly for r in batch],
-                    "z_scores": [r.z_score for r in batch],
-                },
-            )
-        ).all()
-    else:
-        rows = []
-        for start in range(0, len(batch), _SQLITE_CHUNK):
-            chunk = batch[start : start + _SQLITE_CHUNK]
-            statement = (
-                sqlite.insert(readings)
-                .values([_row(r) for r in chunk])
-                .on_conflict_do_nothing(index_elements=["device_id", "tag", "ts"])
-                .returning(readings.c.id, readings.c.device_id, readings.c.tag, readings.c.ts,
-                           readings.c.is_anomaly)
-            )
-            inserted = (await connection.execute(statement)).all()
-            if inserted:
-                await connection.execute(outbox.insert(), [{"reading_id": row.id} for row in inserted])
-            rows += inserted
+    """SQLite: insert `batch` (+ outbox rows) in the caller's transaction; one result per input, in
+    order. (PostgreSQL takes the one-statement path in app.storage.postgres_writer.)"""
+    rows = []
+    for start in range(0, len(batch), _SQLITE_CHUNK):
+        chunk = batch[start : start + _SQLITE_CHUNK]
+        statement = (
+            sqlite.insert(readings)
+            .values([_row(r) for r in chunk])
+            .on_conflict_do_nothing(index_elements=["device_id", "tag", "ts"])
+            .returning(readings.c.id, readings.c.device_id, readings.c.tag, readings.c.ts, readings.c.is_anomaly)
+        )
+        inserted = (await connection.execute(statement)).all()
+        if inserted:
+            await connection.execute(outbox.insert(), [{"reading_id": row.id} for row in inserted])
+        rows += inserted
     return await _match(connection, batch, rows)
 
 

@@ -1,5 +1,6 @@
-"""Group commit on real databases: concurrent requests share transactions, each caller gets its
-own results only after the commit, and a failed transaction fails every caller in it."""
+"""Group commit on real databases (SQLite through SQLAlchemy, PostgreSQL through the asyncpg
+writer): concurrent requests share transactions, each caller gets its own results only after the
+commit, duplicates are recognised, and a failed transaction fails every caller in it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.storage import repository
 from app.storage.database import create_engine, migrate
 from app.storage.group_commit import GroupCommitter
 from app.storage.models import outbox, readings
+from app.storage.postgres_writer import PostgresGroupWriter
 from app.storage.repository import ScoredReading
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -31,23 +33,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+def group_store(engine, database_url: str):
+    """The production write path for the database: (store function, close function)."""
+    if database_url.startswith("postgresql"):
+        writer = PostgresGroupWriter(Settings(database_url=database_url), connections=2)
+        return writer.store, writer.close
+
+    async def store_group(batch):
+        async with engine.begin() as connection:
+            return await repository.store(connection, batch)
+
+    async def nothing() -> None:
+        return None
+
+    return store_group, nothing
+
+
 def test_concurrent_submissions_share_transactions(database_url: str) -> None:
     async def scenario() -> tuple[int, list, int, int]:
         engine = create_engine(Settings(database_url=database_url))
         await migrate(engine)
         transactions = 0
+        store, close = group_store(engine, database_url)
 
-        async def store_group(batch):
+        async def counted(batch):
             nonlocal transactions
             transactions += 1
-            async with engine.begin() as connection:
-                return await repository.store(connection, batch)
+            return await store(batch)
 
-        committer = GroupCommitter(store_group, max_rows=10_000, writers=1)
+        committer = GroupCommitter(counted, max_rows=10_000, writers=1)
         committer.start()
         requests = [[reading(f"d{r}", s) for s in range(5)] for r in range(200)]
         results = await asyncio.gather(*(committer.submit(batch) for batch in requests))
         await committer.close()
+        await close()
         async with engine.connect() as connection:
             stored = (await connection.execute(select(func.count()).select_from(readings))).scalar_one()
             queued = (await connection.execute(select(func.count()).select_from(outbox))).scalar_one()
@@ -61,7 +80,10 @@ def test_concurrent_submissions_share_transactions(database_url: str) -> None:
     assert len({x.id for r in results for x in r}) == 1000
 
 
-def test_a_failed_transaction_fails_every_caller_and_stores_nothing(database_url: str) -> None:
+def test_a_failed_transaction_fails_every_caller_and_stores_nothing(tmp_path: Path) -> None:
+    # The committer's semantics; a real PostgreSQL outage is covered in test_dead_letter.py.
+    database_url = f"sqlite+aiosqlite:///{tmp_path}/failed.db"
+
     async def scenario():
         engine = create_engine(Settings(database_url=database_url))
         await migrate(engine)
@@ -91,17 +113,32 @@ def test_close_flushes_what_is_queued(database_url: str) -> None:
         engine = create_engine(Settings(database_url=database_url))
         await migrate(engine)
 
-        async def store_group(batch):
-            async with engine.begin() as connection:
-                return await repository.store(connection, batch)
-
-        committer = GroupCommitter(store_group, max_rows=10_000)
+        store, close = group_store(engine, database_url)
+        committer = GroupCommitter(store, max_rows=10_000)
         committer.start()
         pending = [asyncio.ensure_future(committer.submit([reading("d", i)])) for i in range(50)]
         await asyncio.sleep(0)
         await committer.close()
         results = await asyncio.gather(*pending)
+        await close()
         await engine.dispose()
         return results
 
     assert len(asyncio.run(scenario())) == 50
+
+
+def test_duplicates_within_and_across_groups_map_to_the_first_stored_id(database_url: str) -> None:
+    async def scenario():
+        engine = create_engine(Settings(database_url=database_url))
+        await migrate(engine)
+        store, close = group_store(engine, database_url)
+        first = await store([reading("d", 1), reading("d", 2)])
+        second = await store([reading("d", 2), reading("d", 3), reading("d", 3), reading("e", 1)])
+        await close()
+        await engine.dispose()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert [r.duplicate for r in first] == [False, False]
+    assert [r.duplicate for r in second] == [True, False, True, False]
+    assert second[0].id == first[1].id and second[2].id == second[1].id

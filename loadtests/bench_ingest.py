@@ -1,0 +1,200 @@
+"""`make bench-ingest`: ingest throughput of ONE app process into PostgreSQL, over real HTTP.
+
+    python -m loadtests.bench_ingest [--duration 20] [--concurrency 32] [--batch-size 100]
+
+Starts a throw-away PostgreSQL cluster and `uvicorn app.main:app` (one worker), then drives it
+from this process with closed-loop clients (each sends its next request when the previous one
+was answered):
+  1. batch ingest: POST /ingest/batch with `--batch-size` readings per request -> readings/s;
+  2. single readings: POST /ingest -> requests/s and latency percentiles.
+Results are printed and appended to docs/benchmarks.md with date, machine and git revision.
+Client, server and PostgreSQL share this machine's cores: the numbers are a floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from app.devstack.postgres import PostgresServer
+from app.devstack.processes import free_port, stop, wait_for_port
+
+RESULTS = Path("docs/benchmarks.md")
+CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
+DEVICES = 50
+TAGS = ("fermenter_temp", "fermenter_ph", "agitator_rpm")
+VALUES = {"fermenter_temp": 37.0, "fermenter_ph": 7.0, "agitator_rpm": 450.0}
+
+
+@dataclass
+class Phase:
+    name: str
+    requests: int = 0
+    readings: int = 0
+    failures: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        return statistics.quantiles(self.latencies_ms, n=1000, method="inclusive")[int(q * 10) - 1]
+
+
+class Bodies:
+    """Unique readings (distinct timestamps) over a fixed set of series, pre-rendered cheaply."""
+
+    def __init__(self) -> None:
+        self.start = datetime.now(UTC) - timedelta(hours=6)
+        self.counter = 0
+
+    def reading(self) -> str:
+        index = self.counter
+        self.counter += 1
+        tag = TAGS[index % len(TAGS)]
+        moment = (self.start + timedelta(microseconds=index)).isoformat()
+        value = VALUES[tag] + (index % 7 - 3) * 0.01
+        return f'{{"timestamp":"{moment}","tag":"{tag}","value":{value},"device_id":"bench-{index % DEVICES}"}}'
+
+    def batch(self, size: int) -> bytes:
+        return ("[" + ",".join(self.reading() for _ in range(size)) + "]").encode()
+
+
+async def run_phase(base: str, token: str, *, name: str, path: str, batch_size: int, concurrency: int,
+                    duration: float, bodies: Bodies) -> Phase:
+    phase = Phase(name)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    deadline = time.perf_counter() + duration
+    # aiohttp: a fraction of httpx's CPU per request, so the client does not cap the measurement.
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as client:
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                body = bodies.batch(batch_size) if batch_size > 1 else bodies.reading().encode()
+                sent = time.perf_counter()
+                try:
+                    async with client.post(path, data=body, headers=headers) as response:
+                        await response.read()
+                        ok = response.status in (200, 201, 202)
+                except aiohttp.ClientError:
+                    ok = False
+                phase.latencies_ms.append((time.perf_counter() - sent) * 1000)
+                phase.requests += 1
+                if ok:
+                    phase.readings += batch_size
+                else:
+                    phase.failures += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        phase.seconds = time.perf_counter() - started
+    return phase
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} cores ({cpu}), {platform.python_implementation()} {platform.python_version()}"
+
+
+def revision() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "unknown"
+
+
+def record(batch: Phase, single: Phase, args: argparse.Namespace) -> str:
+    today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    command = (f"make bench-ingest (python -m loadtests.bench_ingest --duration {args.duration} "
+               f"--concurrency {args.concurrency} --batch-size {args.batch_size})")
+    rows = [
+        f"\n### {today} — revision {revision()}\n",
+        f"Machine: {machine()}. Command: `{command}`. One uvicorn worker, PostgreSQL 15 on the same machine, "
+        "clients in the benchmark process.\n",
+        "| phase | requests | readings | failures | readings/s | requests/s | p50 ms | p95 ms | p99 ms |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for phase in (batch, single):
+        rows.append(
+            f"| {phase.name} | {phase.requests} | {phase.readings} | {phase.failures} | "
+            f"{phase.readings / phase.seconds:,.0f} | {phase.requests / phase.seconds:,.0f} | "
+            f"{phase.percentile(50):.1f} | {phase.percentile(95):.1f} | {phase.percentile(99):.1f} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
+async def benchmark(args: argparse.Namespace) -> tuple[Phase, Phase]:
+    postgres = PostgresServer().start()
+    port = free_port()
+    env = {**os.environ, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
+           "SENSOR_DEAD_LETTER_DIR": str(Path(postgres.root) / "dead-letter"), "SENSOR_LOG_LEVEL": "WARNING"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--no-access-log", "--backlog", "2048", "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, timeout=60, process=server)
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession(base) as client, client.post("/auth/token", json=CREDENTIALS) as response:
+            token = (await response.json())["access_token"]
+        bodies = Bodies()
+        # Warm-up: windows of every series and the connection pool.
+        await run_phase(base, token, name="warm-up", path="/ingest/batch", batch_size=args.batch_size,
+                        concurrency=4, duration=2, bodies=bodies)
+        batch = await run_phase(base, token, name=f"batch of {args.batch_size}", path="/ingest/batch",
+                                batch_size=args.batch_size, concurrency=args.concurrency,
+                                duration=args.duration, bodies=bodies)
+        single = await run_phase(base, token, name="single reading", path="/ingest", batch_size=1,
+                                 concurrency=args.concurrency, duration=args.duration, bodies=bodies)
+        return batch, single
+    finally:
+        server.send_signal(signal.SIGTERM)
+        stop(server, timeout=30)
+        postgres.destroy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_ingest", description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase (> 0)")
+    parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (>= 1)")
+    parser.add_argument("--batch-size", type=int, default=100, help="readings per batch request (1-1000)")
+    parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS}")
+    args = parser.parse_args(argv)
+    if args.duration <= 0:
+        parser.error(f"--duration must be > 0, got {args.duration}")
+    if args.concurrency < 1:
+        parser.error(f"--concurrency must be >= 1, got {args.concurrency}")
+    if not 1 <= args.batch_size <= 1000:
+        parser.error(f"--batch-size must be between 1 and 1000, got {args.batch_size}")
+    batch, single = asyncio.run(benchmark(args))
+    text = record(batch, single, args)
+    print(text)
+    print(json.dumps({"batch_readings_per_second": round(batch.readings / batch.seconds),
+                      "single_requests_per_second": round(single.requests / single.seconds)}))
+    if not args.no_record:
+        with RESULTS.open("a") as results:
+            results.write(text)
+    return 0 if batch.failures == 0 and single.failures == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
