@@ -24,7 +24,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
-.PHONY: help up test lint synth diff deploy snapshot-update lock deps vendor postgres clean
+.PHONY: help up test lint synth diff deploy bench-ingest snapshot-update lock deps vendor postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ diff: deps ## Show what `make deploy ENV=...` would change (needs AWS credential
 deploy: deps ## Deploy ENV's stacks in dependency order (needs AWS credentials)
 	$(PY) -m cdk.preflight --env $(ENV)
 	$(CDK) deploy $(CDK_FLAGS) --all --require-approval broadening
+
+bench-ingest: deps postgres ## Measure ingest throughput into PostgreSQL (one app process); appends to docs/benchmarks.md
+	$(PY) -m loadtests.bench_ingest --duration 20 --concurrency 32 --batch-size 100
 
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q

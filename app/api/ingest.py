@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from app.api.schemas import BATCH_BODY, SINGLE_BODY, BatchResultOut, ReadingResultOut
 from app.errors import ApiError
 from app.observability import metrics as m
-from app.readings import InvalidInput, parse_body, validate_batch, validate_single
+from app.readings import InvalidInput, validate_batch_body, validate_single_body
 from app.security.dependencies import require_scope
 from app.services.ingest import IngestOutcome, StorageUnavailable
 
@@ -38,7 +38,7 @@ ERRORS = {
 )
 async def ingest_one(request: Request, response: Response):
     state = request.app.state
-    readings = _validated(state, validate_single, await request.body())
+    readings = _validated(state, validate_single_body, await request.body())
     outcome = await _ingest(state, readings)
     if len(readings) > 1:
         return _batch(outcome, response)
@@ -60,13 +60,13 @@ async def ingest_one(request: Request, response: Response):
 )
 async def ingest_batch(request: Request, response: Response):
     state = request.app.state
-    readings = _validated(state, validate_batch, await request.body())
+    readings = _validated(state, validate_batch_body, await request.body())
     return _batch(await _ingest(state, readings), response)
 
 
 def _validated(state, validate, body: bytes):
     try:
-        return validate(parse_body(body), state.rules, datetime.now(UTC))
+        return validate(body, state.rules, datetime.now(UTC))
     except InvalidInput as error:
         state.metrics.increment(m.VALIDATION_REJECTS)
         raise ApiError(422, "validation_error", error.message, details=error.details) from None
