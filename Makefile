@@ -67,7 +67,7 @@ lock: deps ## Re-pin every Python package (transitive) into constraints.txt
 
 deps: $(STAMPS)/venv $(STAMPS)/node vendor ## Install the Python venv and the pinned CDK CLI (idempotent)
 
-$(STAMPS)/venv: requirements-dev.txt app/requirements.txt constraints.txt
+$(STAMPS)/venv: requirements-dev.txt app/requirements.txt lambda/archiver/requirements.txt lambda/api/requirements.txt constraints.txt
 	@mkdir -p $(STAMPS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt

@@ -21,16 +21,12 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import __version__
 from app.anomaly import AnomalyDetector
 from app.api import auth, dashboard, data, health, ingest
-from app.errors import install_error_handlers
+from app.factory import build_app
 from app.observability import metrics as m
-from app.observability.logging import configure_logging
-from app.observability.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.outbox.relay import OutboxRelay, create_relay
 from app.readings import ReadingRules
-from app.security.dependencies import install_security
 from app.services.ingest import DeadLetterReplayer, IngestService
 from app.services.queries import QueryService
 from app.settings import Settings
@@ -49,18 +45,14 @@ RELAY_STOP_SECONDS = 15.0
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    configure_logging(settings.log_level)
-    application = FastAPI(
+    application = build_app(
+        settings,
         title="Sensor ingestion service",
-        version=__version__,
-        description="Ingests sensor readings (seed-compatible API), flags rolling z-score anomalies and "
-        "serves queries. Authenticate with POST /auth/token, then send `Authorization: Bearer <token>`. "
-        "Timestamps without a timezone are treated as UTC.",
+        summary="Ingests sensor readings (seed-compatible API), flags rolling z-score anomalies and "
+        "serves queries.",
         lifespan=_lifespan,
+        routers=(health.router, auth.router, ingest.router, data.router, dashboard.router),
     )
-    application.state.settings = settings
-    application.state.accepting = False
-    application.state.started = False
     application.state.rules = ReadingRules(
         tag_ranges=settings.tag_ranges,
         max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
@@ -68,14 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch=settings.max_batch_readings,
     )
     application.state.metrics = m.Metrics.from_settings(settings)
-    install_error_handlers(application)
-    install_security(application, settings)
-    for router in (health.router, auth.router, ingest.router, data.router, dashboard.router):
-        application.include_router(router)
     dashboard.mount_static(application)
-    # Outermost first: the request id must exist before the body limit can answer with it.
-    application.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    application.add_middleware(RequestIdMiddleware)
     return application
 
 

@@ -16,10 +16,17 @@ from cdk_nag import AwsSolutionsChecks
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
 from cdk.stacks.network import NetworkStack
+from cdk.stacks.pipeline import LambdaSources, PipelineStack
 from cdk.stacks.service import ServiceStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_IMAGE_DIRECTORY = REPO_ROOT / "app"
+LAMBDA_SOURCES = LambdaSources(
+    archiver_directory=REPO_ROOT / "lambda" / "archiver",
+    read_api_directory=REPO_ROOT / "lambda" / "api",
+    app_package=REPO_ROOT / "app",
+    constraints=REPO_ROOT / "constraints.txt",
+)
 
 
 @dataclass(frozen=True)
@@ -30,10 +37,11 @@ class Platform:
     network: NetworkStack
     data: DataStack
     service: ServiceStack
+    pipeline: PipelineStack
 
     @property
     def stacks(self) -> tuple[cdk.Stack, ...]:
-        return (self.network, self.data, self.service)
+        return (self.network, self.data, self.service, self.pipeline)
 
 
 def stack_name(config: EnvironmentConfig, domain: str) -> str:
@@ -71,7 +79,18 @@ def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
         description=f"Sensor platform ({config.name}): ECS Fargate service, ALB, WAF",
         **common,
     )
-    platform = Platform(config=config, network=network, data=data, service=service)
+    pipeline = PipelineStack(
+        app,
+        stack_name(config, "Pipeline"),
+        config=config,
+        sources=LAMBDA_SOURCES,
+        vpc=network.vpc,
+        data=data,
+        service=service,
+        description=f"Sensor platform ({config.name}): MSK to S3 archiver, Glue catalog, read-only API",
+        **common,
+    )
+    platform = Platform(config=config, network=network, data=data, service=service, pipeline=pipeline)
     for stack in platform.stacks:
         cdk.Tags.of(stack).add("project", "sensor-platform")
         cdk.Tags.of(stack).add("environment", config.name)

@@ -224,6 +224,38 @@ class WafConfig(_Section):
         return cidrs
 
 
+class PipelineConfig(_Section):
+    """The Pipeline stack: the MSK -> S3 archiver Lambda and the optional read-only API Lambda.
+
+    Both functions log with the environment's `log_retention_days`.
+    """
+
+    # pyarrow alone needs ~100 MB once imported; 256 MB leaves room for one batch of Parquet.
+    archiver_memory_mb: int = Field(default=512, ge=256, le=10240)
+    archiver_timeout_seconds: int = Field(default=120, ge=10, le=900)
+    # Records per invocation (the MSK event source mapping allows 1..10000).
+    batch_size: int = Field(default=1000, ge=1, le=10_000)
+    maximum_batching_window_seconds: int = Field(default=5, ge=0, le=300)
+    starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    read_api_enabled: bool = False
+    read_api_memory_mb: int = Field(default=512, ge=128, le=10240)
+    # API Gateway HTTP APIs give up on an integration after 30 s: the function must answer sooner.
+    read_api_timeout_seconds: int = Field(default=10, ge=1, le=29)
+    read_api_throttle_rate_per_second: int = Field(default=50, ge=1, le=10_000)
+    read_api_throttle_burst: int = Field(default=100, ge=1, le=5_000)
+
+    @model_validator(mode="after")
+    def _burst_covers_rate(self) -> PipelineConfig:
+        if self.read_api_throttle_burst < self.read_api_throttle_rate_per_second:
+            raise _KeyError(
+                "pipeline.read_api_throttle_burst",
+                f"must be at least read_api_throttle_rate_per_second ({self.read_api_throttle_burst} < "
+                f"{self.read_api_throttle_rate_per_second}): a bucket smaller than one second of the "
+                "steady rate throttles steady traffic",
+            )
+        return self
+
+
 class EnvironmentConfig(_Section):
     """One deployable environment of the platform."""
 
@@ -240,6 +272,7 @@ class EnvironmentConfig(_Section):
     streaming: StreamingConfig
     datalake: DataLakeConfig = DataLakeConfig()
     waf: WafConfig = WafConfig()
+    pipeline: PipelineConfig = PipelineConfig()
 
     @field_validator("region")
     @classmethod

@@ -6,6 +6,9 @@ embedded (default): the app on a SQLite file under var/, dead letters in var/dea
 broker (outbox rows are kept in the database until the local pipeline drains them).
 full: the same code on a PostgreSQL cluster under var/pg/ (run as the `postgres` user), the tansu
 Kafka broker (the outbox relay publishes to it) and moto's S3 endpoint.
+
+Both run the archiver Lambda's handler locally (app.devstack.pipeline): embedded drains the outbox
+straight into it with the data lake in var/datalake/; full consumes the topic into the moto bucket.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from app.devstack.tansu import TansuBroker
 
 VAR = Path("var")
 LOCAL_BUCKET = "sensor-local-datalake"
+LOCAL_TOPIC = "sensor-readings"
+# How long the local archiver gathers readings per invocation: fewer, larger Parquet files in the lake.
+ARCHIVER_WINDOW_SECONDS = "2"
 FULL_PROFILE_PG_PORT = 55432
 # moto accepts any credentials; these only keep boto3 from looking for real ones.
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "eu-west-1"}
@@ -61,10 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_simulator:
             stack.start_simulator(env, base)
             lines.append(f"Simulator   5 devices x 1 reading/s, 5% anomalies (log: {VAR / 'simulator.log'})")
+        pipeline_process, pipeline_line = stack.start_pipeline(args.profile, env)
+        lines.append(pipeline_line)
         _print_banner(args.profile, base, _token(base, "dashboard"), lines)
         while not stopping:
             if app_process.poll() is not None:
                 print(f"the app exited with {app_process.returncode}; see {VAR / 'app.log'}", file=sys.stderr)
+                return 1
+            if pipeline_process.poll() is not None:
+                print(f"the archiver pipeline exited with {pipeline_process.returncode}; see {VAR / 'archiver.log'}",
+                      file=sys.stderr)
                 return 1
             time.sleep(0.5)
         return 0
@@ -117,6 +129,34 @@ class Stack:
              "--spool", str(VAR / "simulator-spool.jsonl")],
             env=env, stdout=open(VAR / "simulator.log", "ab"), stderr=subprocess.STDOUT,
         ))
+
+    # --- local archiver pipeline (app.devstack.pipeline) ---------------------------------------------
+
+    def start_pipeline(self, profile: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+        """The archiver Lambda's handler fed locally: from the outbox (embedded) or the topic (full).
+
+        Returns the process (stopped by SIGINT with the others) and the banner line saying where the
+        Parquet files land.
+        """
+        if profile == "full":
+            source = ["kafka", "--bootstrap", env["SENSOR_KAFKA_BOOTSTRAP"], "--topic", LOCAL_TOPIC,
+                      "--group", "archiver", "--bucket", LOCAL_BUCKET, "--s3-endpoint", env["SENSOR_S3_ENDPOINT_URL"],
+                      "--batching-window-seconds", ARCHIVER_WINDOW_SECONDS]
+            line = (f"Data lake   s3://{LOCAL_BUCKET}/raw/year=.../*.parquet on {env['SENSOR_S3_ENDPOINT_URL']} "
+                    f"(archiver consumes {LOCAL_TOPIC}; log: {VAR / 'archiver.log'})")
+        else:
+            database_url = env.get("SENSOR_DATABASE_URL", f"sqlite+aiosqlite:///{VAR / 'sensors.db'}")
+            lake_dir = VAR / "datalake"
+            source = ["outbox", "--database-url", database_url, "--lake-dir", str(lake_dir), "--topic", LOCAL_TOPIC,
+                      "--idle-seconds", ARCHIVER_WINDOW_SECONDS]
+            line = (f"Data lake   {lake_dir}/raw/year=.../*.parquet (archiver drains the outbox; "
+                    f"log: {VAR / 'archiver.log'})")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.devstack.pipeline", *source],
+            env=env, stdout=open(VAR / "archiver.log", "ab"), stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        return process, line
 
     def stop(self) -> None:
         print("\nstopping ...", flush=True)

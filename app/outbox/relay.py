@@ -1,9 +1,13 @@
-"""The outbox relay: publishes committed readings from the `outbox` table to Kafka.
+"""The outbox relay: publishes committed readings from the `outbox` table through a `Publisher`.
 
 The ingest path inserts a reading and its outbox row in one transaction. The relay, in one
-database transaction per batch, takes the oldest outbox rows (with their readings), sends them,
-waits until the broker acknowledged every message (acks=all), and only then deletes those rows
-and commits. If any send fails the transaction rolls back and the rows are retried later.
+database transaction per batch, takes the oldest outbox rows (with their readings), hands them to
+its publisher, waits until the publisher reports success, and only then deletes those rows and
+commits. If publishing fails the transaction rolls back and the rows are retried later.
+
+Publishers: `KafkaPublisher` (the service: every message acknowledged by the broker, acks=all) and,
+in the embedded local profile, app.devstack.pipeline's archiver publisher, which hands each batch
+straight to the archiver Lambda's handler (there is no broker).
 
 Delivery guarantee:
 - Clean stop and restart publish every reading exactly once: `stop()` lets the in-flight batch
@@ -31,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, Select, delete, select
@@ -50,37 +54,91 @@ class PublishError(RuntimeError):
     """The broker did not acknowledge every message of a batch; the batch was rolled back."""
 
 
-class OutboxRelay:
-    """Moves outbox rows to Kafka; `run()` loops until `stop()`. Counters are for metrics.
+class OutboxMessage(NamedTuple):
+    """One encoded reading, with the outbox row it came from and the reading's id.
 
-    The caller owns the producer (starts and stops it) unless `owns_producer=True`: then `run()`
-    starts it, retrying with backoff while the broker is unreachable, and stops it on exit.
+    The outbox id orders the outbox but is not unique over time on SQLite, which reuses the rowids of
+    deleted rows once the table is empty; the reading id is unique.
+    """
+
+    outbox_id: int
+    reading_id: int
+    key: bytes
+    value: bytes
+
+
+class Publisher(Protocol):
+    """Where the relay sends batches. `publish` returns only when every message is durably delivered
+    and raises otherwise (then the whole batch is retried: it must tolerate receiving it again)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None: ...
+
+
+class KafkaPublisher:
+    """Sends each message to `topic` keyed by device; done when the broker acknowledged all of them."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
+        self.producer = producer
+        self.topic = topic
+
+    async def start(self) -> None:
+        await self.producer.start()
+
+    async def stop(self) -> None:
+        await self.producer.stop()
+
+    async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        deliveries: list[asyncio.Future[Any]] = []
+        try:
+            for message in messages:
+                deliveries.append(await self.producer.send(self.topic, value=message.value, key=message.key))
+        except BaseException:
+            # The batch is abandoned; still collect the queued deliveries' outcomes so that no
+            # "exception was never retrieved" noise follows.
+            for delivery in deliveries:
+                delivery.add_done_callback(_retrieve_outcome)
+            raise
+        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            raise PublishError(
+                f"{len(failures)} of {len(deliveries)} messages not acknowledged: {failures[0]!r}"
+            ) from failures[0]
+
+
+class OutboxRelay:
+    """Moves outbox rows to a publisher; `run()` loops until `stop()`. Counters are for metrics.
+
+    The caller owns the publisher (starts and stops it) unless `owns_publisher=True`: then `run()`
+    starts it, retrying with backoff while its target is unreachable, and stops it on exit.
     """
 
     def __init__(
         self,
         engine: AsyncEngine,
-        producer: AIOKafkaProducer,
-        topic: str,
+        publisher: Publisher,
         *,
         batch_size: int,
         idle_seconds: float,
         max_backoff_seconds: float = 30.0,
         initial_backoff_seconds: float = 0.5,
-        owns_producer: bool = False,
+        owns_publisher: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if idle_seconds <= 0 or initial_backoff_seconds <= 0 or max_backoff_seconds <= 0:
             raise ValueError("idle and backoff durations must be positive")
         self.engine = engine
-        self.producer = producer
-        self.topic = topic
+        self.publisher = publisher
         self.batch_size = batch_size
         self.idle_seconds = idle_seconds
         self.initial_backoff_seconds = min(initial_backoff_seconds, max_backoff_seconds)
         self.max_backoff_seconds = max_backoff_seconds
-        self.owns_producer = owns_producer
+        self.owns_publisher = owns_publisher
 
         self.published_total = 0
         self.failures_total = 0
@@ -116,52 +174,35 @@ class OutboxRelay:
         return query
 
     async def publish_batch(self) -> int:
-        """Publish up to `batch_size` outbox rows; returns how many messages the broker acknowledged.
+        """Publish up to `batch_size` outbox rows; returns how many messages the publisher delivered.
 
-        Raises (after rolling back, leaving the rows in place) when a message is not acknowledged.
+        Raises (after rolling back, leaving the rows in place) when publishing fails.
         """
         async with self._one_batch_at_a_time, self.engine.begin() as connection:
             rows = (await connection.execute(self._select_batch)).all()
             if not rows:
                 return 0
             messages = self._encode(rows)
-            await self._send_all(messages)
+            if messages:
+                await self.publisher.publish(messages)
             handled_ids = [row.outbox_id for row in rows]
             await connection.execute(delete(outbox).where(outbox.c.id.in_(handled_ids)))
         self.published_total += len(messages)
         self.dropped_total += len(rows) - len(messages)
         return len(messages)
 
-    def _encode(self, rows: Sequence[Row[Any]]) -> list[tuple[bytes, bytes]]:
+    def _encode(self, rows: Sequence[Row[Any]]) -> list[OutboxMessage]:
         messages = []
         for row in rows:
             if row.id is None:
                 log.error("outbox row %s: reading %s does not exist; dropped", row.outbox_id, row.reading_id)
                 continue
             try:
-                messages.append(encode_reading(row))
+                messages.append(OutboxMessage(row.outbox_id, row.id, *encode_reading(row)))
             except InvalidReadingMessage as error:
                 log.error("outbox row %s: reading %s cannot be published (%s); dropped",
                           row.outbox_id, row.id, error)
         return messages
-
-    async def _send_all(self, messages: list[tuple[bytes, bytes]]) -> None:
-        deliveries: list[asyncio.Future[Any]] = []
-        try:
-            for key, value in messages:
-                deliveries.append(await self.producer.send(self.topic, value=value, key=key))
-        except BaseException:
-            # The batch is abandoned; still collect the queued deliveries' outcomes so that no
-            # "exception was never retrieved" noise follows.
-            for delivery in deliveries:
-                delivery.add_done_callback(_retrieve_outcome)
-            raise
-        outcomes = await asyncio.gather(*deliveries, return_exceptions=True)
-        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-        if failures:
-            raise PublishError(
-                f"{len(failures)} of {len(deliveries)} messages not acknowledged: {failures[0]!r}"
-            ) from failures[0]
 
     async def run(self) -> None:
         """Publish until `stop()`: immediately while rows are pending, every `idle_seconds` when the
@@ -171,13 +212,13 @@ class OutboxRelay:
         self._running = True
         self._finished.clear()
         backoff = self.initial_backoff_seconds
-        producer_started = not self.owns_producer
+        publisher_started = not self.owns_publisher
         try:
             while not self._stop_requested.is_set():
                 try:
-                    if not producer_started:
-                        await self.producer.start()
-                        producer_started = True
+                    if not publisher_started:
+                        await self.publisher.start()
+                        publisher_started = True
                     published = await self.publish_batch()
                 except Exception:
                     self.failures_total += 1
@@ -190,8 +231,8 @@ class OutboxRelay:
                     await self._sleep(self.idle_seconds)
         finally:
             try:
-                if self.owns_producer:
-                    await self.producer.stop()
+                if self.owns_publisher:
+                    await self.publisher.stop()
             finally:
                 self._running = False
                 self._finished.set()
@@ -224,9 +265,8 @@ async def create_relay(engine: AsyncEngine, settings: Settings) -> OutboxRelay:
     producer = await create_producer(settings)
     return OutboxRelay(
         engine,
-        producer,
-        settings.kafka_topic,
+        KafkaPublisher(producer, settings.kafka_topic),
         batch_size=settings.relay_batch_size,
         idle_seconds=settings.relay_idle_seconds,
-        owns_producer=True,
+        owns_publisher=True,
     )

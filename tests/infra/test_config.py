@@ -42,6 +42,27 @@ def test_committed_environments_parse_with_documented_defaults() -> None:
     assert prod.datalake.glacier_after_days == 90
 
 
+def test_pipeline_settings_come_from_cdk_json_with_documented_defaults() -> None:
+    environments = committed_context()["environments"]
+    dev = load_environment(environments, "dev").pipeline
+    prod = load_environment(environments, "prod").pipeline
+    assert dev.read_api_enabled and prod.read_api_enabled
+    assert (dev.batch_size, dev.maximum_batching_window_seconds, dev.starting_position) == (1000, 5, "TRIM_HORIZON")
+    assert (prod.batch_size, prod.maximum_batching_window_seconds) == (5000, 30)
+    assert (prod.archiver_memory_mb, prod.archiver_timeout_seconds) == (1024, 300)
+    assert (prod.read_api_throttle_rate_per_second, prod.read_api_throttle_burst) == (100, 200)
+
+    raw = committed_environment("dev")
+    del raw["pipeline"]
+    defaults = load("dev", raw).pipeline
+    assert defaults.read_api_enabled is False  # opt-in: the read API is an extra public endpoint
+    assert (defaults.archiver_memory_mb, defaults.archiver_timeout_seconds) == (512, 120)
+    assert (defaults.batch_size, defaults.maximum_batching_window_seconds) == (1000, 5)
+    assert defaults.starting_position == "TRIM_HORIZON"
+    assert (defaults.read_api_memory_mb, defaults.read_api_timeout_seconds) == (512, 10)
+    assert (defaults.read_api_throttle_rate_per_second, defaults.read_api_throttle_burst) == (50, 100)
+
+
 def test_config_is_frozen() -> None:
     config = load("dev", committed_environment("dev"))
     with pytest.raises(ValidationError, match="frozen"):
@@ -104,6 +125,44 @@ def test_config_is_frozen() -> None:
                      id="bad account"),
         pytest.param(lambda r: r.pop("streaming"), "environments.dev.streaming", "Field required",
                      id="missing required section"),
+        pytest.param(lambda r: r["pipeline"].update(batchsize=10), "environments.dev.pipeline.batchsize",
+                     "unknown key", id="unknown pipeline key"),
+        pytest.param(lambda r: r["pipeline"].update(batch_size=10_001), "environments.dev.pipeline.batch_size",
+                     "less than or equal to 10000", id="batch larger than the MSK event source allows"),
+        pytest.param(lambda r: r["pipeline"].update(batch_size=0), "environments.dev.pipeline.batch_size",
+                     "greater than or equal to 1", id="empty batch"),
+        pytest.param(lambda r: r["pipeline"].update(maximum_batching_window_seconds=301),
+                     "environments.dev.pipeline.maximum_batching_window_seconds", "less than or equal to 300",
+                     id="batching window over five minutes"),
+        pytest.param(lambda r: r["pipeline"].update(maximum_batching_window_seconds=-1),
+                     "environments.dev.pipeline.maximum_batching_window_seconds", "greater than or equal to 0",
+                     id="negative batching window"),
+        pytest.param(lambda r: r["pipeline"].update(starting_position="EARLIEST"),
+                     "environments.dev.pipeline.starting_position", "'TRIM_HORIZON' or 'LATEST'",
+                     id="unknown starting position"),
+        pytest.param(lambda r: r["pipeline"].update(archiver_memory_mb=128),
+                     "environments.dev.pipeline.archiver_memory_mb", "greater than or equal to 256",
+                     id="archiver memory too small for pyarrow"),
+        pytest.param(lambda r: r["pipeline"].update(archiver_memory_mb=10_241),
+                     "environments.dev.pipeline.archiver_memory_mb", "less than or equal to 10240",
+                     id="archiver memory above the Lambda maximum"),
+        pytest.param(lambda r: r["pipeline"].update(archiver_timeout_seconds=901),
+                     "environments.dev.pipeline.archiver_timeout_seconds", "less than or equal to 900",
+                     id="archiver timeout above the Lambda maximum"),
+        pytest.param(lambda r: r["pipeline"].update(read_api_enabled="yes"),
+                     "environments.dev.pipeline.read_api_enabled", "valid boolean", id="read API flag as text"),
+        pytest.param(lambda r: r["pipeline"].update(read_api_timeout_seconds=30),
+                     "environments.dev.pipeline.read_api_timeout_seconds", "less than or equal to 29",
+                     id="read API timeout at the HTTP API limit"),
+        pytest.param(lambda r: r["pipeline"].update(read_api_memory_mb=64),
+                     "environments.dev.pipeline.read_api_memory_mb", "greater than or equal to 128",
+                     id="read API memory below the Lambda minimum"),
+        pytest.param(lambda r: r["pipeline"].update(read_api_throttle_rate_per_second=0),
+                     "environments.dev.pipeline.read_api_throttle_rate_per_second", "greater than or equal to 1",
+                     id="read API rate of zero"),
+        pytest.param(lambda r: r["pipeline"].update(read_api_throttle_rate_per_second=200, read_api_throttle_burst=100),
+                     "environments.dev.pipeline.read_api_throttle_burst",
+                     "must be at least read_api_throttle_rate_per_second (100 < 200)", id="burst below the rate"),
     ],
 )
 def test_dev_rules(mutate: Callable[[dict[str, Any]], None], key: str, rule: str) -> None:

@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from cdk_nag import AwsSolutionsChecks
 
 from cdk.app import build_app
-from tests.infra.conftest import Synthesized, committed_context
+from tests.infra.conftest import SKIP_BUNDLING, Synthesized, committed_context
 
 # (construct path below the stack, finding id) for every acknowledgement in the code. A new one
 # must be added here on purpose, next to the review of its reason.
@@ -29,6 +29,15 @@ ACKNOWLEDGED = {
         "Service/Ingest/Service",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers]",
     ),
+    ("Pipeline/Archiver/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
+    ("Pipeline/Archiver/FailedBatches", "AwsSolutions-SQS3"),
+    ("Pipeline/Archiver/Function", "AwsSolutions-L1"),
+}
+# Only while pipeline.read_api_enabled (true in both committed environments).
+READ_API = {
+    ("Pipeline/ReadApi/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
+    ("Pipeline/ReadApi/Function", "AwsSolutions-L1"),
+    ("Pipeline/ReadApi/HttpApi", "AwsSolutions-APIG4"),
 }
 DEV_ONLY = {("Data/Database/Instance", "AwsSolutions-RDS10")}
 PROD_ONLY = {
@@ -81,6 +90,22 @@ def _dead_letter_acknowledgement(env: Synthesized) -> tuple[str, str]:
     )
 
 
+def _archiver_acknowledgements(env: Synthesized) -> set[tuple[str, str]]:
+    """The archiver's scoped wildcards: its consumer group (cluster UUID) and its three lake prefixes."""
+    name, region = env.config.name, env.config.region
+    bucket = f"arn:<AWS::Partition>:s3:::sensor-{name}-datalake-<AWS::AccountId>-{region}"
+    group = f"arn:<AWS::Partition>:kafka:{region}:<AWS::AccountId>:group/sensor-{name}/*/sensor-{name}-archiver"
+    resources = [group] + [f"{bucket}/{prefix}*" for prefix in ("raw/", "processed/", "dead-letter/archiver/")]
+    return {("Pipeline/Archiver/ExecutionRole", f"AwsSolutions-IAM5[Resource::{resource}]") for resource in resources}
+
+
+def expected_acknowledgements(env: Synthesized, extra: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    read_api = READ_API if env.config.pipeline.read_api_enabled else set()
+    return (
+        ACKNOWLEDGED | extra | read_api | {_dead_letter_acknowledgement(env)} | _archiver_acknowledgements(env)
+    )
+
+
 def test_no_unacknowledged_findings(each_env: Synthesized) -> None:
     nag = nag_report(each_env)
     assert nag["violations"] == []
@@ -90,7 +115,7 @@ def test_no_unacknowledged_findings(each_env: Synthesized) -> None:
 def test_every_acknowledgement_is_listed_used_and_explained(dev: Synthesized, prod: Synthesized) -> None:
     for env, extra in ((dev, DEV_ONLY), (prod, PROD_ONLY)):
         applied = suppressed(env)
-        assert set(applied) == ACKNOWLEDGED | extra | {_dead_letter_acknowledgement(env)}
+        assert set(applied) == expected_acknowledgements(env, extra)
         # An acknowledgement that suppresses nothing is stale: remove it.
         assert declared(env) == set(applied)
         for finding, reason in applied.items():
@@ -108,7 +133,7 @@ def test_checks_report_a_violation_when_one_exists() -> None:
 
 
 def test_the_cdk_entry_point_fails_synth_on_a_new_finding(tmp_path) -> None:
-    app = cdk.App(outdir=str(tmp_path), context={**committed_context(), "env": "dev"})
+    app = cdk.App(outdir=str(tmp_path), context={**committed_context(), "env": "dev", **SKIP_BUNDLING})
     platform = build_app(app)
     s3.Bucket(platform.data, "Careless")
     with pytest.raises(RuntimeError, match="AwsSolutions-S1"):

@@ -32,7 +32,7 @@ from app.devstack.tansu import TansuBroker
 from app.outbox import producer as producer_module
 from app.outbox.messages import SCHEMA_VERSION, InvalidReadingMessage, decode_reading, encode_reading
 from app.outbox.producer import MskIamTokenProvider, connection_options, create_producer
-from app.outbox.relay import OutboxRelay, PublishError, create_relay
+from app.outbox.relay import KafkaPublisher, OutboxRelay, PublishError, create_relay
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
 from app.storage.models import outbox, readings
@@ -121,7 +121,7 @@ async def pending_outbox_ids(engine: AsyncEngine) -> list[int]:
         return list((await connection.execute(select(outbox.c.reading_id).order_by(outbox.c.id))).scalars())
 
 
-async def consume(bootstrap: str, topic: str, *, expected: int, timeout: float = 15.0) -> list[ConsumerRecord]:
+async def consume(bootstrap: str, topic: str, *, expected: int, timeout: float = 45.0) -> list[ConsumerRecord]:
     """Every record of `topic`, read by a new consumer group from the earliest offset.
 
     Reads until `expected` records arrived and then one more quiet second, so that duplicates
@@ -195,7 +195,7 @@ async def wait_until(condition: Callable[[], bool], failure: str, *, timeout: fl
 
 def relay_for(engine: AsyncEngine, producer: AIOKafkaProducer, topic: str, **options: Any) -> OutboxRelay:
     options = {"batch_size": 100, "idle_seconds": 0.05, **options}
-    return OutboxRelay(engine, producer, topic, **options)
+    return OutboxRelay(engine, KafkaPublisher(producer, topic), **options)
 
 
 async def drain(relays: list[OutboxRelay], engine: AsyncEngine, *, timeout: float = 20.0) -> None:
@@ -286,9 +286,11 @@ async def test_relay_from_settings_starts_and_stops_its_own_producer(
 
     await drain([relay], engine)
 
-    assert (relay.topic, relay.batch_size, relay.published_total) == (topic, 50, len(reading_ids))
+    publisher = relay.publisher
+    assert isinstance(publisher, KafkaPublisher)
+    assert (publisher.topic, relay.batch_size, relay.published_total) == (topic, 50, len(reading_ids))
     with pytest.raises(ProducerClosed):
-        await relay.producer.send(topic, b"after stop", key=b"device-0")
+        await publisher.producer.send(topic, b"after stop", key=b"device-0")
 
 
 # --- (c) concurrent relays ------------------------------------------------------------------------
@@ -375,7 +377,7 @@ async def test_unreachable_broker_backs_off_and_keeps_the_rows(engine: AsyncEngi
     closed_port = f"127.0.0.1:{free_port()}"  # nothing listens there
     producer = await create_producer(Settings(kafka_bootstrap=closed_port), request_timeout_ms=1000)
     relay = relay_for(
-        engine, producer, "readings", owns_producer=True, initial_backoff_seconds=0.05, max_backoff_seconds=0.2
+        engine, producer, "readings", owns_publisher=True, initial_backoff_seconds=0.05, max_backoff_seconds=0.2
     )
 
     run = asyncio.create_task(relay.run())
