@@ -159,13 +159,18 @@ class Stack:
         return process, line
 
     def stop(self) -> None:
+        """Upstream first, one at a time: the simulator stops sending (and spools), the app drains
+        and flushes its last group commit, then the archiver takes what the app committed last."""
         print("\nstopping ...", flush=True)
-        # The app (first process) drains on SIGTERM; the simulator spools on SIGINT.
-        for process in reversed(self.processes):
+        app = self.processes[0] if self.processes else None
+        others = [p for p in self.processes if p is not app]
+        simulators = [p for p in others if "loadtests.simulator" in " ".join(map(str, p.args))]
+        pipelines = [p for p in others if p not in simulators]
+        for process, stop_signal in [*((p, signal.SIGINT) for p in simulators), *(((app, signal.SIGTERM),) if app else ()),
+                                     *((p, signal.SIGINT) for p in pipelines)]:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM if process is self.processes[0] else signal.SIGINT)
-        for process in reversed(self.processes):
-            stop(process, timeout=20)
+                process.send_signal(stop_signal)
+            stop(process, timeout=30)
         for service in reversed(self.services):
             service.stop()
         print("stopped.", flush=True)

@@ -412,6 +412,11 @@ async def _run_outbox(args: argparse.Namespace) -> int:
                            batch_size=args.batch_size, idle_seconds=args.idle_seconds)
     try:
         await _run_until_signalled(relay.run(), relay.stop)
+        # `make up` stops the app before the drainer: archive what it committed last.
+        drained = 0
+        while published := await relay.publish_batch():
+            drained += published
+        log.info("final drain archived %d readings", drained)
     finally:
         await engine.dispose()
     log.info("outbox drainer stopped after archiving %d readings", relay.published_total)
