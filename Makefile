@@ -24,7 +24,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
-.PHONY: help up test lint synth diff deploy bench-ingest snapshot-update lock deps vendor postgres clean
+.PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,12 +51,24 @@ diff: deps ## Show what `make deploy ENV=...` would change (needs AWS credential
 	$(PY) -m cdk.preflight --env $(ENV)
 	$(CDK) diff $(CDK_FLAGS) --all
 
-deploy: deps ## Deploy ENV's stacks in dependency order (needs AWS credentials)
+# Production (`production: true`) needs CONFIRM_STATEFUL=Sensor-<env>-Data (or the name typed at the
+# prompt) before anything runs; DRY_RUN=1 prints the cdk commands only. See runbooks/deploy.md.
+CONFIRM_STATEFUL ?=
+REQUIRE_APPROVAL ?= broadening
+deploy: deps ## Deploy ENV's stacks one by one in dependency order; production: CONFIRM_STATEFUL=Sensor-ENV-Data (needs AWS credentials)
 	$(PY) -m cdk.preflight --env $(ENV)
-	$(CDK) deploy $(CDK_FLAGS) --all --require-approval broadening
+	$(PY) -m cdk.deploy_plan deploy --env $(ENV) --cdk $(CDK) --out $(CDK_OUT) --require-approval $(REQUIRE_APPROVAL) \
+		$(if $(CONFIRM_STATEFUL),--confirm-stateful $(CONFIRM_STATEFUL)) $(if $(DRY_RUN),--dry-run)
+
+.PHONY: rollback-help
+rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
+	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)
 
 bench-ingest: deps postgres ## Measure ingest throughput into PostgreSQL (one app process); appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench_ingest --duration 20 --concurrency 32 --batch-size 100
+
+drill-bluegreen: deps postgres ## Blue->green switch behind HAProxy under Locust load (200 users): 0 failed; appends to docs/reliability.md
+	$(PY) -m loadtests.drill_bluegreen --users 200 --spawn-rate 50 --warmup 15 --switch-budget 20 --after 20
 
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q

@@ -37,6 +37,9 @@ _ACCOUNT = re.compile(r"^\d{12}$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# CodeDeploy's predefined Lambda deployment configurations offered per environment (the names of the
+# `aws_codedeploy.LambdaDeploymentConfig` constants).
+LambdaDeploymentName = Literal["CANARY_10_PERCENT_5_MINUTES", "LINEAR_10_PERCENT_EVERY_1_MINUTE", "ALL_AT_ONCE"]
 _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -119,6 +122,12 @@ class ServiceConfig(_Section):
     bake_time_minutes: int = Field(default=5, ge=0, le=1440)
     test_listener_port: int = Field(default=8443, ge=1, le=65535)
     health_check_path: str = "/health"
+    # Deployment rollback alarm: p99 target response time (max of blue and green), milliseconds.
+    rollback_p99_latency_ms: int = Field(default=1000, ge=10, le=60000)
+    # The blue/green smoke-test hook's API client (its digest must be in the ApiClients secret) and
+    # how long it waits for the green tasks to answer before failing the deployment.
+    smoke_client_id: str = Field(default="deploy-smoke", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    smoke_test_max_wait_seconds: int = Field(default=600, ge=60, le=3600)
 
     @model_validator(mode="after")
     def _fargate_size(self) -> ServiceConfig:
@@ -243,6 +252,26 @@ class PipelineConfig(_Section):
     read_api_timeout_seconds: int = Field(default=10, ge=1, le=29)
     read_api_throttle_rate_per_second: int = Field(default=50, ge=1, le=10_000)
     read_api_throttle_burst: int = Field(default=100, ge=1, le=5_000)
+    # How CodeDeploy shifts each function's `live` alias to a new version (cdk/components/
+    # lambda_deployment.py): canary 10 % for 5 minutes, 10 % a minute, or everything at once.
+    lambda_deployment: LambdaDeploymentName = "CANARY_10_PERCENT_5_MINUTES"
+    # Rollback alarms: p99 duration of the alias above this (2 of 2 one-minute periods) stops a deployment.
+    archiver_p99_duration_alarm_ms: int = Field(default=60_000, ge=100, le=900_000)
+    read_api_p99_duration_alarm_ms: int = Field(default=3_000, ge=100, le=29_000)
+
+    @model_validator(mode="after")
+    def _duration_alarms_below_timeouts(self) -> PipelineConfig:
+        for function in ("archiver", "read_api"):
+            threshold = getattr(self, f"{function}_p99_duration_alarm_ms")
+            timeout_ms = getattr(self, f"{function}_timeout_seconds") * 1000
+            if threshold >= timeout_ms:
+                raise _KeyError(
+                    f"pipeline.{function}_p99_duration_alarm_ms",
+                    f"must be below {function}_timeout_seconds ({threshold} ms >= {timeout_ms} ms): "
+                    "invocations that time out report the timeout as their duration, so the alarm could "
+                    "never see them as slow",
+                )
+        return self
 
     @model_validator(mode="after")
     def _burst_covers_rate(self) -> PipelineConfig:

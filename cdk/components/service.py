@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Aws, Duration, RemovalPolicy, SecretValue
+from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
@@ -385,7 +386,8 @@ class IngestService(Construct):
 
     def _rollback_alarms(self, name_prefix: str) -> list[cloudwatch.Alarm]:
         """Alarms that roll a deployment back: 5xx from the tasks and unhealthy targets, summed
-        over both colours because the new tasks may sit behind either target group."""
+        over both colours because the new tasks may sit behind either target group, and the p99
+        target response time of the slower colour (`rollback_p99_latency_ms`)."""
         period = Duration.minutes(1)
         target_5xx = cloudwatch.MathExpression(
             expression="FILL(blue, 0) + FILL(green, 0)",
@@ -405,6 +407,16 @@ class IngestService(Construct):
                 for colour, group in (("blue", self.blue_target_group), ("green", self.green_target_group))
             },
             label="Unhealthy targets (max of blue, green)",
+            period=period,
+        )
+        # p99 of each colour's own target response time (seconds); the slower colour decides.
+        p99_latency = cloudwatch.MathExpression(
+            expression="MAX([FILL(blue, 0), FILL(green, 0)])",
+            using_metrics={
+                colour: group.metrics.target_response_time(period=period, statistic="p99")
+                for colour, group in (("blue", self.blue_target_group), ("green", self.green_target_group))
+            },
+            label="p99 target response time, seconds (max of blue, green)",
             period=period,
         )
         return [
@@ -432,6 +444,21 @@ class IngestService(Construct):
                 comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
                 treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
             ),
+            cloudwatch.Alarm(
+                self,
+                "DeploymentP99LatencyAlarm",
+                alarm_name=f"{name_prefix}-deployment-p99-latency",
+                alarm_description=(
+                    "Rolls back an ECS deployment: p99 target response time above "
+                    f"{self._config.rollback_p99_latency_ms} ms."
+                ),
+                metric=p99_latency,
+                threshold=self._config.rollback_p99_latency_ms / 1000,
+                evaluation_periods=2,
+                datapoints_to_alarm=2,
+                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            ),
         ]
 
     def _autoscaling(self) -> None:
@@ -446,12 +473,53 @@ class IngestService(Construct):
         scaling.scale_on_cpu_utilization(
             "CpuScaling", target_utilization_percent=scaling_config.cpu_target_percent, **cooldowns
         )
-        scaling.scale_on_request_count(
+        self._scale_on_requests_over_both_colours(scaling, scaling_config)
+
+    def _scale_on_requests_over_both_colours(self, scaling: ecs.ScalableTaskCount, scaling_config) -> None:
+        """Requests per running task, counting blue AND green: during a deployment traffic moves to
+        the alternate target group, and a policy on one group would see its load vanish. The L2
+        refuses metric math in target tracking, so this is the L1 policy (AWS accepts any
+        CloudWatch metric-math function here)."""
+        load_balancer = self.load_balancer.load_balancer_full_name
+        queries = [
+            _metric_query(colour, "AWS/ApplicationELB", "RequestCount", "Sum",
+                          TargetGroup=group.target_group_full_name, LoadBalancer=load_balancer)
+            for colour, group in (("blue", self.blue_target_group), ("green", self.green_target_group))
+        ]
+        queries.append(_metric_query("tasks", "ECS/ContainerInsights", "RunningTaskCount", "Average",
+                                     ClusterName=self.cluster.cluster_name, ServiceName=self.service.service_name))
+        queries.append({
+            "id": "per_task",
+            "expression": "(FILL(blue, 0) + FILL(green, 0)) / FILL(tasks, 1)",
+            "label": "ALB requests per running task (blue + green)",
+            "returnData": True,
+        })
+        target = scaling.node.find_child("Target")
+        appscaling.CfnScalingPolicy(
+            self,
             "RequestScaling",
-            requests_per_target=scaling_config.requests_per_target,
-            target_group=self.blue_target_group,
-            **cooldowns,
+            policy_name=f"{self.service.service_name}-requests-per-task",
+            policy_type="TargetTrackingScaling",
+            scaling_target_id=target.scalable_target_id,
+            target_tracking_scaling_policy_configuration={
+                "targetValue": scaling_config.requests_per_target,
+                "scaleInCooldown": scaling_config.scale_in_cooldown_seconds,
+                "scaleOutCooldown": scaling_config.scale_out_cooldown_seconds,
+                "customizedMetricSpecification": {"metrics": queries},
+            },
         )
+
+
+def _metric_query(query_id: str, namespace: str, name: str, statistic: str, **dimensions: str) -> dict:
+    return {
+        "id": query_id,
+        "returnData": False,
+        "metricStat": {
+            "metric": {"namespace": namespace, "metricName": name,
+                       "dimensions": [{"name": key, "value": value} for key, value in dimensions.items()]},
+            "stat": statistic,
+        },
+    }
 
 
 def _traffic_shift(config: ServiceConfig) -> dict:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
@@ -20,6 +20,7 @@ from cdk.components.bundling import PythonBundle, SourceFile, package_tree, pyth
 from cdk.components.database import POSTGRES_PORT
 from cdk.components.datalake import DEAD_LETTER_PREFIX, PROCESSED_PREFIX, RAW_PREFIX
 from cdk.components.lake_catalog import LakeCatalog
+from cdk.components.lambda_deployment import LambdaApplication, LambdaDeployment, hook_code
 from cdk.components.read_api import ReadApi
 from cdk.components.streaming import MSK_IAM_TLS_PORT
 from cdk.config import EnvironmentConfig
@@ -81,7 +82,8 @@ class LambdaSources:
 class PipelineStack(Stack):
     """Owns the archiver (Lambda, alias, MSK event source mapping, failure queue), the Glue database
     and table over the lake, and, when `pipeline.read_api_enabled`, the read-only API (Lambda, alias,
-    HTTP API)."""
+    HTTP API). Each function's `live` alias moves to a new version through CodeDeploy
+    (`pipeline.lambda_deployment`), with rollback alarms and a pre-traffic hook (lambda/pre_traffic)."""
 
     def __init__(
         self,
@@ -149,6 +151,48 @@ class PipelineStack(Stack):
                 jwt_signing_key_secret_arn=service.ingest.jwt_signing_key.secret_arn,
                 api_clients_secret_arn=service.ingest.api_clients.secret_arn,
                 log_retention_days=config.log_retention_days,
+            )
+
+        self.lambda_application = LambdaApplication(
+            self, "LambdaDeployments", application_name=f"{name_prefix}-lambdas"
+        )
+        pre_traffic_code = hook_code(sources.archiver_directory.parent / "pre_traffic")
+        self.deployments = [
+            LambdaDeployment(
+                self,
+                "ArchiverDeployment",
+                name=self.archiver.function_name,
+                function=self.archiver.function,
+                alias=self.archiver.alias,
+                application=self.lambda_application,
+                config_name=pipeline.lambda_deployment,
+                p99_duration_alarm_ms=pipeline.archiver_p99_duration_alarm_ms,
+                target_timeout=Duration.seconds(pipeline.archiver_timeout_seconds),
+                probe="archiver",
+                code=pre_traffic_code,
+                runtime=LAMBDA_RUNTIME,
+                architecture=LAMBDA_ARCHITECTURE,
+                log_retention_days=config.log_retention_days,
+            )
+        ]
+        if self.read_api is not None:
+            self.deployments.append(
+                LambdaDeployment(
+                    self,
+                    "ReadApiDeployment",
+                    name=self.read_api.function_name,
+                    function=self.read_api.function,
+                    alias=self.read_api.alias,
+                    application=self.lambda_application,
+                    config_name=pipeline.lambda_deployment,
+                    p99_duration_alarm_ms=pipeline.read_api_p99_duration_alarm_ms,
+                    target_timeout=Duration.seconds(pipeline.read_api_timeout_seconds),
+                    probe="read-api",
+                    code=pre_traffic_code,
+                    runtime=LAMBDA_RUNTIME,
+                    architecture=LAMBDA_ARCHITECTURE,
+                    log_retention_days=config.log_retention_days,
+                )
             )
 
         CfnOutput(self, "ArchiverFunctionName", value=self.archiver.function.function_name)

@@ -1,4 +1,5 @@
-"""Service stack: the ingestion service on ECS Fargate, its ALB and the WAF in front of it."""
+"""Service stack: the ingestion service on ECS Fargate, its ALB, its blue/green deployment hook and
+the WAF in front of it."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from cdk.components.datalake import DEAD_LETTER_PREFIX
+from cdk.components.deploy_hooks import DeploySmokeTest
 from cdk.components.security_groups import PlatformSecurityGroups
 from cdk.components.service import IngestService
 from cdk.components.waf import EdgeFirewall
 from cdk.config import EnvironmentConfig
 from cdk.stacks.data import DataStack
 
+DEPLOY_HOOKS_DIRECTORY = Path(__file__).resolve().parent.parent.parent / "lambda" / "deploy_hooks"
+
 
 class ServiceStack(Stack):
-    """Owns the ECS cluster and service (blue/green), the ALB and listeners, and the web ACL."""
+    """Owns the ECS cluster and service (blue/green), the ALB and listeners, the smoke-test
+    deployment hook, and the web ACL."""
 
     def __init__(
         self,
@@ -55,6 +60,26 @@ class ServiceStack(Stack):
             topic_name=data.stream.topic_name,
             log_retention_days=config.log_retention_days,
         )
+        scheme = "https" if config.certificate_arn else "http"
+        self.smoke_test = DeploySmokeTest(
+            self,
+            "DeploySmokeTest",
+            config=config.service,
+            name_prefix=name_prefix,
+            code_directory=DEPLOY_HOOKS_DIRECTORY,
+            service=self.ingest.service,
+            test_base_url=(
+                f"{scheme}://{self.ingest.load_balancer.load_balancer_dns_name}:"
+                f"{config.service.test_listener_port}"
+            ),
+            # The certificate names the service's domain, not the ALB's own DNS name.
+            verify_hostname=False,
+            vpc=vpc,
+            vpc_cidr=config.network.vpc_cidr,
+            load_balancer_security_group=security_groups.load_balancer,
+            nat_public_ips=_nat_public_ips(vpc),
+            log_retention_days=config.log_retention_days,
+        )
         self.firewall = EdgeFirewall(
             self,
             "Firewall",
@@ -66,3 +91,15 @@ class ServiceStack(Stack):
         CfnOutput(self, "LoadBalancerUrl", value=self.ingest.url)
         CfnOutput(self, "ClusterName", value=self.ingest.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.ingest.service.service_name)
+        # Its `client_secret`'s SHA-256 digest goes into the ApiClients secret (README: blue/green).
+        CfnOutput(self, "SmokeClientSecretArn", value=self.smoke_test.client_secret.secret_arn)
+
+
+def _nat_public_ips(vpc: ec2.IVpc) -> list[str]:
+    """The Elastic IPs of the VPC's NAT gateways (one per public subnet hosting one)."""
+    addresses = []
+    for subnet in vpc.public_subnets:
+        eip = subnet.node.try_find_child("EIP")
+        if isinstance(eip, ec2.CfnEIP):
+            addresses.append(eip.attr_public_ip)
+    return addresses

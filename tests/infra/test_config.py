@@ -51,6 +51,8 @@ def test_pipeline_settings_come_from_cdk_json_with_documented_defaults() -> None
     assert (prod.batch_size, prod.maximum_batching_window_seconds) == (5000, 30)
     assert (prod.archiver_memory_mb, prod.archiver_timeout_seconds) == (1024, 300)
     assert (prod.read_api_throttle_rate_per_second, prod.read_api_throttle_burst) == (100, 200)
+    assert (dev.lambda_deployment, prod.lambda_deployment) == ("ALL_AT_ONCE", "CANARY_10_PERCENT_5_MINUTES")
+    assert (prod.archiver_p99_duration_alarm_ms, prod.read_api_p99_duration_alarm_ms) == (120_000, 3_000)
 
     raw = committed_environment("dev")
     del raw["pipeline"]
@@ -61,6 +63,34 @@ def test_pipeline_settings_come_from_cdk_json_with_documented_defaults() -> None
     assert defaults.starting_position == "TRIM_HORIZON"
     assert (defaults.read_api_memory_mb, defaults.read_api_timeout_seconds) == (512, 10)
     assert (defaults.read_api_throttle_rate_per_second, defaults.read_api_throttle_burst) == (50, 100)
+    assert defaults.lambda_deployment == "CANARY_10_PERCENT_5_MINUTES"  # the safe choice unless told otherwise
+    assert (defaults.archiver_p99_duration_alarm_ms, defaults.read_api_p99_duration_alarm_ms) == (60_000, 3_000)
+
+
+def test_deployment_hook_and_rollback_settings_come_from_cdk_json_with_documented_defaults() -> None:
+    environments = committed_context()["environments"]
+    prod = load_environment(environments, "prod").service
+    assert (prod.rollback_p99_latency_ms, prod.smoke_client_id, prod.smoke_test_max_wait_seconds) == (
+        1000, "deploy-smoke", 900
+    )
+    defaults = load_environment(environments, "dev").service  # dev relies on the defaults
+    assert (defaults.rollback_p99_latency_ms, defaults.smoke_client_id) == (1000, "deploy-smoke")
+    assert defaults.smoke_test_max_wait_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "rule"),
+    [
+        ("rollback_p99_latency_ms", 5, "greater than or equal to 10"),
+        ("rollback_p99_latency_ms", "1000", "valid integer"),
+        ("smoke_client_id", "deploy smoke", "should match pattern"),
+        ("smoke_test_max_wait_seconds", 30, "greater than or equal to 60"),
+        ("smoke_test_max_wait_seconds", 7200, "less than or equal to 3600"),
+    ],
+)
+def test_deployment_hook_settings_are_validated(key: str, value: Any, rule: str) -> None:
+    message = rejected("dev", lambda raw: raw["service"].update({key: value}))
+    assert f"environments.dev.service.{key}" in message and rule in message
 
 
 def test_config_is_frozen() -> None:
@@ -163,6 +193,16 @@ def test_config_is_frozen() -> None:
         pytest.param(lambda r: r["pipeline"].update(read_api_throttle_rate_per_second=200, read_api_throttle_burst=100),
                      "environments.dev.pipeline.read_api_throttle_burst",
                      "must be at least read_api_throttle_rate_per_second (100 < 200)", id="burst below the rate"),
+        pytest.param(lambda r: r["pipeline"].update(lambda_deployment="CANARY_50_PERCENT"),
+                     "environments.dev.pipeline.lambda_deployment", "'CANARY_10_PERCENT_5_MINUTES'",
+                     id="unknown Lambda deployment configuration"),
+        pytest.param(lambda r: r["pipeline"].update(archiver_p99_duration_alarm_ms=120_000),
+                     "environments.dev.pipeline.archiver_p99_duration_alarm_ms",
+                     "must be below archiver_timeout_seconds (120000 ms >= 120000 ms)",
+                     id="archiver duration alarm at the timeout"),
+        pytest.param(lambda r: r["pipeline"].update(read_api_p99_duration_alarm_ms=50),
+                     "environments.dev.pipeline.read_api_p99_duration_alarm_ms", "greater than or equal to 100",
+                     id="read API duration alarm too low"),
     ],
 )
 def test_dev_rules(mutate: Callable[[dict[str, Any]], None], key: str, rule: str) -> None:

@@ -29,15 +29,25 @@ ACKNOWLEDGED = {
         "Service/Ingest/Service",
         "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers]",
     ),
+    ("Service/DeploySmokeTest/SmokeClientSecret", "AwsSolutions-SMG4"),
+    ("Service/DeploySmokeTest/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
+    ("Service/DeploySmokeTest/Function", "AwsSolutions-L1"),
+    ("Service/DeploySmokeTest/NatIngress", "AwsSolutions-EC23"),
     ("Pipeline/Archiver/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
     ("Pipeline/Archiver/FailedBatches", "AwsSolutions-SQS3"),
     ("Pipeline/Archiver/Function", "AwsSolutions-L1"),
+    (
+        "Pipeline/LambdaDeployments/ServiceRole",
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSCodeDeployRoleForLambdaLimited]",
+    ),
+    ("Pipeline/ArchiverDeployment/Hook", "AwsSolutions-L1"),
 }
 # Only while pipeline.read_api_enabled (true in both committed environments).
 READ_API = {
     ("Pipeline/ReadApi/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
     ("Pipeline/ReadApi/Function", "AwsSolutions-L1"),
     ("Pipeline/ReadApi/HttpApi", "AwsSolutions-APIG4"),
+    ("Pipeline/ReadApiDeployment/Hook", "AwsSolutions-L1"),
 }
 DEV_ONLY = {("Data/Database/Instance", "AwsSolutions-RDS10")}
 PROD_ONLY = {

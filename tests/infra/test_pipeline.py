@@ -231,7 +231,12 @@ def test_archiver_role_is_scoped_to_its_cluster_topic_group_queue_and_lake_prefi
 
 
 def test_roles_take_no_managed_or_generated_policies(each_env: Synthesized) -> None:
+    # Except CodeDeploy's service role (AWSCodeDeployRoleForLambdaLimited; tests/infra/test_lambda_deployment.py).
     for _, role in resources(each_env, "AWS::IAM::Role").items():
+        if role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+            "Service": "codedeploy.amazonaws.com"
+        }:
+            continue
         assert "ManagedPolicyArns" not in role["Properties"]
         (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
         assert statement["Principal"] == {"Service": "lambda.amazonaws.com"}
@@ -357,6 +362,8 @@ def test_log_groups_keep_the_environment_retention(each_env: Synthesized) -> Non
         "ArchiverLogs",
         "ReadApiLogs",
         "ReadApiAccessLogs",
+        "ArchiverDeploymentHookLogs",
+        "ReadApiDeploymentHookLogs",
     }
     assert {group["Properties"]["RetentionInDays"] for group in groups.values()} == {
         each_env.config.log_retention_days
@@ -531,8 +538,9 @@ def test_read_api_is_absent_when_disabled(synth_variant) -> None:
     assert env.platform.pipeline.read_api is None
     for resource_type in ("AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage"):
         env.pipeline.resource_count_is(resource_type, 0)
-    (function,) = env.pipeline.find_resources("AWS::Lambda::Function")
-    assert function.startswith("ArchiverFunction")
+    functions = env.pipeline.find_resources("AWS::Lambda::Function")
+    assert {name.rstrip("0123456789ABCDEF") for name in functions} == {"ArchiverFunction", "ArchiverDeploymentHook"}
+    env.pipeline.resource_count_is("AWS::CodeDeploy::DeploymentGroup", 1)
     assert not any(name.startswith("ReadApi") for name in env.pipeline.to_json()["Outputs"])
     # Without the read API the pipeline does not depend on the service stack (its secrets live there).
     assert env.platform.service not in env.platform.pipeline.dependencies

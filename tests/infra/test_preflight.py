@@ -52,3 +52,25 @@ def test_missing_credentials_exit_2_with_instructions(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("error: no AWS credentials found. Log in first")
     assert "Traceback" not in result.stderr
+
+
+def test_unknown_environment_exits_2_naming_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "cdk.preflight", "--env", "staging"],
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: unknown environment 'staging'")
+    assert "Traceback" not in result.stderr
+
+
+def test_make_deploy_runs_the_preflight_before_anything_else() -> None:
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    for target in ("deploy", "diff"):
+        recipe = makefile.split(f"\n{target}: ", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+        assert recipe[0].strip() == "$(PY) -m cdk.preflight --env $(ENV)", target
+    deploy = makefile.split("\ndeploy: ", 1)[1].split("\n\n", 1)[0]
+    assert "-m cdk.deploy_plan deploy --env $(ENV)" in deploy
+    assert "--confirm-stateful $(CONFIRM_STATEFUL)" in deploy
+    assert "--all" not in deploy

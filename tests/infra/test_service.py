@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Match
 
 from tests.infra.conftest import Synthesized, only
 
@@ -83,7 +82,7 @@ def test_service_deploys_blue_green_with_alternate_target_group_and_rollback(eac
     assert deployment["Strategy"] == "BLUE_GREEN"
     assert deployment["BakeTimeInMinutes"] == each_env.config.service.bake_time_minutes
     assert deployment["Alarms"]["Enable"] is True and deployment["Alarms"]["Rollback"] is True
-    assert len(deployment["Alarms"]["AlarmNames"]) == 2
+    assert len(deployment["Alarms"]["AlarmNames"]) == 3  # 5xx, unhealthy targets, p99 latency
     assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
 
     (load_balancer,) = service["LoadBalancers"]
@@ -129,22 +128,35 @@ def test_progressive_strategies_come_from_config(synth_variant, strategy: str) -
 def test_autoscaling_between_min_and_max_on_cpu_and_requests(each_env: Synthesized) -> None:
     target = only(each_env.service, "AWS::ApplicationAutoScaling::ScalableTarget")["Properties"]
     assert (target["MinCapacity"], target["MaxCapacity"]) == (1, 20)
-    policies = each_env.service.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy")
-    metrics = sorted(
-        policy["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
-            "PredefinedMetricType"
-        ]
-        for policy in policies.values()
+    policies = [p["Properties"] for p in each_env.service.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()]
+    assert len(policies) == 2
+    cpu = next(p for p in policies if "PredefinedMetricSpecification" in p["TargetTrackingScalingPolicyConfiguration"])
+    assert cpu["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"][
+        "PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+
+
+def test_request_scaling_counts_blue_and_green_per_running_task(each_env: Synthesized) -> None:
+    policy = next(
+        p["Properties"] for p in each_env.service.find_resources("AWS::ApplicationAutoScaling::ScalingPolicy").values()
+        if "CustomizedMetricSpecification" in p["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     )
-    assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
-    each_env.service.has_resource_properties(
-        "AWS::ApplicationAutoScaling::ScalingPolicy",
-        {
-            "TargetTrackingScalingPolicyConfiguration": Match.object_like(
-                {"TargetValue": each_env.config.service.scaling.requests_per_target}
-            )
-        },
-    )
+    configuration = policy["TargetTrackingScalingPolicyConfiguration"]
+    assert configuration["TargetValue"] == each_env.config.service.scaling.requests_per_target
+    queries = {q["Id"]: q for q in configuration["CustomizedMetricSpecification"]["Metrics"]}
+    assert set(queries) == {"blue", "green", "tasks", "per_task"}
+    assert queries["per_task"]["Expression"] == "(FILL(blue, 0) + FILL(green, 0)) / FILL(tasks, 1)"
+    assert [q["Id"] for q in queries.values() if q["ReturnData"]] == ["per_task"]
+    resources = each_env.service.to_json()["Resources"]
+    groups = []
+    for colour in ("blue", "green"):
+        metric = queries[colour]["MetricStat"]["Metric"]
+        assert (metric["MetricName"], queries[colour]["MetricStat"]["Stat"]) == ("RequestCount", "Sum")
+        dimension = next(d for d in metric["Dimensions"] if d["Name"] == "TargetGroup")
+        groups.append(dimension["Value"]["Fn::GetAtt"][0])
+    assert sorted(resources[g]["Type"] for g in groups) == ["AWS::ElasticLoadBalancingV2::TargetGroup"] * 2
+    assert groups[0] != groups[1]
+    assert policy["ScalingTargetId"] == {"Ref": next(iter(each_env.service.find_resources(
+        "AWS::ApplicationAutoScaling::ScalableTarget")))}
 
 
 def test_task_counts_follow_config(synth_variant) -> None:

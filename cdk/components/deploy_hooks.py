@@ -1,0 +1,221 @@
+"""Blue/green deployment hooks of the ingestion service: the smoke test of the green tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdk.components.nag import acknowledge
+from cdk.components.retention import log_retention
+from cdk.config import ServiceConfig
+
+HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_13
+HOOK_STAGE = ecs.DeploymentLifecycleStage.POST_TEST_TRAFFIC_SHIFT
+HTTPS_PORT = 443
+# ECS calls the hook again after this delay while the green tasks are not answering yet.
+CALLBACK_DELAY_SECONDS = 30
+# Five checks with a 5-second timeout each fit well inside one invocation.
+REQUEST_TIMEOUT_SECONDS = 5
+FUNCTION_TIMEOUT = Duration.seconds(60)
+
+
+class DeploySmokeTest(Construct):
+    """Owns the smoke-test lifecycle hook (lambda/deploy_hooks) of the ECS service and its
+    attachment at POST_TEST_TRAFFIC_SHIFT (with the role ECS uses to invoke it), the smoke client's
+    generated secret, the function's execution role (its logs, its ENIs, reading that one secret),
+    log group and security group, and the ALB ingress on the test listener port from the NAT
+    gateways' addresses (the path the hook's calls take to the internet-facing ALB).
+
+    The function calls the green tasks through the ALB test listener (`test_base_url`); a FAILED
+    answer, or no success within `smoke_test_max_wait_seconds`, rolls the deployment back. The
+    smoke client must be one of the service's API clients: the platform team adds the digest of
+    this secret's `client_secret` to the ApiClients secret.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: ServiceConfig,
+        name_prefix: str,
+        code_directory: Path,
+        service: ecs.FargateService,
+        test_base_url: str,
+        verify_hostname: bool,
+        vpc: ec2.IVpc,
+        vpc_cidr: str,
+        load_balancer_security_group: ec2.ISecurityGroup,
+        nat_public_ips: list[str],
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.function_name = f"{name_prefix}-deploy-smoke"
+
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="Blue/green smoke-test hook",
+            allow_all_outbound=False,
+        )
+        # The ALB is internet-facing: its DNS name resolves to public addresses, so the calls leave
+        # through the NAT gateways and the destination is not a VPC address.
+        self.security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(config.test_listener_port), "ALB test listener"
+        )
+        self.security_group.add_egress_rule(
+            ec2.Peer.ipv4(vpc_cidr), ec2.Port.tcp(HTTPS_PORT), "Secrets Manager endpoint"
+        )
+        # ...and arrive at the ALB from the NAT gateways' public addresses, which the ALB's
+        # VPC-CIDR rule for the test listener does not cover. Only the test listener port; the rule
+        # lives in this (the consumer's) stack, like the other cross-stack security-group rules.
+        nat_ingress = Construct(self, "NatIngress")
+        acknowledge(
+            nat_ingress,
+            "EC23",
+            "Each rule admits one NAT gateway Elastic IP (/32) on the test listener port only; the "
+            "address is a deploy-time token, which cdk-nag cannot read and reports as open.",
+        )
+        for index, public_ip in enumerate(nat_public_ips, start=1):
+            ec2.CfnSecurityGroupIngress(
+                nat_ingress,
+                f"TestListenerFromNat{index}",
+                group_id=load_balancer_security_group.security_group_id,
+                ip_protocol="tcp",
+                from_port=config.test_listener_port,
+                to_port=config.test_listener_port,
+                cidr_ip=Fn.join("", [public_ip, "/32"]),
+                description=f"Blue/green test listener from NAT gateway {index} (deployment hooks)",
+            )
+
+        self.client_secret = secretsmanager.Secret(
+            self,
+            "SmokeClientSecret",
+            description=f"{name_prefix}: the blue/green smoke-test hook's API client credentials",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=f'{{"client_id": "{config.smoke_client_id}"}}',
+                generate_string_key="client_secret",
+                password_length=48,
+                exclude_punctuation=True,
+            ),
+        )
+        acknowledge(
+            self.client_secret,
+            "SMG4",
+            "The smoke client's secret is paired with its SHA-256 digest in the ApiClients secret; it "
+            "rotates by the documented client procedure (new digest first, then the new secret).",
+        )
+
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/lambda/{self.function_name}",
+            retention=log_retention(log_retention_days),
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"{self.function_name}: reads its smoke-client secret, writes its logs",
+            inline_policies={
+                "DeploySmokeTest": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            sid="WriteOwnLogs",
+                            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+                            resources=[self.log_group.log_group_arn],
+                        ),
+                        iam.PolicyStatement(
+                            sid="VpcNetworkInterfaces",
+                            actions=[
+                                "ec2:CreateNetworkInterface",
+                                "ec2:DescribeNetworkInterfaces",
+                                "ec2:DeleteNetworkInterface",
+                                "ec2:AssignPrivateIpAddresses",
+                                "ec2:UnassignPrivateIpAddresses",
+                                "ec2:DescribeSubnets",
+                            ],
+                            resources=["*"],
+                        ),
+                        iam.PolicyStatement(
+                            sid="ReadSmokeClientSecret",
+                            actions=["secretsmanager:GetSecretValue"],
+                            resources=[self.client_secret.secret_arn],
+                        ),
+                    ]
+                )
+            },
+        )
+        acknowledge(
+            self.role,
+            "IAM5[Resource::*]",
+            "EC2 network-interface actions for a VPC-attached function support no resource-level "
+            "permissions (the same actions as the AWSLambdaVPCAccessExecutionRole managed policy).",
+        )
+
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            function_name=self.function_name,
+            description="ECS blue/green hook: smoke-tests the green tasks through the ALB test listener",
+            runtime=HOOK_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            # Standard library only: the directory is the bundle.
+            code=lambda_.Code.from_asset(str(code_directory), exclude=["__pycache__", "*.pyc"]),
+            handler="handler.handler",
+            memory_size=256,
+            timeout=FUNCTION_TIMEOUT,
+            role=self.role.without_policy_updates(),
+            vpc=vpc,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_groups=[self.security_group],
+            log_group=self.log_group,
+            environment={
+                "TEST_BASE_URL": test_base_url,
+                "TLS_VERIFY_HOSTNAME": "true" if verify_hostname else "false",
+                "SMOKE_CLIENT_ID": config.smoke_client_id,
+                "SMOKE_CLIENT_SECRET_ARN": self.client_secret.secret_arn,
+                "SMOKE_STAGES": HOOK_STAGE.value,
+                "CALLBACK_DELAY_SECONDS": str(CALLBACK_DELAY_SECONDS),
+                "MAX_WAIT_SECONDS": str(config.smoke_test_max_wait_seconds),
+                "MAX_ATTEMPTS": str(config.smoke_test_max_wait_seconds // CALLBACK_DELAY_SECONDS + 1),
+                "REQUEST_TIMEOUT_SECONDS": str(REQUEST_TIMEOUT_SECONDS),
+            },
+        )
+        acknowledge(
+            self.function,
+            "L1",
+            "Python 3.13 is a supported Lambda runtime pinned on purpose, like the other functions of "
+            "the platform; the hook uses the standard library only and moves with them.",
+        )
+
+        # ECS invokes the unqualified function ARN: that ARN only (CDK's default role adds `:*`).
+        self.invoke_role = iam.Role(
+            self,
+            "InvokeRole",
+            assumed_by=iam.ServicePrincipal("ecs.amazonaws.com"),
+            description=f"ECS deployments of {name_prefix}: invoke the smoke-test hook",
+            inline_policies={
+                "InvokeSmokeTest": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(
+                            sid="InvokeSmokeTestHook",
+                            actions=["lambda:InvokeFunction"],
+                            resources=[self.function.function_arn],
+                        )
+                    ]
+                )
+            },
+        )
+        service.add_lifecycle_hook(
+            ecs.DeploymentLifecycleLambdaTarget(
+                self.function, "SmokeTest", lifecycle_stages=[HOOK_STAGE], role=self.invoke_role
+            )
+        )
