@@ -11,6 +11,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk.components.lambda_common import (
+    EVENT_SOURCE_NETWORK_ACTIONS,
+    acknowledge_pinned_runtime,
+    log_write_statement,
+    network_interface_statement,
+)
 from cdk.components.nag import acknowledge, finding_text
 from cdk.components.retention import log_retention
 from cdk.config import PipelineConfig
@@ -21,48 +27,6 @@ METRICS_NAMESPACE = "SensorPlatform"
 # Longest retention SQS offers: time to investigate a failed batch and re-export it.
 FAILURE_RETENTION = Duration.days(14)
 HTTPS_PORT = 443
-
-# ENI management for a function in a VPC and for the event source mapping's pollers, which Lambda
-# creates in the cluster's subnets. EC2 supports no resource-level scoping for the Describe calls.
-VPC_NETWORK_INTERFACE_ACTIONS = (
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DeleteNetworkInterface",
-    "ec2:AssignPrivateIpAddresses",
-    "ec2:UnassignPrivateIpAddresses",
-    "ec2:DescribeSubnets",
-)
-EVENT_SOURCE_NETWORK_ACTIONS = ("ec2:DescribeSecurityGroups", "ec2:DescribeVpcs")
-
-
-def network_interface_statement(*extra_actions: str) -> iam.PolicyStatement:
-    """ENI permissions a VPC-attached function's execution role needs (`Resource: *`, see above)."""
-    return iam.PolicyStatement(
-        sid="VpcNetworkInterfaces",
-        actions=[*VPC_NETWORK_INTERFACE_ACTIONS, *extra_actions],
-        resources=["*"],
-    )
-
-
-def log_write_statement(log_group: logs.ILogGroup) -> iam.PolicyStatement:
-    """Writing to the function's own log group only (its ARN already covers its streams)."""
-    return iam.PolicyStatement(
-        sid="WriteOwnLogs",
-        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-        resources=[log_group.log_group_arn],
-    )
-
-
-def acknowledge_pinned_runtime(function: lambda_.Function) -> None:
-    """The Lambda runtime is pinned on purpose (cdk/stacks/pipeline.py LAMBDA_RUNTIME)."""
-    acknowledge(
-        function,
-        "L1",
-        "Python 3.13 is a supported Lambda runtime pinned on purpose: the bundle's compiled wheels "
-        "target exactly this version, so a newer runtime is a reviewed change of LAMBDA_RUNTIME and a "
-        "rebuilt bundle.",
-    )
-
 
 class Archiver(Construct):
     """Owns the archiver Lambda (readings topic -> Parquet under `raw/` and `processed/`, undecodable

@@ -13,6 +13,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from cdk.components.lambda_common import (
+    acknowledge_network_interfaces,
+    log_write_statement,
+    network_interface_statement,
+)
 from cdk.components.nag import acknowledge
 from cdk.components.retention import log_retention
 from cdk.config import ServiceConfig
@@ -127,23 +132,8 @@ class DeploySmokeTest(Construct):
             inline_policies={
                 "DeploySmokeTest": iam.PolicyDocument(
                     statements=[
-                        iam.PolicyStatement(
-                            sid="WriteOwnLogs",
-                            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
-                            resources=[self.log_group.log_group_arn],
-                        ),
-                        iam.PolicyStatement(
-                            sid="VpcNetworkInterfaces",
-                            actions=[
-                                "ec2:CreateNetworkInterface",
-                                "ec2:DescribeNetworkInterfaces",
-                                "ec2:DeleteNetworkInterface",
-                                "ec2:AssignPrivateIpAddresses",
-                                "ec2:UnassignPrivateIpAddresses",
-                                "ec2:DescribeSubnets",
-                            ],
-                            resources=["*"],
-                        ),
+                        log_write_statement(self.log_group),
+                        network_interface_statement(),
                         iam.PolicyStatement(
                             sid="ReadSmokeClientSecret",
                             actions=["secretsmanager:GetSecretValue"],
@@ -153,12 +143,7 @@ class DeploySmokeTest(Construct):
                 )
             },
         )
-        acknowledge(
-            self.role,
-            "IAM5[Resource::*]",
-            "EC2 network-interface actions for a VPC-attached function support no resource-level "
-            "permissions (the same actions as the AWSLambdaVPCAccessExecutionRole managed policy).",
-        )
+        acknowledge_network_interfaces(self.role)
 
         self.function = lambda_.Function(
             self,

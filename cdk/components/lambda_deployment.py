@@ -12,7 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.components.archiver import log_write_statement
+from cdk.components.lambda_common import log_write_statement
 from cdk.components.nag import acknowledge
 from cdk.components.retention import log_retention
 from cdk.config import LambdaDeploymentName

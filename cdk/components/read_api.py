@@ -15,9 +15,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.components.archiver import (
-    ALIAS_NAME,
-    HTTPS_PORT,
+from cdk.components.archiver import ALIAS_NAME, HTTPS_PORT
+from cdk.components.lambda_common import (
+    acknowledge_network_interfaces,
     acknowledge_pinned_runtime,
     log_write_statement,
     network_interface_statement,
@@ -142,12 +142,7 @@ class ReadApi(Construct):
                 )
             },
         )
-        acknowledge(
-            self.role,
-            "IAM5[Resource::*]",
-            "EC2 network-interface actions for a VPC-attached function support no resource-level "
-            "permissions (the same actions as the AWSLambdaVPCAccessExecutionRole managed policy).",
-        )
+        acknowledge_network_interfaces(self.role)
 
         self.function = lambda_.Function(
             self,

@@ -1,0 +1,61 @@
+"""IAM statements and cdk-nag acknowledgements every Lambda function of the platform shares."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import IConstruct
+
+from cdk.components.nag import acknowledge
+
+# ENI management for a function in a VPC and for the event source mapping's pollers, which Lambda
+# creates in the cluster's subnets. EC2 supports no resource-level scoping for the Describe calls.
+VPC_NETWORK_INTERFACE_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+    "ec2:DescribeSubnets",
+)
+EVENT_SOURCE_NETWORK_ACTIONS = ("ec2:DescribeSecurityGroups", "ec2:DescribeVpcs")
+
+
+def network_interface_statement(*extra_actions: str) -> iam.PolicyStatement:
+    """ENI permissions a VPC-attached function's execution role needs (`Resource: *`, see above)."""
+    return iam.PolicyStatement(
+        sid="VpcNetworkInterfaces",
+        actions=[*VPC_NETWORK_INTERFACE_ACTIONS, *extra_actions],
+        resources=["*"],
+    )
+
+
+def log_write_statement(log_group: logs.ILogGroup) -> iam.PolicyStatement:
+    """Writing to the function's own log group only (its ARN already covers its streams)."""
+    return iam.PolicyStatement(
+        sid="WriteOwnLogs",
+        actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources=[log_group.log_group_arn],
+    )
+
+
+def acknowledge_pinned_runtime(function: lambda_.Function) -> None:
+    """The Lambda runtime is pinned on purpose (cdk/stacks/pipeline.py LAMBDA_RUNTIME)."""
+    acknowledge(
+        function,
+        "L1",
+        "Python 3.13 is a supported Lambda runtime pinned on purpose: the bundle's compiled wheels "
+        "target exactly this version, so a newer runtime is a reviewed change of LAMBDA_RUNTIME and a "
+        "rebuilt bundle.",
+    )
+
+
+def acknowledge_network_interfaces(role: IConstruct) -> None:
+    """The one `Resource: *` a VPC-attached function's role needs (see network_interface_statement)."""
+    acknowledge(
+        role,
+        "IAM5[Resource::*]",
+        "EC2 network-interface actions for a VPC-attached function support no resource-level "
+        "permissions (the same actions as the AWSLambdaVPCAccessExecutionRole managed policy).",
+    )
