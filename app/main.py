@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.anomaly import AnomalyDetector
 from app.api import auth, dashboard, data, health, ingest
+from app.api import metrics as metrics_view
 from app.factory import build_app
 from app.observability import metrics as m
 from app.outbox.relay import OutboxRelay, create_relay
@@ -51,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Ingests sensor readings (seed-compatible API), flags rolling z-score anomalies and "
         "serves queries.",
         lifespan=_lifespan,
-        routers=(health.router, auth.router, ingest.router, data.router, dashboard.router),
+        routers=(health.router, auth.router, ingest.router, data.router, dashboard.router, metrics_view.router),
     )
     application.state.rules = ReadingRules(
         tag_ranges=settings.tag_ranges,

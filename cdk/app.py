@@ -15,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
+from cdk.stacks.monitoring import MonitoringStack
 from cdk.stacks.network import NetworkStack
 from cdk.stacks.pipeline import LambdaSources, PipelineStack
 from cdk.stacks.service import ServiceStack
@@ -38,10 +39,11 @@ class Platform:
     data: DataStack
     service: ServiceStack
     pipeline: PipelineStack
+    monitoring: MonitoringStack
 
     @property
     def stacks(self) -> tuple[cdk.Stack, ...]:
-        return (self.network, self.data, self.service, self.pipeline)
+        return (self.network, self.data, self.service, self.pipeline, self.monitoring)
 
 
 def stack_name(config: EnvironmentConfig, domain: str) -> str:
@@ -90,7 +92,19 @@ def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
         description=f"Sensor platform ({config.name}): MSK to S3 archiver, Glue catalog, read-only API",
         **common,
     )
-    platform = Platform(config=config, network=network, data=data, service=service, pipeline=pipeline)
+    monitoring = MonitoringStack(
+        app,
+        stack_name(config, "Monitoring"),
+        config=config,
+        data=data,
+        service=service,
+        pipeline=pipeline,
+        description=f"Sensor platform ({config.name}): alarms, SNS alarm topics, dashboards",
+        **common,
+    )
+    platform = Platform(
+        config=config, network=network, data=data, service=service, pipeline=pipeline, monitoring=monitoring
+    )
     for stack in platform.stacks:
         cdk.Tags.of(stack).add("project", "sensor-platform")
         cdk.Tags.of(stack).add("environment", config.name)

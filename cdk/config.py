@@ -285,6 +285,17 @@ class PipelineConfig(_Section):
         return self
 
 
+class MonitoringConfig(_Section):
+    """The Monitoring stack: alarms from `monitoring/catalogue.py`, SNS paging, dashboards."""
+
+    # Adopter value: where the runbooks are browsable. Every alarm description ends with
+    # "Runbook: <runbook_base_url><alarm name>.md".
+    runbook_base_url: str = Field(
+        default="https://github.com/example/sensor-platform/blob/main/runbooks/alarms/",
+        pattern=r"^https://\S+/$",
+    )
+
+
 class EnvironmentConfig(_Section):
     """One deployable environment of the platform."""
 
@@ -302,6 +313,7 @@ class EnvironmentConfig(_Section):
     datalake: DataLakeConfig = DataLakeConfig()
     waf: WafConfig = WafConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     @field_validator("region")
     @classmethod

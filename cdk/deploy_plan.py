@@ -7,8 +7,8 @@
 `make deploy ENV=...` runs the `deploy` command after the credentials preflight. The plan is:
 
 1. `cdk synth` once into `cdk.out/<env>/` (cdk-nag runs; a finding stops here, before any deploy);
-2. `cdk deploy --app cdk.out/<env> --exclusively <stack>` for Network, Data, Service, Pipeline, in
-   that order, so every stack is deployed from the same synthesized assembly and `--exclusively`
+2. `cdk deploy --app cdk.out/<env> --exclusively <stack>` for Network, Data, Service, Pipeline,
+   Monitoring, in that order, so every stack is deployed from the same synthesized assembly and `--exclusively`
    keeps CDK from deploying a dependency (the Data stack) implicitly.
 
 In a production environment (`production: true` in cdk.json) the stateful Data stack must be
@@ -35,7 +35,7 @@ CDK_JSON = REPO_ROOT / "cdk.json"
 DEFAULT_CDK = "node_modules/.bin/cdk"
 
 # Deployment order: every stack consumes outputs of the ones before it (see cdk/app.py).
-DOMAINS = ("Network", "Data", "Service", "Pipeline")
+DOMAINS = ("Network", "Data", "Service", "Pipeline", "Monitoring")
 STATEFUL_DOMAINS = frozenset({"Data"})
 REQUIRE_APPROVAL_VALUES = ("never", "any-change", "broadening")
 

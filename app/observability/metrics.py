@@ -97,7 +97,7 @@ _DEFINITIONS = (
     MetricDefinition(DUPLICATES, Unit.COUNT, Kind.COUNTER, "readings already stored, ignored"),
     MetricDefinition(DEAD_LETTERED, Unit.COUNT, Kind.COUNTER, "readings written to the dead-letter store"),
     MetricDefinition(DEAD_LETTERS_REPLAYED, Unit.COUNT, Kind.COUNTER, "dead-lettered readings committed"),
-    MetricDefinition(DEAD_LETTER_BACKLOG, Unit.COUNT, Kind.GAUGE, "readings waiting in the dead-letter store"),
+    MetricDefinition(DEAD_LETTER_BACKLOG, Unit.COUNT, Kind.GAUGE, "letters (one per failed commit group) waiting in the dead-letter store"),
     MetricDefinition(OUTBOX_PENDING, Unit.COUNT, Kind.GAUGE, "outbox rows not yet published"),
     MetricDefinition(OUTBOX_OLDEST_AGE, Unit.SECONDS, Kind.GAUGE, "age of the oldest unpublished outbox row"),
     MetricDefinition(COMMIT_LATENCY, Unit.MILLISECONDS, Kind.DISTRIBUTION, "duration of one group commit"),

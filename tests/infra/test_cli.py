@@ -41,6 +41,7 @@ def test_synth_prod_writes_one_template_per_stack_with_nag_enabled(tmp_path: Pat
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in out.glob("*.template.json")) == [
         "Sensor-prod-Data.template.json",
+        "Sensor-prod-Monitoring.template.json",
         "Sensor-prod-Network.template.json",
         "Sensor-prod-Pipeline.template.json",
         "Sensor-prod-Service.template.json",

@@ -12,7 +12,7 @@ from cdk.app import Platform  # lists the stacks in deployment order
 from cdk.deploy_plan import DeployPlanError, build_plan, load_config, main, rollback_help, run_plan
 from tests.conftest import REPO_ROOT
 
-ORDER = ["Network", "Data", "Service", "Pipeline"]
+ORDER = ["Network", "Data", "Service", "Pipeline", "Monitoring"]
 
 
 def deployed(steps) -> list[str]:
@@ -110,14 +110,14 @@ def test_run_stops_at_the_first_failure_and_names_what_was_not_deployed() -> Non
 
     assert run_plan(steps, runner=runner, echo=messages.append) == 1
     assert calls[-2:] == ["Sensor-dev-Network", "Sensor-dev-Data"]
-    assert "not run: Sensor-dev-Service, Sensor-dev-Pipeline" in messages[-1]
+    assert "not run: Sensor-dev-Service, Sensor-dev-Pipeline, Sensor-dev-Monitoring" in messages[-1]
 
 
 def test_dry_run_prints_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deploy", "--env", "dev", "--dry-run"], runner=lambda argv: pytest.fail("dry run")) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("node_modules/.bin/cdk synth")
-    assert lines[-1].endswith("--exclusively --require-approval broadening Sensor-dev-Pipeline")
+    assert lines[-1].endswith("--exclusively --require-approval broadening Sensor-dev-Monitoring")
 
 
 @pytest.mark.parametrize("env", ["dev", "prod"])

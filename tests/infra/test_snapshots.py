@@ -32,6 +32,6 @@ def snapshot_json(snapshot):
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("stack", ["Network", "Data", "Service", "Pipeline"])
+@pytest.mark.parametrize("stack", ["Network", "Data", "Service", "Pipeline", "Monitoring"])
 def test_template_matches_snapshot(each_env: Synthesized, stack: str, snapshot_json) -> None:
     assert scrubbed(each_env.templates[stack].to_json()) == snapshot_json
