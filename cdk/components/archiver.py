@@ -7,18 +7,18 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from cdk.components.lambda_common import (
     EVENT_SOURCE_NETWORK_ACTIONS,
     acknowledge_pinned_runtime,
+    execution_role,
+    function_log_group,
     log_write_statement,
     network_interface_statement,
 )
 from cdk.components.nag import acknowledge, finding_text
-from cdk.components.retention import log_retention
 from cdk.config import PipelineConfig
 
 ALIAS_NAME = "live"
@@ -92,12 +92,8 @@ class Archiver(Construct):
             "nothing consumes it automatically, so a second dead-letter queue behind it would never fill.",
         )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{self.function_name}",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group = function_log_group(
+            self, "Logs", function_name=self.function_name, retention_days=log_retention_days
         )
         self.role = self._execution_role(
             region=region,
@@ -206,7 +202,11 @@ class Archiver(Construct):
         group_arn = f"{kafka_arn_prefix}:group/{msk_cluster_name}/*/{self.consumer_group_id}"
         lake_arn = f"arn:{Aws.PARTITION}:s3:::{lake_bucket_name}"
         lake_objects = [f"{lake_arn}/{prefix}*" for prefix in lake_write_prefixes]
-        policy = iam.PolicyDocument(
+        role = execution_role(
+            self,
+            "ExecutionRole",
+            description=f"{self.function_name}: reads the readings topic, writes the data lake",
+            policy_name="Archiver",
             statements=[
                 log_write_statement(self.log_group),
                 network_interface_statement(*EVENT_SOURCE_NETWORK_ACTIONS),
@@ -238,14 +238,7 @@ class Archiver(Construct):
                 iam.PolicyStatement(
                     sid="WriteLakeObjects", actions=["s3:PutObject"], resources=lake_objects
                 ),
-            ]
-        )
-        role = iam.Role(
-            self,
-            "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description=f"{self.function_name}: reads the readings topic, writes the data lake",
-            inline_policies={"Archiver": policy},
+            ],
         )
         acknowledge(
             role,

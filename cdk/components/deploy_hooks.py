@@ -4,22 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import Duration, Fn
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk.components.lambda_common import (
     acknowledge_network_interfaces,
+    execution_role,
+    function_log_group,
     log_write_statement,
     network_interface_statement,
 )
 from cdk.components.nag import acknowledge
-from cdk.components.retention import log_retention
 from cdk.config import ServiceConfig
 
 HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_13
@@ -117,31 +117,23 @@ class DeploySmokeTest(Construct):
             "rotates by the documented client procedure (new digest first, then the new secret).",
         )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{self.function_name}",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group = function_log_group(
+            self, "Logs", function_name=self.function_name, retention_days=log_retention_days
         )
-        self.role = iam.Role(
+        self.role = execution_role(
             self,
             "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{self.function_name}: reads its smoke-client secret, writes its logs",
-            inline_policies={
-                "DeploySmokeTest": iam.PolicyDocument(
-                    statements=[
-                        log_write_statement(self.log_group),
-                        network_interface_statement(),
-                        iam.PolicyStatement(
-                            sid="ReadSmokeClientSecret",
-                            actions=["secretsmanager:GetSecretValue"],
-                            resources=[self.client_secret.secret_arn],
-                        ),
-                    ]
-                )
-            },
+            policy_name="DeploySmokeTest",
+            statements=[
+                log_write_statement(self.log_group),
+                network_interface_statement(),
+                iam.PolicyStatement(
+                    sid="ReadSmokeClientSecret",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=[self.client_secret.secret_arn],
+                ),
+            ],
         )
         acknowledge_network_interfaces(self.role)
 

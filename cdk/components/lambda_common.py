@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import IConstruct
+from constructs import Construct, IConstruct
 
 from cdk.components.nag import acknowledge
+from cdk.components.retention import log_retention
 
 # ENI management for a function in a VPC and for the event source mapping's pollers, which Lambda
 # creates in the cluster's subnets. EC2 supports no resource-level scoping for the Describe calls.
@@ -58,4 +60,35 @@ def acknowledge_network_interfaces(role: IConstruct) -> None:
         "IAM5[Resource::*]",
         "EC2 network-interface actions for a VPC-attached function support no resource-level "
         "permissions (the same actions as the AWSLambdaVPCAccessExecutionRole managed policy).",
+    )
+
+
+def function_log_group(
+    scope: Construct, construct_id: str, *, function_name: str, retention_days: int
+) -> logs.LogGroup:
+    """The log group Lambda writes `function_name` to, created up front so retention applies."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=f"/aws/lambda/{function_name}",
+        retention=log_retention(retention_days),
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+
+
+def execution_role(
+    scope: Construct,
+    construct_id: str,
+    *,
+    description: str,
+    policy_name: str,
+    statements: list[iam.PolicyStatement],
+) -> iam.Role:
+    """A Lambda execution role whose only permissions are `statements`, in one inline policy."""
+    return iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=description,
+        inline_policies={policy_name: iam.PolicyDocument(statements=statements)},
     )

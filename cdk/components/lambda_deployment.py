@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk.components.lambda_common import log_write_statement
+from cdk.components.lambda_common import execution_role, function_log_group, log_write_statement
 from cdk.components.nag import acknowledge
-from cdk.components.retention import log_retention
 from cdk.config import LambdaDeploymentName
 
 # CodeDeploy's AWS-managed service policy for Lambda deployments: update/read the alias, read the
@@ -100,12 +98,8 @@ class LambdaDeployment(Construct):
 
         version_arn = function.current_version.function_arn
         self.hook_function_name = f"{HOOK_NAME_PREFIX}{name}"
-        self.hook_log_group = logs.LogGroup(
-            self,
-            "HookLogs",
-            log_group_name=f"/aws/lambda/{self.hook_function_name}",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+        self.hook_log_group = function_log_group(
+            self, "HookLogs", function_name=self.hook_function_name, retention_days=log_retention_days
         )
         # Spelled out rather than read from the group: the group refers to the hook, the hook to this role.
         group_arn = Stack.of(self).format_arn(
@@ -114,28 +108,24 @@ class LambdaDeployment(Construct):
             resource_name=f"{application.application_name}/{name}",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        self.hook_role = iam.Role(
+        self.hook_role = execution_role(
             self,
             "HookRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{self.hook_function_name}: invokes the version under deployment, reports the result",
-            inline_policies={
-                "PreTrafficHook": iam.PolicyDocument(
-                    statements=[
-                        log_write_statement(self.hook_log_group),
-                        iam.PolicyStatement(
-                            sid="InvokeVersionUnderDeployment",
-                            actions=["lambda:InvokeFunction"],
-                            resources=[version_arn],
-                        ),
-                        iam.PolicyStatement(
-                            sid="ReportHookStatus",
-                            actions=["codedeploy:PutLifecycleEventHookExecutionStatus"],
-                            resources=[group_arn],
-                        ),
-                    ]
-                )
-            },
+            policy_name="PreTrafficHook",
+            statements=[
+                log_write_statement(self.hook_log_group),
+                iam.PolicyStatement(
+                    sid="InvokeVersionUnderDeployment",
+                    actions=["lambda:InvokeFunction"],
+                    resources=[version_arn],
+                ),
+                iam.PolicyStatement(
+                    sid="ReportHookStatus",
+                    actions=["codedeploy:PutLifecycleEventHookExecutionStatus"],
+                    resources=[group_arn],
+                ),
+            ],
         )
         self.hook_function = lambda_.Function(
             self,

@@ -19,6 +19,8 @@ from cdk.components.archiver import ALIAS_NAME, HTTPS_PORT
 from cdk.components.lambda_common import (
     acknowledge_network_interfaces,
     acknowledge_pinned_runtime,
+    execution_role,
+    function_log_group,
     log_write_statement,
     network_interface_statement,
 )
@@ -115,32 +117,24 @@ class ReadApi(Construct):
             database_security_group, ec2.Port.tcp(database_port), "Read API to PostgreSQL"
         )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/lambda/{self.function_name}",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+        self.log_group = function_log_group(
+            self, "Logs", function_name=self.function_name, retention_days=log_retention_days
         )
         secret_arns = [database_secret_arn, jwt_signing_key_secret_arn, api_clients_secret_arn]
-        self.role = iam.Role(
+        self.role = execution_role(
             self,
             "ExecutionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"{self.function_name}: reads its three secrets, writes its logs",
-            inline_policies={
-                "ReadApi": iam.PolicyDocument(
-                    statements=[
-                        log_write_statement(self.log_group),
-                        network_interface_statement(),
-                        iam.PolicyStatement(
-                            sid="ReadOwnSecrets",
-                            actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                            resources=secret_arns,
-                        ),
-                    ]
-                )
-            },
+            policy_name="ReadApi",
+            statements=[
+                log_write_statement(self.log_group),
+                network_interface_statement(),
+                iam.PolicyStatement(
+                    sid="ReadOwnSecrets",
+                    actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                    resources=secret_arns,
+                ),
+            ],
         )
         acknowledge_network_interfaces(self.role)
 
