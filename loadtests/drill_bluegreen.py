@@ -4,7 +4,7 @@
 
 Everything runs on 127.0.0.1: a throw-away PostgreSQL cluster shared by both colours (like two ECS
 task sets sharing RDS), `uvicorn app.main:app` as blue and later as green, HAProxy in front, and
-Locust (headless, loadtests/locustfile.py) driving the proxy. The sequence:
+Locust (headless, loadtests/ledger_locustfile.py) driving the proxy. The sequence:
 
   1. proxy -> blue only (green is declared but in maintenance);
   2. Locust starts; after the warm-up green starts and we wait for its /ready;
@@ -54,7 +54,7 @@ from app.devstack.processes import free_port, stop, wait_for_port
 from loadtests.bench_ingest import machine, revision
 
 RESULTS = Path("docs/reliability.md")
-LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+LOCUSTFILE = Path(__file__).with_name("ledger_locustfile.py")
 READY_TIMEOUT = 60.0
 EXIT_TIMEOUT = 40.0
 MICROSECOND = timedelta(microseconds=1)

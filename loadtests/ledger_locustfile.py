@@ -1,6 +1,6 @@
-"""A minimal ingest user for Locust (the full load-test suite is a later issue).
+"""A ledger-keeping ingest user for the drills (make drill-bluegreen, make drill): every acknowledged reading is recorded.
 
-    locust -f loadtests/locustfile.py --headless -u 200 -r 50 --run-time 60s --host http://127.0.0.1:8080
+    locust -f loadtests/ledger_locustfile.py --headless -u 200 -r 50 --run-time 60s --host http://127.0.0.1:8080
 
 Each user obtains its own token from POST /auth/token with the local `loadtest` client, then posts
 single readings with unique timestamps to POST /ingest and now and then reads GET /data. Only a 2xx
