@@ -67,8 +67,67 @@ rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda al
 bench-ingest: deps postgres ## Measure ingest throughput into PostgreSQL (one app process); appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench_ingest --duration 20 --concurrency 32 --batch-size 100
 
+# Same Locust mix, same uvicorn command line, one run: ceiling (bare ASGI), app on PostgreSQL + tansu, light load.
+.PHONY: bench
+bench: deps postgres ## 1000 users against the app and a bare ASGI ceiling, then 1000 x 1 req/s; appends to docs/benchmarks.md
+	$(PY) -m loadtests.bench --users 1000 --ramp 30 --hold 60
+
+# Hostile input and auth abuse: schemathesis over every OpenAPI operation (case count printed and kept in
+# var/reports/openapi_fuzz.json), hand-written adversarial bodies, forged tokens, concurrent rate limits.
+.PHONY: fuzz
+fuzz: deps postgres ## OpenAPI fuzzing + adversarial input + auth abuse on SQLite and PostgreSQL; prints the case count
+	$(PY) -m pytest -q tests/api/test_openapi_fuzz.py tests/api/test_fuzz.py \
+		tests/api/test_adversarial_input.py tests/api/test_auth_abuse.py
+	@echo "schemathesis cases (var/reports/openapi_fuzz.json):" && cat var/reports/openapi_fuzz.json
+
 drill-bluegreen: deps postgres ## Blue->green switch behind HAProxy under Locust load (200 users): 0 failed; appends to docs/reliability.md
 	$(PY) -m loadtests.drill_bluegreen --users 200 --spawn-rate 50 --warmup 15 --switch-budget 20 --after 20
+
+# Fault drills on the full local profile (PostgreSQL, tansu on S3 storage, moto, 2 app processes behind
+# HAProxy, archiver). FAULT_SECONDS, DRILL_USERS, DRILL_ONLY=postgres,broker,app,slow-db narrow a rerun.
+FAULT_SECONDS ?= 30
+DRILL_USERS ?= 200
+DRILL_ONLY ?= postgres,broker,app,slow-db
+.PHONY: drill
+drill: deps postgres ## Kill PostgreSQL, the broker, an app process; lock the DB (30 s each) under Locust: 0 lost, 0 duplicated; appends to docs/reliability.md
+	$(PY) -m loadtests.drill_faults --fault-seconds $(FAULT_SECONDS) --users $(DRILL_USERS) --only $(DRILL_ONLY)
+
+# The opt-in LoadTest stack (load_test.enabled in cdk.json) is deployed and destroyed on its own, after
+# `make deploy` (whose Service stack puts the NAT addresses on the WAF allow-list). START/END: the hold
+# window (ISO 8601, UTC). See runbooks/load-test-against-environment.md.
+START ?=
+END ?=
+.PHONY: load-test-deploy
+load-test-deploy: deps ## Deploy ENV's LoadTest stack (Locust master + workers on Fargate; needs AWS credentials)
+	$(PY) -m cdk.preflight --env $(ENV)
+	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
+	$(CDK) deploy --no-notices --app $(CDK_OUT) --exclusively --require-approval $(REQUIRE_APPROVAL) Sensor-$(ENV)-LoadTest
+.PHONY: load-test-destroy
+load-test-destroy: deps ## Remove ENV's LoadTest stack after a test (the results bucket is kept)
+	$(PY) -m cdk.preflight --env $(ENV)
+	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
+	$(CDK) destroy --no-notices --app $(CDK_OUT) --exclusively --force Sensor-$(ENV)-LoadTest
+.PHONY: load-test-report
+load-test-report: deps ## ALB p50/p95/p99, requests, 5xx and ECS tasks from CloudWatch for START..END (needs AWS credentials)
+	$(PY) -m monitoring.load_test_report --env $(ENV) --start "$(START)" --end "$(END)"
+
+# Locust load tests (loadtests/run.py): LOAD_PROFILE is benchmark_1000|light_1000|step|spike|soak|smoke
+# (PROFILE=<load profile> works too; PROFILE alone is make up's embedded|full). HOST defaults to the `make up`
+# app. Each run writes results/<UTC time>-<profile>/: CSV, report.html, summary.json, PNG plots.
+# LOADTEST_ARGS passes more flags, e.g. "--users 50 --hold 30 --threshold p99_ms=300".
+HOST ?= http://127.0.0.1:$(PORT)
+LOAD_PROFILE ?= $(if $(filter embedded full,$(PROFILE)),smoke,$(PROFILE))
+WORKERS ?= 2
+LOADTEST_ARGS ?=
+.PHONY: loadtest
+loadtest: deps ## Headless Locust run of LOAD_PROFILE (smoke) against HOST; exits 1 naming any violated threshold
+	$(PY) -m loadtests.run --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
+.PHONY: loadtest-distributed
+loadtest-distributed: deps ## The same run with a local Locust master and WORKERS (2) worker processes
+	$(PY) -m loadtests.run --profile $(LOAD_PROFILE) --host $(HOST) --workers $(WORKERS) $(LOADTEST_ARGS)
+.PHONY: loadtest-ui
+loadtest-ui: deps ## Locust web UI at http://127.0.0.1:8089 pointed at HOST; pick the profile under custom parameters
+	$(PY) -m loadtests.run --ui --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
 
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q

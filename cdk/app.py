@@ -15,6 +15,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
+from cdk.stacks.load_test import LoadTestStack
 from cdk.stacks.monitoring import MonitoringStack
 from cdk.stacks.network import NetworkStack
 from cdk.stacks.pipeline import LambdaSources, PipelineStack
@@ -22,6 +23,7 @@ from cdk.stacks.service import ServiceStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_IMAGE_DIRECTORY = REPO_ROOT / "app"
+LOAD_TEST_IMAGE_DIRECTORY = REPO_ROOT / "loadtests"
 LAMBDA_SOURCES = LambdaSources(
     archiver_directory=REPO_ROOT / "lambda" / "archiver",
     read_api_directory=REPO_ROOT / "lambda" / "api",
@@ -40,10 +42,13 @@ class Platform:
     service: ServiceStack
     pipeline: PipelineStack
     monitoring: MonitoringStack
+    # Only while `load_test.enabled`.
+    load_test: LoadTestStack | None = None
 
     @property
     def stacks(self) -> tuple[cdk.Stack, ...]:
-        return (self.network, self.data, self.service, self.pipeline, self.monitoring)
+        core = (self.network, self.data, self.service, self.pipeline, self.monitoring)
+        return core + ((self.load_test,) if self.load_test else ())
 
 
 def stack_name(config: EnvironmentConfig, domain: str) -> str:
@@ -102,8 +107,21 @@ def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
         description=f"Sensor platform ({config.name}): alarms, SNS alarm topics, dashboards",
         **common,
     )
+    load_test = None
+    if config.load_test.enabled:
+        load_test = LoadTestStack(
+            app,
+            stack_name(config, "LoadTest"),
+            config=config,
+            image_directory=LOAD_TEST_IMAGE_DIRECTORY,
+            vpc=network.vpc,
+            target_url=service.ingest.url,
+            description=f"Sensor platform ({config.name}): distributed Locust load generator (opt-in)",
+            **common,
+        )
     platform = Platform(
-        config=config, network=network, data=data, service=service, pipeline=pipeline, monitoring=monitoring
+        config=config, network=network, data=data, service=service, pipeline=pipeline, monitoring=monitoring,
+        load_test=load_test,
     )
     for stack in platform.stacks:
         cdk.Tags.of(stack).add("project", "sensor-platform")

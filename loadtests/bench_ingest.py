@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -31,6 +30,7 @@ import aiohttp
 
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import free_port, stop, wait_for_port
+from loadtests.provenance import machine, revision
 
 RESULTS = Path("docs/benchmarks.md")
 CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
@@ -104,21 +104,6 @@ async def run_phase(base: str, token: str, *, name: str, path: str, batch_size: 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         phase.seconds = time.perf_counter() - started
     return phase
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores ({cpu}), {platform.python_implementation()} {platform.python_version()}"
-
-
-def revision() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    return result.stdout.strip() or "unknown"
 
 
 def record(batch: Phase, single: Phase, args: argparse.Namespace) -> str:

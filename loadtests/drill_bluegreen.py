@@ -51,7 +51,7 @@ import asyncpg
 
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import free_port, stop, wait_for_port
-from loadtests.bench_ingest import machine, revision
+from loadtests.provenance import machine, revision
 
 RESULTS = Path("docs/reliability.md")
 LOCUSTFILE = Path(__file__).with_name("ledger_locustfile.py")
@@ -137,17 +137,29 @@ def ensure_haproxy() -> str:
     return found
 
 
-def haproxy_config(listen: int, blue: int, green: int, stats_socket: Path) -> str:
-    """Blue in the pool, green declared in maintenance; health checks on /ready."""
+def haproxy_config(listen: int, blue: int, green: int, stats_socket: Path, *, green_enabled: bool = False,
+                   retry_on: str = "conn-failure", failover: bool = False, log_requests: bool = False) -> str:
+    """Blue in the pool, green declared in maintenance (or both serving); health checks on /ready.
+
+    `retry_on` widens HAProxy's retries beyond failed connects, e.g. "conn-failure empty-response" re-sends a
+    request whose server died before answering (safe only because ingest is idempotent: see make drill).
+    `failover` sends every retry to another server and takes a server out at its first connection error
+    (passive check) instead of after three missed health checks, when a process may die unannounced.
+    `log_requests` writes one line per request (with HAProxy's termination state) to haproxy.log."""
+    logging = "\n    log stdout format raw local0" if log_requests else ""
+    http_log = "\n    log global\n    option httplog" if log_requests else ""
+    redispatch = " 1" if failover else ""
+    passive = " observe layer4 error-limit 1 on-error mark-down" if failover else ""
     return f"""\
 global
     maxconn 4000
-    stats socket {stats_socket} mode 600 level admin
+    stats socket {stats_socket} mode 600 level admin{logging}
 
 defaults
-    mode http
-    option redispatch
+    mode http{http_log}
+    option redispatch{redispatch}
     retries 3
+    retry-on {retry_on}
     timeout connect 2s
     timeout client 60s
     timeout server 60s
@@ -166,20 +178,20 @@ backend app
     # A check may wait behind busy requests: 2 s to answer, 3 misses to go DOWN (the drain is explicit).
     # maxconn: at most 64 requests per app process; the rest wait in HAProxy's queue, not in uvicorn.
     timeout check 2s
-    default-server check inter 1s fastinter 250ms downinter 500ms rise 2 fall 3 maxconn 64
+    default-server check inter 1s fastinter 250ms downinter 500ms rise 2 fall 3 maxconn 64{passive}
     server blue 127.0.0.1:{blue}
-    server green 127.0.0.1:{green} disabled
+    server green 127.0.0.1:{green}{"" if green_enabled else " disabled"}
 """
 
 
 class HAProxy:
     """A foreground haproxy process and its runtime API (stats socket)."""
 
-    def __init__(self, binary: str, workdir: Path, blue: int, green: int) -> None:
+    def __init__(self, binary: str, workdir: Path, blue: int, green: int, **options) -> None:
         self.port = free_port()
         self.socket = workdir / "haproxy.sock"
         self.config = workdir / "haproxy.cfg"
-        self.config.write_text(haproxy_config(self.port, blue, green, self.socket))
+        self.config.write_text(haproxy_config(self.port, blue, green, self.socket, **options))
         self.log = open(workdir / "haproxy.log", "w")
         self.process = subprocess.Popen(  # noqa: S603 - our config, the binary found by ensure_haproxy()
             [binary, "-db", "-f", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
@@ -221,11 +233,13 @@ class HAProxy:
 # --- app and load ----------------------------------------------------------------------------------
 
 
-def start_app(name: str, port: int, database_url: str, workdir: Path) -> subprocess.Popen:
-    """`uvicorn app.main:app` on the shared database, with its own dead-letter directory and log."""
+def start_app(name: str, port: int, database_url: str, workdir: Path,
+              extra_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`uvicorn app.main:app` on the shared database, with its own dead-letter directory and log (appended to,
+    so a restarted process keeps the earlier lines)."""
     env = {**os.environ, "SENSOR_DATABASE_URL": database_url, "SENSOR_DB_POOL_SIZE": "20",
-           "SENSOR_DEAD_LETTER_DIR": str(workdir / f"dead-letter-{name}")}
-    log = open(workdir / f"{name}.log", "w")
+           "SENSOR_DEAD_LETTER_DIR": str(workdir / f"dead-letter-{name}"), **(extra_env or {})}
+    log = open(workdir / f"{name}.log", "a")
     # Keep-alive longer than the proxy's, so the proxy (not the app) closes idle connections.
     return subprocess.Popen(  # noqa: S603 - fixed command
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
@@ -254,9 +268,11 @@ def wait_ready(port: int, process: subprocess.Popen, timeout: float = READY_TIME
     raise TimeoutError(f"app on port {port} not ready after {timeout}s")
 
 
-def start_locust(host: str, config: DrillConfig, workdir: Path) -> subprocess.Popen:
-    """Headless Locust for config.run_time seconds; the ledger and Locust's JSON stats land in workdir."""
-    env = {**os.environ, "DRILL_LEDGER": str(workdir / "ledger.json")}
+def start_locust(host: str, config: DrillConfig, workdir: Path, extra_env: dict[str, str] | None = None) \
+        -> subprocess.Popen:
+    """Headless Locust for config.run_time seconds (any config with users, spawn_rate, run_time); the
+    ledger and Locust's JSON stats land in workdir."""
+    env = {**os.environ, "DRILL_LEDGER": str(workdir / "ledger.json"), **(extra_env or {})}
     log = open(workdir / "locust.log", "w")
     return subprocess.Popen(  # noqa: S603 - fixed command
         [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(config.users),

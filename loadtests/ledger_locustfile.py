@@ -7,8 +7,11 @@ single readings with unique timestamps to POST /ingest and now and then reads GE
 answer counts as a success. Reading number `n` has the timestamp `BASE + n microseconds`, so a stored
 row maps back to the request that sent it.
 
+DRILL_DEVICE_PREFIX (default `drill-`) names the devices (`<prefix><0..49>`), so several drills can share
+one database and data lake and each finds its own readings.
+
 With DRILL_LEDGER=<path> the run writes a JSON ledger when Locust quits (used by
-`loadtests.drill_bluegreen` to check the database): the base timestamp, how many readings were
+`loadtests.drill_bluegreen` and `loadtests.drill_faults` to check the database): the base timestamp, how many readings were
 sent, the numbers of the readings answered at all (any status or error), answered 201/200 (stored or
 already stored) and answered 202 (dead-lettered), and every request as [name, start, end, status, ok] (epoch seconds; status 0 = no response).
 """
@@ -25,6 +28,7 @@ from locust import FastHttpUser, between, events, task
 
 CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
 DEVICES = 50
+DEVICE_PREFIX = os.environ.get("DRILL_DEVICE_PREFIX", "drill-")
 TAGS = ("fermenter_temp", "fermenter_ph", "agitator_rpm")
 VALUES = {"fermenter_temp": 37.0, "fermenter_ph": 7.0, "agitator_rpm": 450.0}
 BASE = (datetime.now(UTC) - timedelta(hours=1)).replace(microsecond=0)
@@ -48,7 +52,7 @@ class Ledger:
         tag = TAGS[number % len(TAGS)]
         moment = (BASE + timedelta(microseconds=number)).isoformat()
         value = VALUES[tag] + (number % 7 - 3) * 0.01
-        body = f'{{"timestamp":"{moment}","tag":"{tag}","value":{value},"device_id":"drill-{number % DEVICES}"}}'
+        body = f'{{"timestamp":"{moment}","tag":"{tag}","value":{value},"device_id":"{DEVICE_PREFIX}{number % DEVICES}"}}'
         return number, body
 
     def write(self, path: str) -> None:
@@ -90,7 +94,7 @@ class IngestUser(FastHttpUser):
 
     @task(1)
     def read(self) -> None:
-        device = f"drill-{random.randrange(DEVICES)}"
+        device = f"{DEVICE_PREFIX}{random.randrange(DEVICES)}"
         with self.client.get(f"/data?device_id={device}&limit=10", headers=self.headers, name="GET /data",
                              catch_response=True) as response:
             _judge(response)

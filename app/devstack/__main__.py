@@ -1,6 +1,6 @@
 """`make up`: the platform running locally, stopped cleanly with Ctrl-C.
 
-    python -m app.devstack [--profile embedded|full] [--port 8000] [--no-simulator]
+    python -m app.devstack [--profile embedded|full] [--port 8000] [--no-simulator] [--no-locust]
 
 embedded (default): the app on a SQLite file under var/, dead letters in var/dead-letter/, no
 broker (outbox rows are kept in the database until the local pipeline drains them).
@@ -39,6 +39,7 @@ FULL_PROFILE_PG_PORT = 55432
 # moto accepts any credentials; these only keep boto3 from looking for real ones.
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "eu-west-1"}
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
+LOCUST_UI_PORT = 8089
 CREDENTIALS = {
     "simulator": "simulator-local-secret",
     "dashboard": "dashboard-local-secret",
@@ -50,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=("embedded", "full"), default="embedded")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--no-simulator", action="store_true", help="serve the API only")
+    parser.add_argument("--no-locust", action="store_true", help="do not start the Locust web UI")
     args = parser.parse_args(argv)
     if not 1 <= args.port <= 65535:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
@@ -67,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_simulator:
             stack.start_simulator(env, base)
             lines.append(f"Simulator   5 devices x 1 reading/s, 5% anomalies (log: {VAR / 'simulator.log'})")
+        if not args.no_locust:
+            stack.start_locust_ui(env, base)
+            lines.append(f"Locust UI   http://127.0.0.1:{LOCUST_UI_PORT}  (load profiles under custom parameters; "
+                         f"results/; log: {VAR / 'locust.log'})")
         pipeline_process, pipeline_line = stack.start_pipeline(args.profile, env)
         lines.append(pipeline_line)
         _print_banner(args.profile, base, _token(base, "dashboard"), lines)
@@ -130,6 +136,12 @@ class Stack:
             env=env, stdout=open(VAR / "simulator.log", "ab"), stderr=subprocess.STDOUT,
         ))
 
+    def start_locust_ui(self, env: dict[str, str], base: str) -> None:
+        self.processes.append(subprocess.Popen(
+            [sys.executable, "-m", "loadtests.run", "--ui", "--host", base, "--web-port", str(LOCUST_UI_PORT)],
+            env=env, stdout=open(VAR / "locust.log", "ab"), stderr=subprocess.STDOUT,
+        ))
+
     # --- local archiver pipeline (app.devstack.pipeline) ---------------------------------------------
 
     def start_pipeline(self, profile: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -159,14 +171,14 @@ class Stack:
         return process, line
 
     def stop(self) -> None:
-        """Upstream first, one at a time: the simulator stops sending (and spools), the app drains
+        """Upstream first, one at a time: the simulator and Locust stop sending (the simulator spools), the app drains
         and flushes its last group commit, then the archiver takes what the app committed last."""
         print("\nstopping ...", flush=True)
         app = self.processes[0] if self.processes else None
         others = [p for p in self.processes if p is not app]
-        simulators = [p for p in others if "loadtests.simulator" in " ".join(map(str, p.args))]
-        pipelines = [p for p in others if p not in simulators]
-        for process, stop_signal in [*((p, signal.SIGINT) for p in simulators), *(((app, signal.SIGTERM),) if app else ()),
+        senders = [p for p in others if any(m in p.args for m in ("loadtests.simulator", "loadtests.run"))]
+        pipelines = [p for p in others if p not in senders]
+        for process, stop_signal in [*((p, signal.SIGINT) for p in senders), *(((app, signal.SIGTERM),) if app else ()),
                                      *((p, signal.SIGINT) for p in pipelines)]:
             if process.poll() is None:
                 process.send_signal(stop_signal)

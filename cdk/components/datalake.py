@@ -21,6 +21,29 @@ def lake_bucket_name(env_name: str, region: str) -> str:
     return f"sensor-{env_name}-datalake-{Aws.ACCOUNT_ID}-{region}"
 
 
+def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
+    """A bucket for S3 server access logs and ALB access logs: SSE-S3 (the only encryption ALB access
+    logging supports), private, TLS 1.2+ only, versioned, logs expire after a year, retained."""
+    return s3.Bucket(
+        scope,
+        construct_id,
+        encryption=s3.BucketEncryption.S3_MANAGED,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforce_ssl=True,
+        minimum_tls_version=1.2,
+        versioned=True,
+        lifecycle_rules=[
+            s3.LifecycleRule(
+                id="expire-access-logs",
+                expiration=ACCESS_LOG_RETENTION,
+                noncurrent_version_expiration=Duration.days(30),
+            )
+        ],
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+
+
 class DataLake(Construct):
     """Owns the data-lake bucket (`raw/year=/month=/day=/hour=/`, `processed/`, `dead-letter/`)
     and the access-log bucket that receives S3 server access logs and ALB access logs.
@@ -41,25 +64,7 @@ class DataLake(Construct):
         super().__init__(scope, construct_id)
         self.bucket_name = lake_bucket_name(env_name, region)
 
-        self.access_logs = s3.Bucket(
-            self,
-            "AccessLogs",
-            # ALB access logging supports SSE-S3 only.
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-access-logs",
-                    expiration=ACCESS_LOG_RETENTION,
-                    noncurrent_version_expiration=Duration.days(30),
-                )
-            ],
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        self.access_logs = access_log_bucket(self, "AccessLogs")
 
         self.bucket = s3.Bucket(
             self,

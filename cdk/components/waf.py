@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
@@ -26,8 +26,9 @@ class EdgeFirewall(Construct):
     """Owns the regional web ACL, its association with the ALB, the allow-listed IP set and the
     WAF log group.
 
-    Rule 0 is a per-IP rate limit that exempts the allow-listed CIDRs (load generators); the
-    managed rule groups apply to everyone.
+    Rule 0 is a per-IP rate limit that exempts the allow-listed CIDRs and `load_generator_ips`
+    (the NAT gateways' Elastic IPs while the LoadTest stack is enabled); the managed rule groups
+    apply to everyone.
     """
 
     def __init__(
@@ -39,14 +40,17 @@ class EdgeFirewall(Construct):
         name_prefix: str,
         load_balancer_arn: str,
         log_retention_days: int,
+        load_generator_ips: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        # The addresses are deploy-time tokens (Elastic IPs), hence Fn.join rather than an f-string.
+        addresses = [*config.allow_listed_cidrs, *(Fn.join("", [ip, "/32"]) for ip in load_generator_ips)]
 
         rate_statement: dict = {
             "limit": config.rate_limit_per_5_minutes,
             "aggregateKeyType": "IP",
         }
-        if config.allow_listed_cidrs:
+        if addresses:
             allow_list = wafv2.CfnIPSet(
                 self,
                 "AllowList",
@@ -54,7 +58,7 @@ class EdgeFirewall(Construct):
                 description="Load generators exempt from the rate limit",
                 scope="REGIONAL",
                 ip_address_version="IPV4",
-                addresses=list(config.allow_listed_cidrs),
+                addresses=addresses,
             )
             rate_statement["scopeDownStatement"] = {
                 "notStatement": {

@@ -87,6 +87,8 @@ class ServiceStack(Stack):
             name_prefix=name_prefix,
             load_balancer_arn=self.ingest.load_balancer.load_balancer_arn,
             log_retention_days=config.log_retention_days,
+            # The LoadTest stack's workers reach the ALB from these addresses (they run in this VPC).
+            load_generator_ips=tuple(_nat_public_ips(vpc)) if config.load_test.enabled else (),
         )
         CfnOutput(self, "LoadBalancerUrl", value=self.ingest.url)
         CfnOutput(self, "ClusterName", value=self.ingest.cluster.cluster_name)

@@ -54,6 +54,11 @@ class Synthesized:
     def pipeline(self) -> Template:
         return self.templates["Pipeline"]
 
+    @property
+    def load_test(self) -> Template:
+        """Only while `load_test.enabled` (committed: dev)."""
+        return self.templates["LoadTest"]
+
 
 # No stack bundles its Lambda code in tests: the assets point at their source directories and keep
 # the hash computed from their inputs. `make synth` bundles for real (pip, no Docker).

@@ -31,7 +31,8 @@ def lint_errors(templates: list[Path]) -> list[str]:
 @pytest.mark.slow
 def test_templates_have_no_cfn_lint_errors(dev: Synthesized, prod: Synthesized) -> None:
     templates = sorted(dev.outdir.glob("*.template.json")) + sorted(prod.outdir.glob("*.template.json"))
-    assert len(templates) == 10  # Network, Data, Service, Pipeline, Monitoring per environment
+    # Network, Data, Service, Pipeline, Monitoring per environment, and dev's LoadTest (load_test.enabled)
+    assert len(templates) == 11
     assert lint_errors(templates) == []
 
 

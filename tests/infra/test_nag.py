@@ -49,6 +49,13 @@ READ_API = {
     ("Pipeline/ReadApi/HttpApi", "AwsSolutions-APIG4"),
     ("Pipeline/ReadApiDeployment/Hook", "AwsSolutions-L1"),
 }
+# Only while load_test.enabled (committed: dev); plus the results-prefix wildcard below.
+LOAD_TEST = {
+    ("LoadTest/Ui/Users", "AwsSolutions-COG8"),
+    ("LoadTest/Locust/ClientSecret", "AwsSolutions-SMG4"),
+    ("LoadTest/Locust/MasterTask", "AwsSolutions-IAM5[Resource::*]"),
+    ("LoadTest/Locust/WorkerTask", "AwsSolutions-IAM5[Resource::*]"),
+}
 DEV_ONLY = {("Data/Database/Instance", "AwsSolutions-RDS10")}
 PROD_ONLY = {
     ("Data/Database/ReadReplica", "AwsSolutions-RDS2"),
@@ -109,10 +116,19 @@ def _archiver_acknowledgements(env: Synthesized) -> set[tuple[str, str]]:
     return {("Pipeline/Archiver/ExecutionRole", f"AwsSolutions-IAM5[Resource::{resource}]") for resource in resources}
 
 
+def _load_test_acknowledgements(env: Synthesized) -> set[tuple[str, str]]:
+    if not env.config.load_test.enabled:
+        return set()
+    name, region = env.config.name, env.config.region
+    results = f"arn:<AWS::Partition>:s3:::sensor-{name}-loadtest-<AWS::AccountId>-{region}/runs/*"
+    return LOAD_TEST | {("LoadTest/Locust/ResultsUploadPolicy", f"AwsSolutions-IAM5[Resource::{results}]")}
+
+
 def expected_acknowledgements(env: Synthesized, extra: set[tuple[str, str]]) -> set[tuple[str, str]]:
     read_api = READ_API if env.config.pipeline.read_api_enabled else set()
     return (
         ACKNOWLEDGED | extra | read_api | {_dead_letter_acknowledgement(env)} | _archiver_acknowledgements(env)
+        | _load_test_acknowledgements(env)
     )
 
 

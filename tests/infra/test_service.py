@@ -56,8 +56,10 @@ def test_rate_limit_exempts_the_allow_listed_load_generators(prod: Synthesized, 
             "Statement": {"IPSetReferenceStatement": {"Arn": {"Fn::GetAtt": [ip_set_id, "Arn"]}}}
         }
     }
-    # dev has no allow list, so everyone is rate limited.
-    dev.service.resource_count_is("AWS::WAFv2::IPSet", 0)
+    # dev configures no CIDRs: its allow list is only the load generators' NAT address (load_test.enabled,
+    # see test_load_test_stack.py); everyone else is rate limited.
+    dev_addresses = only(dev.service, "AWS::WAFv2::IPSet")["Properties"]["Addresses"]
+    assert len(dev_addresses) == dev.config.network.nat_gateways and all("Fn::Join" in a for a in dev_addresses)
 
 
 def test_listeners_use_tls_in_production_and_http_only_in_dev(dev: Synthesized, prod: Synthesized) -> None:

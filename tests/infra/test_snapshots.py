@@ -35,3 +35,8 @@ def snapshot_json(snapshot):
 @pytest.mark.parametrize("stack", ["Network", "Data", "Service", "Pipeline", "Monitoring"])
 def test_template_matches_snapshot(each_env: Synthesized, stack: str, snapshot_json) -> None:
     assert scrubbed(each_env.templates[stack].to_json()) == snapshot_json
+
+
+def test_load_test_stack_matches_snapshot(dev: Synthesized, snapshot_json) -> None:
+    """Opt-in (`load_test.enabled`): committed in dev only."""
+    assert scrubbed(dev.templates["LoadTest"].to_json()) == snapshot_json

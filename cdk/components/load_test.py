@@ -1,0 +1,407 @@
+"""The distributed Locust load generator of one environment: results bucket, UI access, master and workers.
+
+Locust's master serves the web UI on 8089 and takes its workers on 5557; the workers run the users
+and reach the environment's internet-facing ALB through the VPC's NAT gateways (whose Elastic IPs the
+Service stack's WAF allow-list exempts from the per-IP rate limit while `load_test.enabled`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Aws, Duration, RemovalPolicy
+from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_elasticloadbalancingv2_actions as elbv2_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_servicediscovery as servicediscovery
+from constructs import Construct
+
+from cdk.components.datalake import access_log_bucket
+from cdk.components.nag import acknowledge, finding_text
+from cdk.components.retention import log_retention
+from cdk.config import LoadTestConfig
+
+WEB_PORT = 8089
+MASTER_PORT = 5557
+HTTPS_PORT = 443
+MASTER_SERVICE_NAME = "master"
+LOCUSTFILE = "loadtests/locustfile.py"
+# Where the master writes each run (`<RESULTS_DIRECTORY>/<UTC timestamp>/`) and where it lands in S3.
+RESULTS_DIRECTORY = "/srv/results"
+RESULTS_PREFIX = "runs/"
+
+
+def results_bucket_name(env_name: str, region: str) -> str:
+    """Fixed per environment, account and region, so the runbook and the task's IAM policy can name it."""
+    return f"sensor-{env_name}-loadtest-{Aws.ACCOUNT_ID}-{region}"
+
+
+class LoadTestResults(Construct):
+    """Owns the results bucket (encrypted, TLS-only, private, versions and objects expire after
+    `results_retention_days`) and the access-log bucket that receives its server access logs and the
+    UI load balancer's access logs. Both are retained when the stack is destroyed: results outlive the
+    load generator, and the lifecycle rules empty them."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, env_name: str, region: str, retention_days: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.access_logs = access_log_bucket(self, "AccessLogs")
+        self.bucket_name = results_bucket_name(env_name, region)
+        self.bucket = s3.Bucket(
+            self,
+            "Results",
+            bucket_name=self.bucket_name,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="s3/loadtest-results/",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-results",
+                    expiration=Duration.days(retention_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.results_prefix = RESULTS_PREFIX
+
+
+class LocustUi(Construct):
+    """Owns the UI's internal ALB (HTTPS only, in the private subnets), its security group, and the
+    Cognito user pool that authenticates every request before the ALB forwards it to the master.
+
+    Users are created by an administrator (no self sign-up) and must use a TOTP second factor.
+    The ALB's security group admits HTTPS from the VPC (and `ui_allowed_cidrs`) and may send only to
+    the master on 8089 and to Cognito's token endpoint on 443 (the authenticate action needs it).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: LoadTestConfig,
+        name_prefix: str,
+        certificate_arn: str,
+        vpc: ec2.IVpc,
+        vpc_cidr: str,
+        access_logs_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.security_group = ec2.SecurityGroup(
+            self, "SecurityGroup", vpc=vpc, description="Locust UI load balancer (internal)",
+            allow_all_outbound=False,
+        )
+        for cidr in (vpc_cidr, *config.ui_allowed_cidrs):
+            self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(HTTPS_PORT), "Locust UI (HTTPS)")
+
+        self.load_balancer = elbv2.ApplicationLoadBalancer(
+            self,
+            "LoadBalancer",
+            vpc=vpc,
+            internet_facing=False,
+            # Lower-case and fixed, so the DNS name in the Cognito callback URL matches what browsers send.
+            load_balancer_name=f"{name_prefix}-loadtest",
+            security_group=self.security_group,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            drop_invalid_header_fields=True,
+        )
+        self.load_balancer.log_access_logs(access_logs_bucket, prefix=f"alb/{name_prefix}-loadtest")
+        host = config.ui_domain_name or self.load_balancer.load_balancer_dns_name
+        self.url = f"https://{host}"
+
+        self.user_pool = cognito.UserPool(
+            self,
+            "Users",
+            user_pool_name=f"{name_prefix}-loadtest-ui",
+            self_sign_up_enabled=False,
+            sign_in_aliases=cognito.SignInAliases(email=True),
+            mfa=cognito.Mfa.REQUIRED,
+            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
+            password_policy=cognito.PasswordPolicy(
+                min_length=14, require_digits=True, require_lowercase=True, require_uppercase=True,
+                require_symbols=True, temp_password_validity=Duration.days(3),
+            ),
+            account_recovery=cognito.AccountRecovery.NONE,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        acknowledge(
+            self.user_pool,
+            "COG8",
+            "Threat protection needs the Cognito Plus plan; this pool holds a handful of administrator-"
+            "created operators with mandatory TOTP MFA for a UI reachable only from inside the VPC.",
+        )
+        self.domain = self.user_pool.add_domain(
+            "Domain",
+            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=f"{name_prefix}-loadtest-{Aws.ACCOUNT_ID}"),
+        )
+        self.client = self.user_pool.add_client(
+            "AlbClient",
+            user_pool_client_name=f"{name_prefix}-loadtest-alb",
+            generate_secret=True,
+            o_auth=cognito.OAuthSettings(
+                flows=cognito.OAuthFlows(authorization_code_grant=True),
+                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
+                callback_urls=[f"{self.url}/oauth2/idpresponse"],
+            ),
+            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
+        )
+
+        self.target_group = elbv2.ApplicationTargetGroup(
+            self,
+            "MasterTargetGroup",
+            vpc=vpc,
+            port=WEB_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            deregistration_delay=Duration.seconds(5),
+            health_check=elbv2.HealthCheck(path="/", healthy_http_codes="200", interval=Duration.seconds(15)),
+        )
+        self.listener = self.load_balancer.add_listener(
+            "Https",
+            port=HTTPS_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTPS,
+            certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            open=False,
+            default_action=elbv2_actions.AuthenticateCognitoAction(
+                user_pool=self.user_pool,
+                user_pool_client=self.client,
+                user_pool_domain=self.domain,
+                session_timeout=Duration.hours(8),
+                next=elbv2.ListenerAction.forward([self.target_group]),
+            ),
+        )
+
+
+class LocustFleet(Construct):
+    """Owns the load-test ECS cluster (Fargate and Fargate Spot capacity providers, Container
+    Insights), its Cloud Map namespace, the master service (one task: web UI, `--expect-workers`,
+    uploads the results to S3) and the workers service (`workers` tasks, optionally on Spot), their
+    task definitions, log group, security groups and the load-test API client's generated secret.
+
+    Only the UI load balancer reaches the master's 8089 and only the workers its 5557; the workers
+    accept nothing. Tasks need outbound access (image pulls, Cloud Map, the target ALB, S3).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: LoadTestConfig,
+        name_prefix: str,
+        image_directory: Path,
+        vpc: ec2.IVpc,
+        target_url: str,
+        ui: LocustUi,
+        results: LoadTestResults,
+        log_retention_days: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self.cluster = ecs.Cluster(
+            self,
+            "Cluster",
+            vpc=vpc,
+            cluster_name=f"{name_prefix}-loadtest",
+            enable_fargate_capacity_providers=True,
+            container_insights_v2=ecs.ContainerInsights.ENHANCED,
+        )
+        self.namespace = self.cluster.add_default_cloud_map_namespace(
+            name=f"loadtest.{name_prefix}.internal", vpc=vpc, use_for_service_connect=False
+        )
+        self.master_host = f"{MASTER_SERVICE_NAME}.loadtest.{name_prefix}.internal"
+
+        self.master_security_group = ec2.SecurityGroup(
+            self, "MasterSecurityGroup", vpc=vpc, description="Locust master", allow_all_outbound=True
+        )
+        self.worker_security_group = ec2.SecurityGroup(
+            self, "WorkerSecurityGroup", vpc=vpc, description="Locust workers", allow_all_outbound=True
+        )
+        self.master_security_group.add_ingress_rule(
+            self.worker_security_group, ec2.Port.tcp(MASTER_PORT), "Locust workers to master"
+        )
+        self.master_security_group.add_ingress_rule(
+            ui.security_group, ec2.Port.tcp(WEB_PORT), "UI load balancer to Locust web UI"
+        )
+        ui.security_group.add_egress_rule(
+            self.master_security_group, ec2.Port.tcp(WEB_PORT), "UI load balancer to Locust web UI"
+        )
+
+        self.client_secret = secretsmanager.Secret(
+            self,
+            "ClientSecret",
+            description=f"{name_prefix}: the load-test API client's credentials (Locust users log in with it)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                secret_string_template=f'{{"client_id": "{config.client_id}"}}',
+                generate_string_key="client_secret",
+                password_length=48,
+                exclude_punctuation=True,
+            ),
+        )
+        acknowledge(
+            self.client_secret,
+            "SMG4",
+            "The load-test client's secret is paired with its SHA-256 digest in the ApiClients secret for the "
+            "duration of a test; destroying the stack after the test retires it, so there is nothing to rotate.",
+        )
+
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=log_retention(log_retention_days), removal_policy=RemovalPolicy.DESTROY
+        )
+        image = ecs.ContainerImage.from_asset(str(image_directory))
+        self.master_task = self._task_definition(
+            "MasterTask", config.master_cpu, config.master_memory_mib, image, "master",
+            command=self.master_command(target_url, results.bucket_name, results.results_prefix),
+            port=WEB_PORT, writes_results=True,
+        )
+        self.worker_task = self._task_definition(
+            "WorkerTask", config.worker_cpu, config.worker_memory_mib, image, "worker",
+            command=self.worker_command(), port=None, writes_results=False,
+        )
+        self._grant_results_upload(results)
+
+        self.master = ecs.FargateService(
+            self,
+            "Master",
+            cluster=self.cluster,
+            task_definition=self.master_task,
+            service_name=f"{name_prefix}-loadtest-master",
+            desired_count=1,
+            # Never two masters at once: workers would split between them.
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            security_groups=[self.master_security_group],
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            assign_public_ip=False,
+            cloud_map_options=ecs.CloudMapOptions(
+                name=MASTER_SERVICE_NAME, dns_record_type=servicediscovery.DnsRecordType.A, dns_ttl=Duration.seconds(10)
+            ),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+        )
+        ui.target_group.add_target(
+            self.master.load_balancer_target(container_name="master", container_port=WEB_PORT)
+        )
+        self.workers = ecs.FargateService(
+            self,
+            "Workers",
+            cluster=self.cluster,
+            task_definition=self.worker_task,
+            service_name=f"{name_prefix}-loadtest-workers",
+            desired_count=config.workers,
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            security_groups=[self.worker_security_group],
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            assign_public_ip=False,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            **_capacity(config),
+        )
+        # Workers retry until the master answers, but starting them together wastes their first minute.
+        self.workers.node.add_dependency(self.master)
+
+    def master_command(self, target_url: str, bucket_name: str, prefix: str) -> list[str]:
+        """Locust master with the web UI, wrapped by the exporter that uploads the run folder to S3 every
+        `export_interval_seconds` and once more when Locust exits. Stopping the task (SIGTERM) ends the
+        run: Locust writes its HTML report and threshold verdict, the exporter uploads them, and ECS
+        starts a fresh master with a new run folder."""
+        locust = " ".join((
+            "locust", "-f", LOCUSTFILE, "--master", "--expect-workers", str(self._config.workers),
+            "--master-bind-port", str(MASTER_PORT), "--web-port", str(WEB_PORT), "--host", target_url,
+            "--load-profile", self._config.profile, "--csv", '"$RUN/stats"', "--csv-full-history",
+            "--html", '"$RUN/report.html"', "--summary-file", '"$RUN/summary.json"',
+        ))
+        export = " ".join((
+            "python", "-m", "loadtests.export_results", "--dir", RESULTS_DIRECTORY, "--bucket", bucket_name,
+            "--prefix", prefix, "--watch", str(self._config.export_interval_seconds), "--",
+        ))
+        # One run folder per master task start, named by its UTC start time.
+        return ["sh", "-c", f'RUN={RESULTS_DIRECTORY}/$(date -u +%Y%m%dT%H%M%SZ) && mkdir -p "$RUN" && '
+                            f"exec {export} {locust}"]
+
+    def worker_command(self) -> list[str]:
+        return ["locust", "-f", LOCUSTFILE, "--worker", "--master-host", self.master_host,
+                "--master-port", str(MASTER_PORT)]
+
+    def _task_definition(
+        self, construct_id: str, cpu: int, memory_mib: int, image: ecs.ContainerImage, role: str, *,
+        command: list[str], port: int | None, writes_results: bool,
+    ) -> ecs.FargateTaskDefinition:
+        task_definition = ecs.FargateTaskDefinition(
+            self,
+            construct_id,
+            cpu=cpu,
+            memory_limit_mib=memory_mib,
+            runtime_platform=ecs.RuntimePlatform(
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
+            ),
+        )
+        container = task_definition.add_container(
+            role,
+            image=image,
+            command=command,
+            port_mappings=[ecs.PortMapping(container_port=port)] if port else [],
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=role, log_group=self.log_group),
+            readonly_root_filesystem=True,
+            # On SIGTERM Locust writes its HTML report and verdict, then the exporter uploads them.
+            stop_timeout=Duration.seconds(120),
+            secrets={
+                "LOADTEST_CLIENT_ID": ecs.Secret.from_secrets_manager(self.client_secret, "client_id"),
+                "LOADTEST_CLIENT_SECRET": ecs.Secret.from_secrets_manager(self.client_secret, "client_secret"),
+            },
+        )
+        # Task-local volumes are the only writable paths; the image itself stays read-only.
+        volumes = {"scratch": "/tmp", **({"results": RESULTS_DIRECTORY} if writes_results else {})}  # noqa: S108
+        for volume, path in volumes.items():
+            task_definition.add_volume(name=volume)
+            container.add_mount_points(ecs.MountPoint(source_volume=volume, container_path=path, read_only=False))
+        acknowledge(
+            task_definition,
+            "IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken (execution role) supports no resource-level permissions; image "
+            "pulls themselves are scoped to the asset repository.",
+        )
+        return task_definition
+
+    def _grant_results_upload(self, results: LoadTestResults) -> None:
+        """The master's task role may put objects under the results prefix of the results bucket, nothing else."""
+        objects = f"arn:{Aws.PARTITION}:s3:::{results.bucket_name}/{results.results_prefix}*"
+        policy = iam.Policy(
+            self,
+            "ResultsUploadPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    sid="UploadResults",
+                    actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+                    resources=[objects],
+                )
+            ],
+        )
+        policy.attach_to_role(self.master_task.task_role)
+        acknowledge(
+            policy,
+            f"IAM5[Resource::{finding_text(self, objects)}]",
+            f"Each run uploads files under '{results.results_prefix}<run>/'; the wildcard is that prefix of the "
+            "load-test results bucket only, and the role can neither read nor delete.",
+        )
+
+
+def _capacity(config: LoadTestConfig) -> dict:
+    if not config.spot:
+        return {}
+    return {"capacity_provider_strategies": [ecs.CapacityProviderStrategy(capacity_provider="FARGATE_SPOT", weight=1)]}

@@ -1,0 +1,363 @@
+"""`make bench`: the 1000-user benchmark of the app against this machine's ceiling, in one run.
+
+    python -m loadtests.bench [--users 1000] [--ramp 30] [--hold 60] [--app-workers 2]
+                              [--locust-workers 0] [--no-broker] [--doc docs/benchmarks.md]
+                              [--no-record] [--results-dir results]
+
+One run, three measurements with the same Locust mix and the same generator set-up
+(loadtests/run.py, profiles in loadtests/profiles.py):
+  1. ceiling: `benchmark_1000` (closed loop) against loadtests/ceiling.py, a bare ASGI app with canned
+     answers, served by the SAME uvicorn command line as the app (same workers, same flags);
+  2. app: `benchmark_1000` against `uvicorn app.main:app` on the full local profile: a throw-away
+     PostgreSQL cluster and the tansu broker, so the outbox relay publishes every reading as on ECS;
+  3. light load: `light_1000` (every user sends 1 request/s) against the same app.
+Each measurement is Locust's hold window (after the ramp); server logs and Locust's reports stay in
+results/<UTC time>-bench/. The rows are appended to the section
+"1000-user benchmark (make bench)" of docs/benchmarks.md next to the seed's figures, with date,
+machine and git revision, and a verdict is printed: PASS when the app failed no request and reached
+at least half of the ceiling's throughput; the light-load p99 is judged against 50 ms.
+Exit status: 0 when the run completed (whatever the verdict), 1 when it broke (a server or Locust
+failed, no results), 2 for bad flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.devstack.postgres import PostgresServer
+from app.devstack.processes import free_port, stop
+from app.devstack.tansu import TansuBroker
+from loadtests.drill_bluegreen import wait_ready
+from loadtests.provenance import machine, revision
+
+DOC = Path("docs/benchmarks.md")
+# loadtests.run's default too; not imported from there: that would import Locust (and its gevent
+# monkey-patching) into this process, which only starts Locust as subprocesses.
+DEFAULT_RESULTS = Path("results")
+SECTION = "## 1000-user benchmark (make bench)"
+BENCH_PROFILE = "benchmark_1000"
+LIGHT_PROFILE = "light_1000"
+APP = "app.main:app"
+CEILING_APP = "loadtests.ceiling:app"
+TARGET_RATIO = 0.5
+LIGHT_P99_TARGET_MS = 50.0
+READY_TIMEOUT = 90.0
+COLUMNS = ("date (UTC)", "machine", "revision", "target", "users", "req/s", "avg ms", "p50 ms", "p95 ms",
+           "p99 ms", "failures", "ratio to ceiling", "notes")
+SEED_ROW = ("seed's claim", "AWS, 1→20 Fargate tasks", "—", "app (seed)", "1000", "5000", "185", "—", "320",
+            "450", "0.2 %", "—", "99.8 % success; not measured here")
+INTRO = """\
+`make bench` (loadtests/bench.py) runs the same Locust mix (loadtests/profiles.py) at 1000 users
+against a bare ASGI app with canned answers (loadtests/ceiling.py: the ceiling of this machine and
+this load generator) and against the app on PostgreSQL, in one run, with the same uvicorn command
+line and the same Locust set-up for both; then 1000 users at 1 request/s each against the app
+(light load). Figures are Locust's hold window after the ramp. Target: 0 failed requests and app
+throughput ≥ 50 % of the ceiling measured in the same run; light load p99 ≤ 50 ms. Load generator,
+servers and PostgreSQL share the machine's cores, so the absolute numbers are a floor; the ratio is
+the comparable figure. The seed's row is its own claim (20 Fargate tasks behind an ALB), for reference.
+"""
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Load shape and set-up; the same for both targets."""
+
+    users: int = 1000
+    ramp: float = 30.0
+    hold: float = 60.0
+    app_workers: int = 2
+    locust_workers: int = 0
+
+    @property
+    def generator(self) -> str:
+        if self.locust_workers == 0:
+            return "Locust 1 process"
+        return f"Locust master + {self.locust_workers} worker{'s' if self.locust_workers > 1 else ''}"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One target's hold window, from loadtests.run's summary.json."""
+
+    target: str
+    users: int
+    requests: int
+    failures: int
+    rps: float
+    avg_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def failure_percent(self) -> float:
+        return 100.0 * self.failures / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    ceiling: Measurement
+    app: Measurement
+    light: Measurement
+
+    @property
+    def ratio(self) -> float:
+        return self.app.rps / self.ceiling.rps if self.ceiling.rps else 0.0
+
+    @property
+    def light_within_target(self) -> bool:
+        return self.light.failures == 0 and self.light.p99_ms <= LIGHT_P99_TARGET_MS
+
+
+# --- servers ---------------------------------------------------------------------------------------
+
+
+def uvicorn_command(asgi_app: str, port: int, workers: int) -> list[str]:
+    """The one command line both targets are served with, so only the application differs."""
+    return [sys.executable, "-m", "uvicorn", asgi_app, "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--backlog", "4096", "--no-access-log", "--log-level", "warning"]
+
+
+def serve(asgi_app: str, workers: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
+    """Start uvicorn and wait for GET /ready (the app: migrated and accepting); returns (process, base URL)."""
+    port = free_port()
+    process = subprocess.Popen(uvicorn_command(asgi_app, port, workers), env=env,  # noqa: S603 - fixed command
+                               stdout=log.open("ab"), stderr=subprocess.STDOUT)
+    try:
+        wait_ready(port, process, timeout=READY_TIMEOUT)
+    except Exception:
+        stop(process, timeout=30)
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+def app_environment(postgres: PostgresServer, broker: TansuBroker | None, results: Path) -> dict[str, str]:
+    """The full local profile: PostgreSQL, the broker (the relay publishes), temp dead letters, loadtest client."""
+    env = {**os.environ, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
+           "SENSOR_DEAD_LETTER_DIR": str(results / "dead-letter"), "SENSOR_LOG_LEVEL": "WARNING"}
+    if broker is not None:
+        env["SENSOR_KAFKA_BOOTSTRAP"] = broker.bootstrap
+    return env
+
+
+# --- load ------------------------------------------------------------------------------------------
+
+
+def locust_command(profile: str, host: str, config: BenchConfig, results: Path) -> list[str]:
+    """loadtests.run with the profile shrunk or kept by the flags; no ramp-down (it is not measured)."""
+    command = [sys.executable, "-m", "loadtests.run", "--profile", profile, "--host", host,
+               "--users", str(config.users), "--ramp", f"{config.ramp:g}", "--hold", f"{config.hold:g}",
+               "--ramp-down", "0", "--results-dir", str(results)]
+    if config.locust_workers:
+        command += ["--workers", str(config.locust_workers)]
+    return command
+
+
+def run_load(target: str, profile: str, host: str, config: BenchConfig, results: Path) -> Measurement:
+    """One Locust run through loadtests.run into `results`; its summary.json gives the hold window.
+    Locust exits 1 when the profile's own thresholds (the seed's figures) were missed: not a broken run."""
+    results.mkdir(parents=True, exist_ok=True)
+    log = results / "run.log"
+    timeout = config.ramp + config.hold + 300
+    with log.open("w") as output:
+        locust = subprocess.Popen(locust_command(profile, host, config, results),  # noqa: S603 - fixed command
+                                  stdout=output, stderr=subprocess.STDOUT)
+        try:
+            locust.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stop(locust, timeout=30)  # SIGTERM: loadtests.run forwards it to Locust, which then quits
+            raise RuntimeError(f"Locust ({profile} against {target}) still running after {timeout:.0f} s; "
+                               f"see {log}") from None
+    summaries = sorted(results.glob("*/summary.json"))
+    if not summaries:
+        raise RuntimeError(f"Locust ({profile} against {target}) exited with {locust.returncode} "
+                           f"and wrote no summary.json; see {log}")
+    return measurement(target, json.loads(summaries[-1].read_text()))
+
+
+def measurement(target: str, summary: dict) -> Measurement:
+    """summary.json of loadtests.run (hold-window metrics of all requests) -> Measurement."""
+    if summary.get("window") != "hold":
+        raise RuntimeError(f"Locust against {target} measured the {summary.get('window')!r}, not the hold window")
+    metrics = summary["metrics"]
+    return Measurement(
+        target=target, users=int(summary["profile"]["timeline"]["users"]), requests=int(metrics["requests"]),
+        failures=int(metrics["failures"]), rps=float(metrics["rps"]), avg_ms=float(metrics["avg_ms"]),
+        p50_ms=float(metrics["p50_ms"]), p95_ms=float(metrics["p95_ms"]), p99_ms=float(metrics["p99_ms"]),
+    )
+
+
+def run_bench(config: BenchConfig, results: Path, *, broker: bool = True) -> BenchResult:
+    """Ceiling, then the app on PostgreSQL (+ broker), then light load on the same app. Everything the
+    run produces stays in `results`: server logs (the app's holds its EMF metrics: commit latency and
+    batch sizes, outbox backlog) and Locust's reports in {ceiling,app,light}/."""
+    results = results.resolve()  # the app's dead-letter directory must not depend on its working directory
+    results.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as cleanup:
+        ceiling_process, ceiling_url = serve(CEILING_APP, config.app_workers, dict(os.environ),
+                                             results / "ceiling.log")
+        with contextlib.ExitStack() as ceiling_only:
+            ceiling_only.callback(stop, ceiling_process, timeout=30)
+            ceiling = run_load("ceiling", BENCH_PROFILE, ceiling_url, config, results / "ceiling")
+            _still_running(ceiling_process, "the ceiling app", results / "ceiling.log")
+
+        postgres = PostgresServer().start()
+        cleanup.callback(postgres.destroy)
+        tansu = TansuBroker(log_path=results / "tansu.log").start() if broker else None
+        if tansu is not None:
+            cleanup.callback(tansu.stop)
+        app_process, app_url = serve(APP, config.app_workers, app_environment(postgres, tansu, results),
+                                     results / "app.log")
+        cleanup.callback(stop, app_process, timeout=60)
+        app = run_load("app", BENCH_PROFILE, app_url, config, results / "app")
+        light = run_load("app, light load", LIGHT_PROFILE, app_url, config, results / "light")
+        _still_running(app_process, "the app", results / "app.log")
+    return BenchResult(ceiling=ceiling, app=app, light=light)
+
+
+def _still_running(process: subprocess.Popen, what: str, log: Path) -> None:
+    """A server that died under load makes the figures meaningless: the run broke."""
+    if process.poll() is not None:
+        raise RuntimeError(f"{what} exited with {process.returncode} during the load; see {log}")
+
+
+# --- the record ------------------------------------------------------------------------------------
+
+
+def _row(cells: tuple[str, ...] | list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def result_rows(result: BenchResult, config: BenchConfig, *, when: datetime, host_machine: str,
+                git_revision: str, broker: bool = True) -> list[str]:
+    """The three rows of one run (ceiling, app, light load)."""
+    setup = f"uvicorn --workers {config.app_workers}, {config.generator}, ramp {config.ramp:g} s, hold {config.hold:g} s"
+    notes = {
+        "ceiling": f"bare ASGI, no database; {setup}",
+        "app": f"PostgreSQL, {'outbox relay to tansu' if broker else 'no broker (outbox kept)'}; "
+               f"verdict {verdict(result)[0]}",
+        "light": f"1 req/s per user; p99 target ≤ {LIGHT_P99_TARGET_MS:g} ms: "
+                 f"{'PASS' if result.light_within_target else 'MISS'}",
+    }
+    ratios = {"ceiling": "1.00", "app": f"{result.ratio:.2f}", "light": "—"}
+    rows = []
+    for key, item in (("ceiling", result.ceiling), ("app", result.app), ("light", result.light)):
+        rows.append(_row([
+            when.strftime("%Y-%m-%d %H:%M"), host_machine, git_revision, item.target, str(item.users),
+            f"{item.rps:.0f}", f"{item.avg_ms:.0f}", f"{item.p50_ms:.0f}", f"{item.p95_ms:.0f}", f"{item.p99_ms:.0f}",
+            f"{item.failures} ({item.failure_percent:.3f} %)", ratios[key], notes[key],
+        ]))
+    return rows
+
+
+def append_rows(doc: Path, rows: list[str]) -> None:
+    """Add rows at the end of the section's table, creating the section (header + seed row) if absent."""
+    lines = (doc.read_text() if doc.exists() else "# Benchmarks\n").splitlines()
+    if SECTION not in lines:
+        block = ["", SECTION, "", *INTRO.splitlines(), "", _row(COLUMNS), _row(["---"] * len(COLUMNS)),
+                 _row(SEED_ROW), *rows]
+        doc.write_text("\n".join([*lines, *block]) + "\n")
+        return
+    _, end = _table_span(lines)
+    doc.write_text("\n".join([*lines[:end], *rows, *lines[end:]]) + "\n")
+
+
+def read_rows(doc: Path) -> list[dict[str, str]]:
+    """The section's table as dicts keyed by COLUMNS (the seed row included)."""
+    lines = doc.read_text().splitlines()
+    first, end = _table_span(lines)
+    table = lines[first:end]
+    header = [cell.strip() for cell in table[0].strip("|").split("|")]
+    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
+            for line in table[2:]]
+
+
+def _table_span(lines: list[str]) -> tuple[int, int]:
+    """[first, end) line indexes of the table under SECTION."""
+    start = lines.index(SECTION)
+    first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|"))
+    end = first
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    return first, end
+
+
+def verdict(result: BenchResult) -> tuple[str, list[str]]:
+    """("PASS" | "MISS", the targets missed)."""
+    missed = []
+    if result.app.failures:
+        missed.append(f"{result.app.failures} failed requests at {result.app.users} users (target 0)")
+    if result.ratio < TARGET_RATIO:
+        missed.append(f"app throughput {result.ratio:.0%} of the ceiling (target ≥ {TARGET_RATIO:.0%})")
+    return ("MISS" if missed else "PASS"), missed
+
+
+# --- command line ----------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1000, help="Locust users per measurement (>= 1)")
+    parser.add_argument("--ramp", type=float, default=30.0, help="seconds to start all users (> 0)")
+    parser.add_argument("--hold", type=float, default=60.0, help="seconds measured at full load (> 0)")
+    parser.add_argument("--app-workers", type=int, default=2,
+                        help="uvicorn --workers for both the app and the ceiling (1-16)")
+    parser.add_argument("--locust-workers", type=int, default=0,
+                        help="Locust worker processes under a master; 0 = one Locust process (0-16)")
+    parser.add_argument("--no-broker", action="store_true",
+                        help="run the app without tansu (the outbox stays in PostgreSQL, no relay)")
+    parser.add_argument("--doc", type=Path, default=DOC, help=f"where the rows are appended (default {DOC})")
+    parser.add_argument("--no-record", action="store_true", help="print the rows, append nothing")
+    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
+                        help="Locust's reports go to DIR/<UTC time>-bench/{ceiling,app,light}/ (default %(default)s)")
+    args = parser.parse_args(argv)
+    if args.users < 1:
+        parser.error(f"--users must be >= 1, got {args.users}")
+    if args.ramp <= 0:
+        parser.error(f"--ramp must be > 0 seconds, got {args.ramp:g}")
+    if args.hold <= 0:
+        parser.error(f"--hold must be > 0 seconds, got {args.hold:g}")
+    if not 1 <= args.app_workers <= 16:
+        parser.error(f"--app-workers must be between 1 and 16, got {args.app_workers}")
+    if not 0 <= args.locust_workers <= 16:
+        parser.error(f"--locust-workers must be between 0 and 16, got {args.locust_workers}")
+    if not args.doc.parent.is_dir():
+        parser.error(f"--doc: directory {args.doc.parent} does not exist")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = BenchConfig(users=args.users, ramp=args.ramp, hold=args.hold, app_workers=args.app_workers,
+                         locust_workers=args.locust_workers)
+    results = args.results_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-bench"
+    print(f"bench: {config}, broker {'off' if args.no_broker else 'on'}; logs and Locust reports in {results}",
+          flush=True)
+    try:
+        result = run_bench(config, results, broker=not args.no_broker)
+    except Exception as error:
+        print(f"bench broke: {error}\nlogs in {results}", file=sys.stderr)
+        return 1
+    rows = result_rows(result, config, when=datetime.now(UTC), host_machine=machine(), git_revision=revision(),
+                       broker=not args.no_broker)
+    print("\n".join([_row(COLUMNS), *rows]))
+    outcome, missed = verdict(result)
+    print(f"verdict: {outcome}" + "".join(f"\n  missed: {item}" for item in missed))
+    print(f"light load: p99 {result.light.p99_ms:.0f} ms (target ≤ {LIGHT_P99_TARGET_MS:g} ms), "
+          f"{result.light.failures} failed: {'PASS' if result.light_within_target else 'MISS'}")
+    if not args.no_record:
+        append_rows(args.doc, rows)
+        print(f"rows appended to {args.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The load-test suite's locustfile: users, the profile-driven load shape, and the threshold verdict.
+
+    python -m loadtests.run --profile smoke --host http://127.0.0.1:8000        (headless, results folder, plots)
+    locust -f loadtests/locustfile.py --load-profile step --host http://127.0.0.1:8000   (web UI)
+
+Custom arguments (also in the web UI's custom parameters): --load-profile NAME, --load-users,
+--load-ramp, --load-hold, --load-ramp-down, --load-thresholds NAME=VALUE,..., --loadtest-client-id,
+--loadtest-client-secret, --data-seed, --summary-file PATH.
+
+When Locust quits, the master (or the single process) measures the hold window, logs one line per
+violated threshold (`threshold p99_ms violated: 612 ms > 450 ms (hold window 60 s)`), sets the exit
+code (1 if any was violated, else 0), and writes the verdict to --summary-file as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+# `locust -f loadtests/locustfile.py` puts loadtests/ (not the repository) on sys.path.
+REPOSITORY = Path(__file__).resolve().parent.parent
+if str(REPOSITORY) not in sys.path:
+    sys.path.insert(0, str(REPOSITORY))
+
+from locust import events  # noqa: E402
+from locust.runners import WorkerRunner  # noqa: E402
+
+from loadtests import profiles, users  # noqa: E402
+from loadtests.shapes import TimelineShape  # noqa: E402
+from loadtests.thresholds import hold_window, violations  # noqa: E402
+from loadtests.users import BatchIngestUser, DashboardUser, SingleIngestUser, TelemetryUser  # noqa: E402, F401
+
+log = logging.getLogger("loadtests")
+
+
+class LoadProfileShape(TimelineShape):
+    """The timeline of the profile chosen with --load-profile (and the --load-* overrides)."""
+
+    def timeline(self, environment):
+        return profiles.active_profile(environment).timeline
+
+
+@events.init_command_line_parser.add_listener
+def _arguments(parser) -> None:
+    profiles.add_locust_arguments(parser)
+    users.add_locust_arguments(parser)
+    parser.add_argument("--summary-file", default="", include_in_web_ui=False,
+                        help="write the threshold verdict here as JSON (python -m loadtests.run sets it)")
+
+
+@events.test_start.add_listener
+def _test_start(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return
+    profile = profiles.active_profile(environment)
+    users.apply_mix(profile.mix)
+    hold_window(environment).reset()
+    environment.loadtest_started = True
+    log.info("profile %s: %s; thresholds %s", profile.name, profile.description,
+             {name: value for name, value in profile.thresholds.as_dict().items() if value is not None})
+    users.seed_history_if_master(environment)
+
+
+@events.quitting.add_listener
+def _verdict(environment, **_kwargs) -> None:
+    if isinstance(environment.runner, WorkerRunner):
+        return  # a worker's statistics are partial; the master judges
+    if not getattr(environment, "loadtest_started", False):
+        log.info("no test was started (web UI left idle): no threshold verdict")
+        return
+    profile = profiles.active_profile(environment)
+    hold = hold_window(environment)
+    metrics, window = hold.measure(environment.stats.total, time.time())
+    problems = violations(metrics, profile.thresholds)
+    for problem in problems:
+        log.error(problem)
+    # The thresholds are the verdict: a failure ratio within fail_ratio must not fail the run either
+    # (Locust would exit 1 on any failed request otherwise).
+    environment.process_exit_code = 1 if problems else 0
+    if not problems:
+        log.info("all thresholds met over the %s window (%.0f s): %s", window, metrics.duration_s,
+                 ", ".join(f"{name}={value:.4g}" for name, value in metrics.as_dict().items()))
+    summary_file = getattr(environment.parsed_options, "summary_file", "")
+    if summary_file:
+        summary = {"profile": profile.as_dict(), "host": environment.host, "window": window,
+                   "hold_started_at": hold.start and hold.start.at, "hold_ended_at": hold.end and hold.end.at,
+                   "metrics": metrics.as_dict(), "violations": problems, "passed": not problems}
+        Path(summary_file).write_text(json.dumps(summary, indent=2) + "\n")

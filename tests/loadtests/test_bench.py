@@ -1,0 +1,178 @@
+"""make bench (loadtests/bench.py): the ceiling app's contract over real HTTP, flag validation, the rows
+it appends to docs/benchmarks.md, and a tiny bench (20 users, 3 s hold) against the real processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.devstack.processes import stop
+from loadtests.bench import (
+    CEILING_APP,
+    COLUMNS,
+    SECTION,
+    SEED_ROW,
+    BenchConfig,
+    BenchResult,
+    Measurement,
+    append_rows,
+    main,
+    read_rows,
+    result_rows,
+    serve,
+    verdict,
+)
+from tests.conftest import REPO_ROOT
+
+DOC = REPO_ROOT / "docs" / "benchmarks.md"
+
+
+def call(base: str, method: str, path: str, body: object | None = None) -> tuple[int, object]:
+    response = httpx.request(method, base + path, json=body, timeout=10)
+    return response.status_code, response.json()
+
+
+@pytest.fixture(scope="module")
+def ceiling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("ceiling") / "ceiling.log"
+    process, base = serve(CEILING_APP, 1, dict(os.environ), log)
+    try:
+        yield base
+    finally:
+        stop(process, timeout=30)
+
+
+def test_ceiling_issues_a_token(ceiling: str) -> None:
+    status, body = call(ceiling, "POST", "/auth/token", {"client_id": "loadtest", "client_secret": "x"})
+    assert status == 200
+    assert set(body) == {"access_token", "token_type", "expires_in"}
+    assert body["token_type"] == "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+
+
+def test_ceiling_ingests_single_readings_with_distinct_ids(ceiling: str) -> None:
+    reading = {"timestamp": "2025-11-23T10:30:45", "tag": "fermenter_temp", "value": 37.2, "device_id": "d"}
+    first = call(ceiling, "POST", "/ingest", reading)
+    second = call(ceiling, "POST", "/ingest", reading)
+    assert first[0] == second[0] == 201
+    assert first[1]["status"] == "success" and first[1]["is_anomaly"] is False
+    assert first[1]["id"] != second[1]["id"]
+
+
+@pytest.mark.parametrize("body", [[{"tag": "a"}] * 3, {"readings": [{"tag": "a"}] * 3}])
+def test_ceiling_counts_the_readings_of_a_batch(ceiling: str, body: object) -> None:
+    status, answer = call(ceiling, "POST", "/ingest/batch", body)
+    assert status == 201
+    assert answer["accepted"] == 3 and answer["duplicates"] == 0 and len(answer["results"]) == 3
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/data", []), ("/sensors/stats", []), ("/sensors/anomalies/count", {"total": 0, "by_tag": {}}),
+])
+def test_ceiling_serves_the_read_paths(ceiling: str, path: str, expected: object) -> None:
+    assert call(ceiling, "GET", path) == (200, expected)
+
+
+def test_ceiling_health_and_unknown_paths(ceiling: str) -> None:
+    assert call(ceiling, "GET", "/health")[1]["status"] == "ok"
+    status, body = call(ceiling, "GET", "/nowhere")
+    assert status == 404 and body["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize(("flags", "named"), [
+    (["--users", "0"], "--users"),
+    (["--ramp", "0"], "--ramp"),
+    (["--hold", "-1"], "--hold"),
+    (["--app-workers", "0"], "--app-workers"),
+    (["--locust-workers", "-1"], "--locust-workers"),
+    (["--doc", "/nonexistent-dir/benchmarks.md"], "--doc"),
+    (["--users", "many"], "--users"),
+])
+def test_bad_flags_stop_with_a_message_naming_the_flag(flags: list[str], named: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(flags)
+    assert stopped.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def measurement(target: str, rps: float, failures: int = 0, p99: float = 40.0) -> Measurement:
+    return Measurement(target=target, users=1000, requests=int(rps * 60), failures=failures, rps=rps,
+                       avg_ms=20.0, p50_ms=15.0, p95_ms=30.0, p99_ms=p99)
+
+
+def test_verdict_names_each_missed_target() -> None:
+    light = measurement("app, light load", 1000)
+    assert verdict(BenchResult(measurement("ceiling", 4000), measurement("app", 2000), light)) == ("PASS", [])
+    outcome, missed = verdict(BenchResult(measurement("ceiling", 4000), measurement("app", 1000, failures=3), light))
+    assert outcome == "MISS"
+    assert any("3 failed requests" in item for item in missed)
+    assert any("25% of the ceiling" in item for item in missed)
+
+
+@pytest.mark.parametrize("start", ["the repository's doc", "a doc without the section"])
+def test_rows_create_the_section_once_and_parse_back(tmp_path: Path, start: str) -> None:
+    doc = tmp_path / "benchmarks.md"
+    if start == "the repository's doc":
+        shutil.copy(DOC, doc)
+    else:
+        doc.write_text("# Benchmarks\n\n## Something else\n\nText.\n")
+    before = doc.read_text()
+    result = BenchResult(measurement("ceiling", 4000), measurement("app", 2500, failures=1),
+                         measurement("app, light load", 990, p99=75.0))
+    rows = result_rows(result, BenchConfig(), when=datetime(2026, 11, 22, 21, 0, tzinfo=UTC),
+                       host_machine="2 cores (test CPU), 8 GiB RAM", git_revision="abc1234+dirty")
+    existing = len(read_rows(doc)) if SECTION in before else 1
+    append_rows(doc, rows)
+    append_rows(doc, rows)
+
+    text = doc.read_text()
+    kept = [line for line in text.splitlines() if line not in rows]
+    assert kept[:len(before.splitlines())] == before.splitlines()  # rows added, nothing rewritten or moved
+    assert text.count(SECTION) == 1
+    parsed = read_rows(doc)
+    assert len(parsed) == existing + 6
+    assert all(set(row) == set(COLUMNS) for row in parsed)
+    assert parsed[0]["date (UTC)"] == SEED_ROW[0] and parsed[0]["req/s"] == "5000"
+    ceiling, app, light = parsed[-3:]
+    assert [row["target"] for row in (ceiling, app, light)] == ["ceiling", "app", "app, light load"]
+    assert app["revision"] == "abc1234+dirty" and app["date (UTC)"] == "2026-11-22 21:00"
+    assert app["machine"] == "2 cores (test CPU), 8 GiB RAM"
+    assert (ceiling["ratio to ceiling"], app["ratio to ceiling"], light["ratio to ceiling"]) == ("1.00", "0.62", "—")
+    assert app["failures"] == "1 (0.001 %)" and "MISS" in app["notes"]
+    assert light["p99 ms"] == "75" and "MISS" in light["notes"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_tiny_bench_against_the_real_processes_records_its_rows(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """20 users, 3 s hold: ceiling, app on PostgreSQL + tansu, light load; rows land in a copy of the doc."""
+    doc = tmp_path / "benchmarks.md"
+    shutil.copy(DOC, doc)
+    before = len(read_rows(doc)) if SECTION in doc.read_text() else 1
+
+    code = main(["--users", "20", "--ramp", "1", "--hold", "3", "--app-workers", "1", "--doc", str(doc),
+                 "--results-dir", str(tmp_path / "results")])
+
+    output = capsys.readouterr().out
+    assert code == 0, output
+    rows = read_rows(doc)
+    assert len(rows) == before + 3
+    ceiling, app, light = rows[-3:]
+    assert [row["target"] for row in (ceiling, app, light)] == ["ceiling", "app", "app, light load"]
+    for row in (ceiling, app, light):
+        assert row["users"] == "20"
+        assert row["failures"] == "0 (0.000 %)", output
+        assert float(row["req/s"]) > 0
+        assert float(row["p50 ms"]) <= float(row["p95 ms"]) <= float(row["p99 ms"])
+    assert float(app["ratio to ceiling"]) == pytest.approx(float(app["req/s"]) / float(ceiling["req/s"]), abs=0.02)
+    assert "verdict: " in output
+    # Locust's reports of each measurement are kept
+    reports = sorted(path.parent.parent.name for path in (tmp_path / "results").glob("*-bench/*/*/summary.json"))
+    assert reports == ["app", "ceiling", "light"]
