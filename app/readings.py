@@ -24,6 +24,9 @@ DEVICE_METRICS = ("temperature", "humidity", "battery_level", "energy_consumptio
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:@/-]{1,128}$"
 # Native (Rust) constraints: they run inside pydantic's single pass over a whole batch.
 Finite = Field(allow_inf_nan=False)
+# The timestamp validators are plain functions, so their JSON schema is stated here (else it says "any").
+TIMESTAMP_SCHEMA = {"type": "string", "format": "date-time",
+                    "description": "ISO-8601; UTC when it has no offset", "examples": ["2025-11-23T10:30:45"]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +52,19 @@ class InvalidInput(Exception):
         self.details = details
 
 
-def _parse_timestamp(value: object) -> datetime:
+def parse_timestamp(value: object) -> datetime:
+    """An ISO-8601 string as an aware UTC datetime (no offset means UTC); numbers are refused."""
     if not isinstance(value, str):
         raise ValueError("must be an ISO-8601 string, e.g. 2025-11-23T10:30:45 (UTC when no offset)")
     try:
+        if "\x00" in value:  # CPython's parser stops at a NUL after the time and ignores the rest
+            raise ValueError(value)
         parsed = datetime.fromisoformat(value)
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
     except ValueError:
         raise ValueError(f"not an ISO-8601 timestamp: {value[:40]!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise ValueError(f"outside the years 1-9999 once converted to UTC: {value[:40]!r}") from None
 
 
 class ReadingIn(BaseModel):
@@ -64,7 +72,7 @@ class ReadingIn(BaseModel):
 
     model_config = ConfigDict(extra="allow", strict=True)
 
-    timestamp: datetime
+    timestamp: datetime = Field(json_schema_extra=TIMESTAMP_SCHEMA)
     tag: str = Field(min_length=1, max_length=64)
     value: float = Finite
     device_id: str | None = Field(default=None, pattern=DEVICE_ID_PATTERN)
@@ -72,7 +80,7 @@ class ReadingIn(BaseModel):
     @field_validator("timestamp", mode="plain")
     @classmethod
     def _timestamp(cls, value: object) -> datetime:
-        return _parse_timestamp(value)
+        return parse_timestamp(value)
 
 
 class DeviceRecordIn(BaseModel):
@@ -81,7 +89,7 @@ class DeviceRecordIn(BaseModel):
     model_config = ConfigDict(extra="allow", strict=True)
 
     device_id: str = Field(pattern=DEVICE_ID_PATTERN)
-    timestamp: datetime
+    timestamp: datetime = Field(json_schema_extra=TIMESTAMP_SCHEMA)
     device_type: str | None = Field(default=None, max_length=64)
     temperature: float | None = Field(default=None, allow_inf_nan=False)
     humidity: float | None = Field(default=None, allow_inf_nan=False)
@@ -95,7 +103,7 @@ class DeviceRecordIn(BaseModel):
     @field_validator("timestamp", mode="plain")
     @classmethod
     def _timestamp(cls, value: object) -> datetime:
-        return _parse_timestamp(value)
+        return parse_timestamp(value)
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,11 @@ machine credentials that cannot be guessed online.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import from_json
 
 from app.errors import ApiError
 from app.security.tokens import TokenService
@@ -112,8 +112,9 @@ async def _read_credentials(request: Request) -> TokenRequest:
         return _validate(FormTokenRequest, dict(form))
     if media_type == JSON_MEDIA_TYPE or media_type.endswith("+json"):
         try:
-            body = json.loads(await request.body())
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            # pydantic's parser: bounded nesting depth (stdlib json raises RecursionError, a 500).
+            body = from_json(await request.body())
+        except ValueError as error:
             raise ApiError(422, "validation_error", "invalid request: body is not valid JSON",
                            details=[{"loc": [], "msg": str(error), "type": "json_invalid"}]) from None
         return _validate(TokenRequest, body)

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import PlainValidator, WithJsonSchema
 
 from app.api.schemas import AnomalyCountOut, ReadingOut, TagStatsOut
 from app.errors import ApiError
-from app.security.dependencies import require_scope
+from app.readings import DEVICE_ID_PATTERN, TIMESTAMP_SCHEMA, parse_timestamp
+from app.security.dependencies import AUTH_RESPONSES, require_scope
 
-router = APIRouter(dependencies=[Depends(require_scope("read"))])
+router = APIRouter(dependencies=[Depends(require_scope("read"))], responses=AUTH_RESPONSES)
 
-TagQuery = Annotated[str | None, Query(max_length=64, description="only this tag")]
-DeviceQuery = Annotated[str | None, Query(max_length=128, description="only this device")]
-SinceQuery = Annotated[datetime | None, Query(description="from this time, inclusive (ISO-8601; UTC if no offset)")]
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+# Control characters are refused here: no stored tag has them, and PostgreSQL rejects NUL in any text
+# parameter, which would otherwise surface as a 500. Device ids follow the ingest rule.
+PRINTABLE_TAG_PATTERN = r"^[^\x00-\x1f\x7f]{1,64}$"
+TagQuery = Annotated[str | None, Query(pattern=PRINTABLE_TAG_PATTERN, description="only this tag")]
+DeviceQuery = Annotated[str | None, Query(pattern=DEVICE_ID_PATTERN, description="only this device")]
+# The ingest rule for timestamps (ISO-8601 only, UTC when no offset), not pydantic's lax one, which also
+# takes numbers as epoch seconds: `since=0.5` would silently mean 1970.
+Timestamp = Annotated[datetime, PlainValidator(parse_timestamp), WithJsonSchema(TIMESTAMP_SCHEMA)]
+SinceQuery = Annotated[Timestamp | None, Query(description="from this time, inclusive (ISO-8601; UTC if no offset)")]
 
 
 @router.get("/data", response_model=list[ReadingOut], tags=["query"], summary="Readings, newest first")
@@ -31,10 +33,9 @@ async def data(
     tag: TagQuery = None,
     device_id: DeviceQuery = None,
     since: SinceQuery = None,
-    until: Annotated[datetime | None, Query(description="before this time, exclusive")] = None,
+    until: Annotated[Timestamp | None, Query(description="before this time, exclusive")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):
-    since, until = _utc(since), _utc(until)
     if since is not None and until is not None and since >= until:
         raise ApiError(422, "validation_error", "since must be before until",
                        details=[{"loc": ["query", "since"], "msg": "must be before until"}])
@@ -51,4 +52,4 @@ async def stats(request: Request, device_id: DeviceQuery = None):
 @router.get("/sensors/anomalies/count", response_model=AnomalyCountOut, tags=["query"],
             summary="Number of anomalies, in total and per tag")
 async def anomaly_count(request: Request, tag: TagQuery = None, since: SinceQuery = None):
-    return await request.app.state.queries.anomaly_count(tag=tag, since=_utc(since))
+    return await request.app.state.queries.anomaly_count(tag=tag, since=since)

@@ -10,16 +10,16 @@ from app.api.schemas import BATCH_BODY, SINGLE_BODY, BatchResultOut, ReadingResu
 from app.errors import ApiError
 from app.observability import metrics as m
 from app.readings import InvalidInput, validate_batch_body, validate_single_body
-from app.security.dependencies import require_scope
+from app.security.dependencies import AUTH_RESPONSES, require_scope
 from app.services.ingest import IngestOutcome, StorageUnavailable
 
 router = APIRouter(tags=["ingest"])
 RETRY_AFTER_SECONDS = "5"
 ERRORS = {
-    401: {"description": "missing, expired or invalid token"},
+    **AUTH_RESPONSES,
     413: {"description": "body larger than the configured limit"},
+    415: {"description": "a declared Content-Type other than JSON, or a compressed (Content-Encoding) body"},
     422: {"description": "invalid reading(s): every problem with its location (index and field)"},
-    429: {"description": "rate limit exceeded (Retry-After)"},
     503: {"description": "neither the database nor the dead-letter store could take it (Retry-After)"},
 }
 
@@ -38,6 +38,7 @@ ERRORS = {
 )
 async def ingest_one(request: Request, response: Response):
     state = request.app.state
+    _require_plain_json(request)
     readings = _validated(state, validate_single_body, await request.body())
     outcome = await _ingest(state, readings)
     if len(readings) > 1:
@@ -60,8 +61,20 @@ async def ingest_one(request: Request, response: Response):
 )
 async def ingest_batch(request: Request, response: Response):
     state = request.app.state
+    _require_plain_json(request)
     readings = _validated(state, validate_batch_body, await request.body())
     return _batch(await _ingest(state, readings), response)
+
+
+def _require_plain_json(request: Request) -> None:
+    """JSON, or no declared type (lenient for simple clients); anything declared otherwise is named back."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type and media_type != "application/json" and not media_type.endswith("+json"):
+        raise ApiError(415, "unsupported_media_type", f"send application/json, not {media_type!r}")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise ApiError(415, "unsupported_media_type",
+                       f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
 
 
 def _validated(state, validate, body: bytes):

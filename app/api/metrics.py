@@ -7,9 +7,9 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
-from app.security.dependencies import require_scope
+from app.security.dependencies import AUTH_RESPONSES, require_scope
 
-router = APIRouter(dependencies=[Depends(require_scope("read"))])
+router = APIRouter(dependencies=[Depends(require_scope("read"))], responses=AUTH_RESPONSES)
 
 SUMMARY = "Metrics of the current interval (what the next EMF line will carry)"
 DESCRIPTION = (

@@ -20,6 +20,12 @@ from app.security.tokens import Principal, TokenService
 from app.settings import ClientConfig, Settings
 
 MISSING_TOKEN_HEADERS = {"WWW-Authenticate": "Bearer"}
+# OpenAPI `responses` of every route behind `require_scope`: what the guard itself can answer.
+AUTH_RESPONSES: dict[int | str, dict] = {
+    401: {"description": "missing, expired or invalid token"},
+    403: {"description": "the token lacks the scope this operation requires"},
+    429: {"description": "rate limit exceeded (Retry-After)"},
+}
 
 
 class BearerToken(SecurityBase):

@@ -43,7 +43,8 @@ class SensorDatabase(Construct):
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="RDS PostgreSQL", allow_all_outbound=False
         )
-        self.security_group.add_ingress_rule(
+        # Both directions: the ingress here and the app's egress to this group only.
+        self.security_group.connections.allow_from(
             client_security_group, ec2.Port.tcp(POSTGRES_PORT), "App to PostgreSQL"
         )
         parameter_group = rds.ParameterGroup(
@@ -122,9 +123,22 @@ class SensorDatabase(Construct):
             )
 
         self.secret = self.instance.secret
+        # The rotation function talks to the database (its rule is added by the rotation) and to
+        # the Secrets Manager endpoint in the VPC; CDK's default group would let it go anywhere.
+        rotation_security_group = ec2.SecurityGroup(
+            self,
+            "RotationSingleUserSecurityGroup",
+            vpc=vpc,
+            description="PostgreSQL secret rotation function",
+            allow_all_outbound=False,
+        )
+        rotation_security_group.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block), ec2.Port.tcp(443), "Secrets Manager endpoint"
+        )
         self.instance.add_rotation_single_user(
             automatically_after=Duration.days(config.secret_rotation_days),
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            security_group=rotation_security_group,
         )
 
         self.read_replica: rds.DatabaseInstanceReadReplica | None = None

@@ -15,7 +15,8 @@ class PlatformSecurityGroups(Construct):
     """Owns the ALB's and the app tasks' security groups.
 
     Allowed: internet -> ALB (public listener ports), VPC -> ALB (test listener), ALB -> app
-    (container port only). The ALB has no other outbound path.
+    (container port only), app -> HTTPS (AWS APIs); the database and MSK add app -> them. The ALB
+    has no other outbound path.
     """
 
     def __init__(
@@ -34,10 +35,13 @@ class PlatformSecurityGroups(Construct):
         self.load_balancer = ec2.SecurityGroup(
             self, "LoadBalancer", vpc=vpc, description="ALB: public listeners", allow_all_outbound=False
         )
-        # ECS tasks pull images and call AWS APIs (through endpoints or NAT), so they need egress.
+        # ECS tasks pull images and call AWS APIs over HTTPS (through endpoints or NAT); the database
+        # and MSK add the app's egress to them when they admit it (connections.allow_from).
+        # DNS (VPC resolver) and the task metadata endpoint are not filtered by security groups.
         self.app = ec2.SecurityGroup(
-            self, "App", vpc=vpc, description="Ingestion service tasks", allow_all_outbound=True
+            self, "App", vpc=vpc, description="Ingestion service tasks", allow_all_outbound=False
         )
+        self.app.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "HTTPS to AWS APIs")
 
         acknowledge(
             self.load_balancer,

@@ -43,7 +43,8 @@ class SensorStream(Construct):
         self.security_group = ec2.SecurityGroup(
             self, "SecurityGroup", vpc=vpc, description="MSK brokers", allow_all_outbound=False
         )
-        self.security_group.add_ingress_rule(
+        # Both directions: the ingress here and the app's egress to this group only.
+        self.security_group.connections.allow_from(
             client_security_group, ec2.Port.tcp(MSK_IAM_TLS_PORT), "App to MSK (IAM over TLS)"
         )
         broker_logs = logs.LogGroup(
