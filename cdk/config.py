@@ -272,9 +272,7 @@ class LoadTestConfig(_Section):
     @field_validator("certificate_arn")
     @classmethod
     def _certificate(cls, value: str | None) -> str | None:
-        if value is not None and not _CERTIFICATE_ARN.match(value):
-            raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
-        return value
+        return _certificate_arn(value)
 
     @field_validator("ui_allowed_cidrs")
     @classmethod
@@ -390,9 +388,7 @@ class EnvironmentConfig(_Section):
     @field_validator("certificate_arn")
     @classmethod
     def _certificate(cls, value: str | None) -> str | None:
-        if value is not None and not _CERTIFICATE_ARN.match(value):
-            raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
-        return value
+        return _certificate_arn(value)
 
     @field_validator("alarm_email")
     @classmethod
@@ -514,6 +510,12 @@ def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
         return ipaddress.IPv4Network(cidr, strict=True)
     except ValueError as error:
         raise ValueError(f"not an IPv4 CIDR with host bits clear: {error}") from None
+
+
+def _certificate_arn(value: str | None) -> str | None:
+    if value is not None and not _CERTIFICATE_ARN.match(value):
+        raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
+    return value
 
 
 def _cidr_list(cidrs: tuple[str, ...]) -> tuple[str, ...]:

@@ -21,9 +21,10 @@ def lake_bucket_name(env_name: str, region: str) -> str:
     return f"sensor-{env_name}-datalake-{Aws.ACCOUNT_ID}-{region}"
 
 
-def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
-    """A bucket for S3 server access logs and ALB access logs: SSE-S3 (the only encryption ALB access
-    logging supports), private, TLS 1.2+ only, versioned, logs expire after a year, retained."""
+def private_bucket(scope: Construct, construct_id: str, **props) -> s3.Bucket:
+    """A bucket with the platform's baseline: SSE-S3 encryption, public access blocked, bucket-owner
+    object ownership, TLS 1.2+ only, versioned, retained on stack deletion. `props` add the rest
+    (name, access logging, lifecycle)."""
     return s3.Bucket(
         scope,
         construct_id,
@@ -33,6 +34,17 @@ def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
         enforce_ssl=True,
         minimum_tls_version=1.2,
         versioned=True,
+        removal_policy=RemovalPolicy.RETAIN,
+        **props,
+    )
+
+
+def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
+    """A bucket for S3 server access logs and ALB access logs: SSE-S3 (the only encryption ALB access
+    logging supports), private, TLS 1.2+ only, versioned, logs expire after a year, retained."""
+    return private_bucket(
+        scope,
+        construct_id,
         lifecycle_rules=[
             s3.LifecycleRule(
                 id="expire-access-logs",
@@ -40,7 +52,6 @@ def access_log_bucket(scope: Construct, construct_id: str) -> s3.Bucket:
                 noncurrent_version_expiration=Duration.days(30),
             )
         ],
-        removal_policy=RemovalPolicy.RETAIN,
     )
 
 
@@ -66,16 +77,10 @@ class DataLake(Construct):
 
         self.access_logs = access_log_bucket(self, "AccessLogs")
 
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Lake",
             bucket_name=self.bucket_name,
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="s3/datalake/",
             lifecycle_rules=[
@@ -97,5 +102,4 @@ class DataLake(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN,
         )

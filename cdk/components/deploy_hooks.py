@@ -9,9 +9,9 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from cdk.components.client_secret import generated_client_secret
 from cdk.components.lambda_common import (
     acknowledge_network_interfaces,
     execution_role,
@@ -99,22 +99,15 @@ class DeploySmokeTest(Construct):
                 description=f"Blue/green test listener from NAT gateway {index} (deployment hooks)",
             )
 
-        self.client_secret = secretsmanager.Secret(
+        self.client_secret = generated_client_secret(
             self,
             "SmokeClientSecret",
+            client_id=config.smoke_client_id,
             description=f"{name_prefix}: the blue/green smoke-test hook's API client credentials",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=f'{{"client_id": "{config.smoke_client_id}"}}',
-                generate_string_key="client_secret",
-                password_length=48,
-                exclude_punctuation=True,
+            rotation_reason=(
+                "The smoke client's secret is paired with its SHA-256 digest in the ApiClients secret; it "
+                "rotates by the documented client procedure (new digest first, then the new secret)."
             ),
-        )
-        acknowledge(
-            self.client_secret,
-            "SMG4",
-            "The smoke client's secret is paired with its SHA-256 digest in the ApiClients secret; it "
-            "rotates by the documented client procedure (new digest first, then the new secret).",
         )
 
         self.log_group = function_log_group(

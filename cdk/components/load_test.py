@@ -18,11 +18,11 @@ from aws_cdk import aws_elasticloadbalancingv2_actions as elbv2_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_servicediscovery as servicediscovery
 from constructs import Construct
 
-from cdk.components.datalake import access_log_bucket
+from cdk.components.client_secret import generated_client_secret
+from cdk.components.datalake import access_log_bucket, private_bucket
 from cdk.components.nag import acknowledge, finding_text
 from cdk.components.retention import log_retention
 from cdk.config import LoadTestConfig
@@ -54,18 +54,12 @@ class LoadTestResults(Construct):
         super().__init__(scope, construct_id)
         self.access_logs = access_log_bucket(self, "AccessLogs")
         self.bucket_name = results_bucket_name(env_name, region)
-        self.bucket = s3.Bucket(
+        self.bucket = private_bucket(
             self,
             "Results",
             bucket_name=self.bucket_name,
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix="s3/loadtest-results/",
-            encryption=s3.BucketEncryption.S3_MANAGED,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            enforce_ssl=True,
-            minimum_tls_version=1.2,
-            versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-results",
@@ -74,7 +68,6 @@ class LoadTestResults(Construct):
                     abort_incomplete_multipart_upload_after=Duration.days(1),
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN,
         )
         self.results_prefix = RESULTS_PREFIX
 
@@ -242,22 +235,15 @@ class LocustFleet(Construct):
             self.master_security_group, ec2.Port.tcp(WEB_PORT), "UI load balancer to Locust web UI"
         )
 
-        self.client_secret = secretsmanager.Secret(
+        self.client_secret = generated_client_secret(
             self,
             "ClientSecret",
+            client_id=config.client_id,
             description=f"{name_prefix}: the load-test API client's credentials (Locust users log in with it)",
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                secret_string_template=f'{{"client_id": "{config.client_id}"}}',
-                generate_string_key="client_secret",
-                password_length=48,
-                exclude_punctuation=True,
+            rotation_reason=(
+                "The load-test client's secret is paired with its SHA-256 digest in the ApiClients secret for the "
+                "duration of a test; destroying the stack after the test retires it, so there is nothing to rotate."
             ),
-        )
-        acknowledge(
-            self.client_secret,
-            "SMG4",
-            "The load-test client's secret is paired with its SHA-256 digest in the ApiClients secret for the "
-            "duration of a test; destroying the stack after the test retires it, so there is nothing to rotate.",
         )
 
         self.log_group = logs.LogGroup(
