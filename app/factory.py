@@ -25,8 +25,10 @@ def build_app(
     settings: Settings, *, title: str, summary: str, lifespan: Callable, routers: Iterable[APIRouter]
 ) -> FastAPI:
     configure_logging(settings.log_level)
+    # telemetry off: the service reports through its EMF metrics and JSON logs; FastAPI's native
+    # OpenTelemetry would otherwise look up the global OTel providers on every request.
     application = FastAPI(title=title, version=__version__, description=f"{summary} {AUTH_DESCRIPTION}",
-                          lifespan=lifespan)
+                          lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
     application.state.settings = settings
     application.state.accepting = False
     application.state.started = False

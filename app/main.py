@@ -36,12 +36,14 @@ from app.storage.circuit import BreakerState, CircuitBreaker
 from app.storage.database import create_engine, migrate
 from app.storage.dead_letter import DeadLetterStore, LocalDeadLetterStore, S3DeadLetterStore
 from app.storage.group_commit import GroupCommitter
+from app.storage.postgres_reader import PostgresReader
 from app.storage.postgres_writer import PostgresGroupWriter
 
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_SECONDS = 15.0
 MIGRATION_RETRY_SECONDS = 5.0
 RELAY_STOP_SECONDS = 15.0
+ENGINE_POOL_SIZE = 4
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -80,6 +82,7 @@ class _Runtime:
     committer: GroupCommitter
     replayer: DeadLetterReplayer
     postgres_writer: PostgresGroupWriter | None
+    postgres_reader: PostgresReader | None
     tasks: list[asyncio.Task] = field(default_factory=list)
     relay: OutboxRelay | None = None
     relay_task: asyncio.Task | None = None
@@ -89,7 +92,9 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
     """Build the write path (detector, group commit, breaker, dead letters) and the read side."""
     state = application.state
     metrics: m.Metrics = state.metrics
-    engine = create_engine(settings)
+    # SQLAlchemy only serves migrations, the outbox relay, gauges and /ready on PostgreSQL: group commit,
+    # reads and history loads have their own asyncpg pools (no per-checkout pre-ping or overflow churn).
+    engine = create_engine(settings, pool_size=ENGINE_POOL_SIZE if settings.is_postgres else None)
     breaker = CircuitBreaker(failure_threshold=settings.breaker_failure_threshold,
                              reset_seconds=settings.breaker_reset_seconds)
     writers = 2 if settings.is_postgres else 1
@@ -105,8 +110,12 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
         metrics.observe(m.COMMIT_LATENCY, milliseconds)
         metrics.observe(m.COMMIT_BATCH_SIZE, rows)
 
-    async def history(device_id: str, tag: str, limit: int) -> list[float]:
-        return await repository.recent_values(engine, device_id, tag, limit)
+    reader = PostgresReader(settings, connections=settings.db_pool_size) if settings.is_postgres else None
+
+    async def history(keys, limit: int):
+        if reader is not None:
+            return await reader.recent_values_many(keys, limit)
+        return await repository.recent_values_many(engine, keys, limit)
 
     committer = GroupCommitter(store_group, max_rows=settings.commit_max_rows, writers=writers,
                                on_commit=on_commit)
@@ -115,14 +124,15 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
                                min_samples=settings.zscore_min_samples)
     state.engine = engine
     state.breaker = breaker
-    state.queries = QueryService(engine)
+    state.queries = QueryService(reader or engine, cache_seconds=settings.query_cache_seconds)
     state.ingest = IngestService(
         detector=detector, committer=committer, dead_letters=dead_letters, breaker=breaker, history=history,
         metrics=metrics, retry_attempts=settings.db_retry_attempts, retry_base_seconds=settings.db_retry_base_seconds,
     )
     replayer = DeadLetterReplayer(store=dead_letters, committer=committer, breaker=breaker, metrics=metrics,
                                   interval_seconds=settings.replay_interval_seconds)
-    return _Runtime(engine=engine, committer=committer, replayer=replayer, postgres_writer=postgres_writer)
+    return _Runtime(engine=engine, committer=committer, replayer=replayer, postgres_writer=postgres_writer,
+                    postgres_reader=reader)
 
 
 @asynccontextmanager
@@ -168,6 +178,8 @@ async def _shut_down(runtime: _Runtime) -> None:
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
     if runtime.postgres_writer is not None:
         await runtime.postgres_writer.close()
+    if runtime.postgres_reader is not None:
+        await runtime.postgres_reader.close()
     await runtime.engine.dispose()
 
 

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     db_sslmode: Literal["disable", "require"] = "disable"
     db_pool_size: int = Field(default=10, ge=1, le=100)
     db_statement_timeout_seconds: float = Field(default=5.0, gt=0)
+    # /sensors/stats and /sensors/anomalies/count answers are reused for up to this long (0: never).
+    query_cache_seconds: float = Field(default=1.0, ge=0, le=60)
 
     # --- group commit, retries, circuit breaker -------------------------------------------
     commit_max_rows: int = Field(default=5000, ge=1)

@@ -44,12 +44,17 @@ async def data(
     )
 
 
-@router.get("/sensors/stats", response_model=list[TagStatsOut], tags=["query"], summary="Statistics per tag")
+CACHED = ("May be up to 1 s stale: each process reuses an answer for the same parameters for "
+          "`SENSOR_QUERY_CACHE_SECONDS` (default 1 s) after computing it.")
+
+
+@router.get("/sensors/stats", response_model=list[TagStatsOut], tags=["query"], summary="Statistics per tag",
+            description=f"Count, minimum, maximum, mean, anomalies, devices and time span per tag. {CACHED}")
 async def stats(request: Request, device_id: DeviceQuery = None):
     return await request.app.state.queries.stats(device_id=device_id)
 
 
 @router.get("/sensors/anomalies/count", response_model=AnomalyCountOut, tags=["query"],
-            summary="Number of anomalies, in total and per tag")
+            summary="Number of anomalies, in total and per tag", description=CACHED)
 async def anomaly_count(request: Request, tag: TagQuery = None, since: SinceQuery = None):
     return await request.app.state.queries.anomaly_count(tag=tag, since=since)

@@ -24,8 +24,11 @@ from app.storage.repository import ScoredReading
 
 log = logging.getLogger(__name__)
 
-History = Callable[[str, str, int], Awaitable[list[float]]]
+# (series, window) -> each series' last `window` stored values, oldest first (absent: none stored).
+History = Callable[[Sequence[SeriesKey], int], Awaitable[dict[SeriesKey, list[float]]]]
 HISTORY_TIMEOUT_SECONDS = 2.0
+HISTORY_BATCH_SERIES = 500  # series per history query
+MAX_HISTORY_QUERIES = 2  # history queries in flight per process
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +70,9 @@ class IngestService:
         self._retry_attempts = retry_attempts
         self._retry_base_seconds = retry_base_seconds
         self._loading: dict[SeriesKey, asyncio.Future[None]] = {}
+        self._history_queue: list[SeriesKey] = []
+        self._history_loaders = 0
+        self._history_tasks: set[asyncio.Task] = set()
 
     async def ingest(self, readings: Sequence[NewReading]) -> IngestOutcome:
         await self._ensure_history({(r.device_id, r.tag) for r in readings})
@@ -122,28 +128,52 @@ class IngestService:
         return IngestOutcome(True, [ReadingResult("accepted", None, s.is_anomaly) for s in scored])
 
     async def _ensure_history(self, keys: set[SeriesKey]) -> None:
-        """Rebuild windows of series this process has not seen yet, once each, concurrently."""
+        """Rebuild windows of series this process has not seen yet, once each, before scoring.
+
+        Series first seen while a history query runs are queued and loaded together by the next one
+        (like group commit), so a burst of new devices costs a few queries, not one per series."""
         missing = [key for key in keys if self._detector.needs_history(key)]
         if not missing:
             return
+        loop = asyncio.get_running_loop()
+        waiting = []
         for key in missing:
-            if key not in self._loading:
-                self._loading[key] = asyncio.ensure_future(self._load_history(key))
-        await asyncio.gather(*(self._loading[key] for key in missing))
+            future = self._loading.get(key)
+            if future is None:
+                future = self._loading[key] = loop.create_future()
+                self._history_queue.append(key)
+            waiting.append(future)
+        while self._history_queue and self._history_loaders < MAX_HISTORY_QUERIES:
+            self._history_loaders += 1
+            loader = asyncio.ensure_future(self._load_queued_history())
+            self._history_tasks.add(loader)
+            loader.add_done_callback(self._history_tasks.discard)
+        # asyncio.wait, not gather: a request that goes away must not cancel a load others wait for.
+        await asyncio.wait(waiting)
 
-    async def _load_history(self, key: SeriesKey) -> None:
-        values: list[float] = []
+    async def _load_queued_history(self) -> None:
         try:
-            # While the database is known to be down, start the window empty instead of waiting.
-            if self._breaker.state is BreakerState.CLOSED:
-                values = await asyncio.wait_for(
-                    self._history(key[0], key[1], self._detector.window), HISTORY_TIMEOUT_SECONDS
-                )
-        except Exception as error:
-            log.warning("could not load history of %s: %s", key, error)
+            while self._history_queue:
+                batch = self._history_queue[:HISTORY_BATCH_SERIES]
+                del self._history_queue[:HISTORY_BATCH_SERIES]
+                await self._load_history(batch)
         finally:
-            self._detector.load(key, values)
-            self._loading.pop(key, None)
+            self._history_loaders -= 1
+
+    async def _load_history(self, keys: list[SeriesKey]) -> None:
+        found: dict[SeriesKey, list[float]] = {}
+        try:
+            # While the database is known to be down, start the windows empty instead of waiting.
+            if self._breaker.state is BreakerState.CLOSED:
+                found = await asyncio.wait_for(self._history(keys, self._detector.window), HISTORY_TIMEOUT_SECONDS)
+        except Exception as error:
+            log.warning("could not load history of %d series (e.g. %s): %s", len(keys), keys[0], error)
+        finally:
+            for key in keys:
+                self._detector.load(key, found.get(key, ()))
+                future = self._loading.pop(key, None)
+                if future is not None and not future.done():
+                    future.set_result(None)
 
 
 class DeadLetterReplayer:

@@ -1,15 +1,40 @@
-"""Read side: readings by tag/device/time, per-tag statistics, anomaly counts."""
+"""Read side: readings by tag/device/time, per-tag statistics, anomaly counts.
+
+`GET /data` is answered from the database on every request. The two aggregates (`/sensors/stats`,
+`/sensors/anomalies/count`) scan `readings`; dashboards poll them, so each process answers them from a
+short-lived cache per parameter set: an answer is computed by one query at a time (concurrent requests
+for the same parameters share it) and is served for at most `cache_seconds` after that query started,
+so it is never more than `cache_seconds` stale. `cache_seconds` 0 queries on every request.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.storage import repository
 
+MAX_CACHED_ANSWERS = 1024  # parameter sets kept per process (least recently computed dropped first)
 
-class QueryService:
+
+class QueryBackend(Protocol):
+    async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
+                       until: datetime | None, limit: int) -> list[dict]: ...
+
+    async def tag_stats(self, *, device_id: str | None) -> list[dict]: ...
+
+    async def anomaly_counts(self, *, tag: str | None, since: datetime | None) -> dict[str, int]: ...
+
+
+class EngineQueries:
+    """The queries through SQLAlchemy (SQLite, and the read-API Lambda)."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
@@ -19,9 +44,79 @@ class QueryService:
             self._engine, tag=tag, device_id=device_id, since=since, until=until, limit=limit
         )
 
-    async def stats(self, *, device_id: str | None) -> list[dict]:
+    async def tag_stats(self, *, device_id: str | None) -> list[dict]:
         return await repository.tag_stats(self._engine, device_id=device_id)
 
+    async def anomaly_counts(self, *, tag: str | None, since: datetime | None) -> dict[str, int]:
+        return await repository.anomaly_counts(self._engine, tag=tag, since=since)
+
+
+class TtlCache:
+    """Answers per key, each served for at most `seconds` after the query that computed it started.
+
+    One computation per key at a time: callers arriving while it runs (and within `seconds` of its
+    start) wait for it instead of starting their own. A failed computation is not cached. A caller that
+    gives up (cancelled) does not cancel the computation the others are waiting for.
+    """
+
+    def __init__(self, seconds: float, *, max_entries: int = MAX_CACHED_ANSWERS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._max_entries = max_entries
+        self._clock = clock
+        self._answers: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()  # key -> (started, answer)
+        self._running: dict[Hashable, tuple[float, asyncio.Task]] = {}
+
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[Any]]) -> Any:
+        if self.seconds <= 0:
+            return await compute()
+        now = self._clock()
+        cached = self._answers.get(key)
+        if cached is not None and now - cached[0] < self.seconds:
+            return cached[1]
+        running = self._running.get(key)
+        if running is None or now - running[0] >= self.seconds:
+            task = asyncio.ensure_future(self._compute(key, now, compute))
+            task.add_done_callback(_retrieve_exception)  # every waiter may have gone
+            running = (now, task)
+            self._running[key] = running
+        return await asyncio.shield(running[1])
+
+    async def _compute(self, key: Hashable, started: float, compute: Callable[[], Awaitable[Any]]) -> Any:
+        try:
+            answer = await compute()
+        finally:
+            if self._running.get(key, (None,))[0] == started:
+                del self._running[key]
+        current = self._answers.get(key)
+        if current is None or current[0] < started:
+            self._answers[key] = (started, answer)
+            self._answers.move_to_end(key)
+            while len(self._answers) > self._max_entries:
+                self._answers.popitem(last=False)
+        return answer
+
+
+def _retrieve_exception(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class QueryService:
+    def __init__(self, backend: QueryBackend | AsyncEngine, *, cache_seconds: float = 0.0) -> None:
+        self._backend: QueryBackend = EngineQueries(backend) if isinstance(backend, AsyncEngine) else backend
+        self._cache = TtlCache(cache_seconds)
+
+    async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
+                       until: datetime | None, limit: int) -> list[dict]:
+        return await self._backend.readings(tag=tag, device_id=device_id, since=since, until=until, limit=limit)
+
+    async def stats(self, *, device_id: str | None) -> list[dict]:
+        return await self._cache.get(("stats", device_id), lambda: self._backend.tag_stats(device_id=device_id))
+
     async def anomaly_count(self, *, tag: str | None, since: datetime | None) -> dict:
-        by_tag = await repository.anomaly_counts(self._engine, tag=tag, since=since)
-        return {"total": sum(by_tag.values()), "by_tag": by_tag}
+        async def count() -> dict:
+            by_tag = await self._backend.anomaly_counts(tag=tag, since=since)
+            return {"total": sum(by_tag.values()), "by_tag": by_tag}
+
+        return await self._cache.get(("anomalies", tag, since), count)

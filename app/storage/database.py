@@ -17,7 +17,9 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATION_LOCK_ID = 0x5E45_0001
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+    """`pool_size` (PostgreSQL; default `settings.db_pool_size`, with as much overflow): the ingestion
+    service passes a small one, as its hot paths use their own asyncpg pools."""
     url = settings.sqlalchemy_url
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
@@ -27,8 +29,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
     timeout_ms = int(settings.db_statement_timeout_seconds * 1000)
     return create_async_engine(
         url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=pool_size or settings.db_pool_size,
         pool_pre_ping=True,
         pool_recycle=300,
         connect_args={

@@ -14,6 +14,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
+from app.storage.postgres_reader import PlainConnection
 from app.storage.repository import ScoredReading, StoredResult
 
 STORE_GROUP = """
@@ -78,7 +79,8 @@ class PostgresGroupWriter:
     async def _get_pool(self) -> asyncpg.Pool:
         # Created on first use: the database may be down when the service starts.
         if self._pool is None:
-            self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections, **self._connect_args)
+            self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections,
+                                                   connection_class=PlainConnection, **self._connect_args)
         return self._pool
 
     async def close(self) -> None:

@@ -125,6 +125,25 @@ async def recent_values(engine: AsyncEngine, device_id: str, tag: str, limit: in
     return list(reversed(values))
 
 
+async def recent_values_many(
+    engine: AsyncEngine, keys: Sequence[tuple[str, str]], limit: int
+) -> dict[tuple[str, str], list[float]]:
+    """recent_values of several series on one connection; series without stored values are absent."""
+    found = {}
+    async with engine.connect() as connection:
+        for device_id, tag in keys:
+            statement = (
+                select(readings.c.value)
+                .where(readings.c.device_id == device_id, readings.c.tag == tag)
+                .order_by(readings.c.ts.desc())
+                .limit(limit)
+            )
+            values = (await connection.execute(statement)).scalars().all()
+            if values:
+                found[(device_id, tag)] = list(reversed(values))
+    return found
+
+
 async def query_readings(
     engine: AsyncEngine, *, tag: str | None, device_id: str | None, since: datetime | None,
     until: datetime | None, limit: int,

@@ -1,0 +1,163 @@
+"""The read side on PostgreSQL, straight on asyncpg: the query endpoints and anomaly-window history.
+
+Like the group writer (app.storage.postgres_writer) it uses its own asyncpg pool instead of the
+SQLAlchemy engine: no pre-ping `SELECT 1` and no begin/rollback per checkout, no ORM row objects, and
+a pool that keeps its connections open (no overflow connections opened and closed under load).
+asyncpg prepares each statement once per connection and reuses it. Per-tag statistics and all-time
+anomaly counts come from `series_stats` (per-series aggregates the database maintains on insert,
+migration 0002), not from a scan of `readings`.
+
+A connection found dead (the database restarted or failed over since it was last used) is dropped by
+the pool; reads are idempotent, so such a read is retried once on a fresh connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from app.settings import Settings
+
+SeriesKey = tuple[str, str]  # (device_id, tag)
+
+# The last `limit` values of many series in one statement: one backward scan of the unique index
+# (device_id, tag, ts) per series.
+RECENT_VALUES_MANY = """
+SELECT k.ord, v.value
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(device_id, tag, ord)
+CROSS JOIN LATERAL (
+    SELECT r.ts, r.value FROM readings r
+    WHERE r.device_id = k.device_id AND r.tag = k.tag
+    ORDER BY r.ts DESC
+    LIMIT $3
+) v
+ORDER BY k.ord, v.ts
+"""
+
+# Statistics from the per-series aggregates (migration 0002 keeps them current): no scan of `readings`.
+TAG_STATS = """
+SELECT tag, sum(count) AS count, min(min) AS min, max(max) AS max, sum(sum) / sum(count) AS mean,
+       sum(anomalies) AS anomalies, min(first_ts) AS first, max(last_ts) AS last, count(*) AS devices
+FROM series_stats {where}
+GROUP BY tag
+ORDER BY tag
+"""
+ANOMALY_COUNTS = """
+SELECT tag, sum(anomalies) FROM series_stats {where} GROUP BY tag HAVING sum(anomalies) > 0
+"""
+
+# Connection-level failures after which a read is worth one more try on another connection.
+_RETRYABLE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.PostgresConnectionError,
+              asyncpg.exceptions.CannotConnectNowError, ConnectionError)
+
+
+def asyncpg_connect_args(settings: Settings, application_name: str) -> dict[str, Any]:
+    """asyncpg.connect() keywords from the service's database settings."""
+    url = make_url(settings.sqlalchemy_url)
+    timeout_ms = int(settings.db_statement_timeout_seconds * 1000)
+    return {
+        "host": url.host, "port": url.port or 5432, "user": url.username, "password": url.password,
+        "database": url.database, "timeout": settings.db_statement_timeout_seconds,
+        "command_timeout": settings.db_statement_timeout_seconds,
+        "server_settings": {"application_name": application_name, "statement_timeout": str(timeout_ms)},
+        # RDS forces SSL (rds.force_ssl=1); "require" encrypts without a CA bundle.
+        **({"ssl": "require"} if settings.db_sslmode == "require" else {}),
+    }
+
+
+class PlainConnection(asyncpg.Connection):
+    """A pooled connection released without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN,
+    RESET ALL: one more round trip per checkout). The service's pools never set session state, take
+    advisory locks or LISTEN; an open transaction is still rolled back on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
+class PostgresReader:
+    def __init__(self, settings: Settings, *, connections: int) -> None:
+        self._connect_args = asyncpg_connect_args(settings, "sensor-ingest-reader")
+        self._connections = connections
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def recent_values_many(self, keys: Sequence[SeriesKey], limit: int) -> dict[SeriesKey, list[float]]:
+        """Each series' last `limit` values, oldest first; series without stored values are absent."""
+        if not keys:
+            return {}
+        rows = await self._fetch(RECENT_VALUES_MANY, [k[0] for k in keys], [k[1] for k in keys], limit)
+        found: dict[SeriesKey, list[float]] = {}
+        for ordinal, value in rows:
+            found.setdefault(keys[ordinal - 1], []).append(value)
+        return found
+
+    async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
+                       until: datetime | None, limit: int) -> list[dict]:
+        """Newest first (the same answer as repository.query_readings)."""
+        conditions, arguments = [], []
+        for clause, value in (("tag = ${}", tag), ("device_id = ${}", device_id), ("ts >= ${}", since),
+                              ("ts < ${}", until)):
+            if value is not None:
+                arguments.append(value)
+                conditions.append(clause.format(len(arguments)))
+        arguments.append(limit)
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        # S608: only the fixed clauses above are joined in; every value is a bind parameter.
+        statement = (f"SELECT id, device_id, tag, ts, value, is_anomaly, z_score FROM readings {where} "  # noqa: S608
+                     f"ORDER BY ts DESC, id DESC LIMIT ${len(arguments)}")
+        return [
+            {"id": r[0], "device_id": r[1], "tag": r[2], "timestamp": r[3], "value": r[4], "is_anomaly": r[5],
+             "z_score": r[6]}
+            for r in await self._fetch(statement, *arguments)
+        ]
+
+    async def tag_stats(self, *, device_id: str | None) -> list[dict]:
+        if device_id is None:
+            rows = await self._fetch(TAG_STATS.format(where=""))
+        else:
+            rows = await self._fetch(TAG_STATS.format(where="WHERE device_id = $1"), device_id)
+        return [
+            {"tag": r["tag"], "count": int(r["count"]), "min": r["min"], "max": r["max"], "mean": float(r["mean"]),
+             "anomalies": int(r["anomalies"] or 0), "devices": r["devices"],
+             "first_timestamp": r["first"], "last_timestamp": r["last"]}
+            for r in rows
+        ]
+
+    async def anomaly_counts(self, *, tag: str | None, since: datetime | None) -> dict[str, int]:
+        if since is None:  # all time: from the per-series aggregates
+            if tag is None:
+                rows = await self._fetch(ANOMALY_COUNTS.format(where=""))
+            else:
+                rows = await self._fetch(ANOMALY_COUNTS.format(where="WHERE tag = $1"), tag)
+            return {r[0]: int(r[1]) for r in rows}
+        conditions, arguments = ["is_anomaly", "ts >= $1"], [since]
+        if tag is not None:
+            arguments.append(tag)
+            conditions.append("tag = $2")
+        statement = f"SELECT tag, count(*) FROM readings WHERE {' AND '.join(conditions)} GROUP BY tag"  # noqa: S608 - fixed clauses, bound values
+        return {r[0]: r[1] for r in await self._fetch(statement, *arguments)}
+
+    async def _fetch(self, statement: str, *arguments: Any) -> list[asyncpg.Record]:
+        pool = await self._get_pool()
+        try:
+            return await pool.fetch(statement, *arguments)
+        except _RETRYABLE:
+            return await pool.fetch(statement, *arguments)
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        # Created on first use (the database may be down when the service starts), once.
+        if self._pool is None:
+            async with self._pool_lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections,
+                                                           connection_class=PlainConnection, **self._connect_args)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
