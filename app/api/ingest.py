@@ -6,15 +6,17 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from app.api.rendering import json_response
 from app.api.schemas import BATCH_BODY, SINGLE_BODY, BatchResultOut, ReadingResultOut
 from app.errors import ApiError
 from app.observability import metrics as m
 from app.readings import InvalidInput, validate_batch_body, validate_single_body
 from app.security.dependencies import AUTH_RESPONSES, require_scope
-from app.services.ingest import IngestOutcome, StorageUnavailable
+from app.services.ingest import IngestOutcome, ReadingResult, StorageUnavailable
 
 router = APIRouter(tags=["ingest"])
 RETRY_AFTER_SECONDS = "5"
+STATUS_CODES = {"success": 201, "duplicate": 200, "accepted": 202}
 ERRORS = {
     **AUTH_RESPONSES,
     413: {"description": "body larger than the configured limit"},
@@ -44,8 +46,7 @@ async def ingest_one(request: Request, response: Response):
     if len(readings) > 1:
         return _batch(outcome, response)
     (result,) = outcome.results
-    response.status_code = {"success": 201, "duplicate": 200, "accepted": 202}[result.status]
-    return ReadingResultOut(status=result.status, id=result.id, is_anomaly=result.is_anomaly)
+    return json_response(_result(result), STATUS_CODES[result.status], response)
 
 
 @router.post(
@@ -93,13 +94,19 @@ async def _ingest(state, readings) -> IngestOutcome:
                        headers={"Retry-After": RETRY_AFTER_SECONDS}) from None
 
 
-def _batch(outcome: IngestOutcome, response: Response) -> BatchResultOut:
-    response.status_code = 202 if outcome.dead_lettered else 201
-    results = [ReadingResultOut(status=r.status, id=r.id, is_anomaly=r.is_anomaly) for r in outcome.results]
+def _result(result: ReadingResult) -> dict:
+    """A `ReadingResultOut` body."""
+    return {"status": result.status, "id": result.id, "is_anomaly": result.is_anomaly}
+
+
+def _batch(outcome: IngestOutcome, response: Response) -> Response:
+    """A `BatchResultOut` body: 201, or 202 when the readings went to the dead-letter store."""
+    results = [_result(r) for r in outcome.results]
     duplicates = sum(1 for r in outcome.results if r.status == "duplicate")
-    return BatchResultOut(
-        status="accepted" if outcome.dead_lettered else "success",
-        accepted=len(results) - duplicates,
-        duplicates=duplicates,
-        results=results,
-    )
+    body = {
+        "status": "accepted" if outcome.dead_lettered else "success",
+        "accepted": len(results) - duplicates,
+        "duplicates": duplicates,
+        "results": results,
+    }
+    return json_response(body, 202 if outcome.dead_lettered else 201, response)

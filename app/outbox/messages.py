@@ -24,6 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 SCHEMA_VERSION = 1
+# Built once: `json.dumps` with any non-default option constructs a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class ReadingMessage(TypedDict):
@@ -75,7 +77,7 @@ def encode_reading(row: Mapping[str, Any] | Any) -> tuple[bytes, bytes]:
         "is_anomaly": bool(fields["is_anomaly"]),
         "z_score": None if z_score is None else _finite("z_score", float(z_score)),
     }
-    value = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    value = _ENCODER.encode(payload)
     return fields["device_id"].encode(), value.encode()
 
 
