@@ -14,7 +14,9 @@ from app.errors import ApiError
 from app.readings import DEVICE_ID_PATTERN, TIMESTAMP_SCHEMA, parse_timestamp
 from app.security.dependencies import AUTH_RESPONSES, require_scope
 
-router = APIRouter(dependencies=[Depends(require_scope("read"))], responses=AUTH_RESPONSES)
+READ_RESPONSES = {**AUTH_RESPONSES,
+                  503: {"description": "the database cannot answer right now (down, restarting, locked); Retry-After"}}
+router = APIRouter(dependencies=[Depends(require_scope("read"))], responses=READ_RESPONSES)
 
 # Control characters are refused here: no stored tag has them, and PostgreSQL rejects NUL in any text
 # parameter, which would otherwise surface as a 500. Device ids follow the ingest rule.

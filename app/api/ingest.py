@@ -8,14 +8,13 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from app.api.rendering import json_response
 from app.api.schemas import BATCH_BODY, SINGLE_BODY, BatchResultOut, ReadingResultOut
-from app.errors import ApiError
+from app.errors import RETRY_AFTER_SECONDS, ApiError
 from app.observability import metrics as m
 from app.readings import InvalidInput, validate_batch_body, validate_single_body
 from app.security.dependencies import AUTH_RESPONSES, require_scope
 from app.services.ingest import IngestOutcome, ReadingResult, StorageUnavailable
 
 router = APIRouter(tags=["ingest"])
-RETRY_AFTER_SECONDS = "5"
 STATUS_CODES = {"success": 201, "duplicate": 200, "accepted": 202}
 ERRORS = {
     **AUTH_RESPONSES,

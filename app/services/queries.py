@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.storage import repository
+from app.storage.unavailable import DATABASE_UNAVAILABLE
 
 MAX_CACHED_ANSWERS = 1024  # parameter sets kept per process (least recently computed dropped first)
 
@@ -102,6 +103,10 @@ def _retrieve_exception(task: asyncio.Task) -> None:
         task.exception()
 
 
+class ReadsUnavailable(Exception):
+    """The database cannot answer right now (down, restarting, locked); the caller may retry later."""
+
+
 class QueryService:
     def __init__(self, backend: QueryBackend | AsyncEngine, *, cache_seconds: float = 0.0) -> None:
         self._backend: QueryBackend = EngineQueries(backend) if isinstance(backend, AsyncEngine) else backend
@@ -109,14 +114,26 @@ class QueryService:
 
     async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
                        until: datetime | None, limit: int) -> list[dict]:
-        return await self._backend.readings(tag=tag, device_id=device_id, since=since, until=until, limit=limit)
+        return await _available(
+            self._backend.readings(tag=tag, device_id=device_id, since=since, until=until, limit=limit)
+        )
 
     async def stats(self, *, device_id: str | None) -> list[dict]:
-        return await self._cache.get(("stats", device_id), lambda: self._backend.tag_stats(device_id=device_id))
+        return await _available(
+            self._cache.get(("stats", device_id), lambda: self._backend.tag_stats(device_id=device_id))
+        )
 
     async def anomaly_count(self, *, tag: str | None, since: datetime | None) -> dict:
         async def count() -> dict:
             by_tag = await self._backend.anomaly_counts(tag=tag, since=since)
             return {"total": sum(by_tag.values()), "by_tag": by_tag}
 
-        return await self._cache.get(("anomalies", tag, since), count)
+        return await _available(self._cache.get(("anomalies", tag, since), count))
+
+
+async def _available(query: Awaitable[Any]) -> Any:
+    """The query's answer; ReadsUnavailable when the database cannot answer right now."""
+    try:
+        return await query
+    except DATABASE_UNAVAILABLE as error:
+        raise ReadsUnavailable(str(error) or type(error).__name__) from error
