@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.storage import repository
-from app.storage.unavailable import DATABASE_UNAVAILABLE
+from app.storage.unavailable import is_database_unavailable
 
 MAX_CACHED_ANSWERS = 1024  # parameter sets kept per process (least recently computed dropped first)
 
@@ -135,5 +135,7 @@ async def _available(query: Awaitable[Any]) -> Any:
     """The query's answer; ReadsUnavailable when the database cannot answer right now."""
     try:
         return await query
-    except DATABASE_UNAVAILABLE as error:
-        raise ReadsUnavailable(str(error) or type(error).__name__) from error
+    except Exception as error:
+        if is_database_unavailable(error):
+            raise ReadsUnavailable(str(error) or type(error).__name__) from error
+        raise

@@ -1,12 +1,13 @@
 """Which database errors mean "not available right now" (down, restarting, locked past the statement
-timeout, out of connections) rather than a bug: reads answer them with 503 and Retry-After."""
+timeout, out of connections) rather than a bug or a misconfiguration: reads answer them with 503 and
+Retry-After, everything else stays a 500."""
 
 from __future__ import annotations
 
 import asyncpg
 import sqlalchemy.exc
 
-DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,  # refused or reset connections (ConnectionError is one)
     TimeoutError,
     asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
@@ -16,7 +17,14 @@ DATABASE_UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.QueryCanceledError,  # statement timeout, e.g. behind a table lock
     asyncpg.exceptions.TooManyConnectionsError,
-    sqlalchemy.exc.OperationalError,
-    sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,  # no pooled connection in time
 )
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True for a transient unavailability, also when SQLAlchemy wraps the driver's error."""
+    if isinstance(error, sqlalchemy.exc.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        error = getattr(error.orig, "__cause__", None) or error.orig  # the asyncpg adapter chains the original
+    return isinstance(error, _UNAVAILABLE)
