@@ -162,7 +162,13 @@ async def assert_published_exactly_once(
     engine: AsyncEngine, bootstrap: str, topic: str, reading_ids: list[int]
 ) -> None:
     """The topic holds each reading once, keyed by its device, with a payload equal to the DB row."""
-    records = await consume(bootstrap, topic, expected=len(reading_ids))
+    try:
+        records = await consume(bootstrap, topic, expected=len(reading_ids))
+    except AssertionError:
+        # tansu's in-memory engine now and then stalls a consumer group's fetch after concurrent
+        # producers (seen ~1 run in 8: "read 592 of 600"); a record the broker really lost is
+        # missing for a second, fresh group too, so that still fails.
+        records = await consume(bootstrap, topic, expected=len(reading_ids))
     decoded = [(record.key, decode_reading(record.value)) for record in records]
     counts = Counter(message["id"] for _key, message in decoded)
     duplicates = {reading_id: n for reading_id, n in counts.items() if n > 1}
