@@ -22,6 +22,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
+from app.storage.unavailable import CONNECTION_FAILURES
 
 SeriesKey = tuple[str, str]  # (device_id, tag)
 
@@ -51,9 +52,6 @@ ANOMALY_COUNTS = """
 SELECT tag, sum(anomalies) FROM series_stats {where} GROUP BY tag HAVING sum(anomalies) > 0
 """
 
-# Connection-level failures after which a read is worth one more try on another connection.
-_RETRYABLE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.PostgresConnectionError,
-              asyncpg.exceptions.CannotConnectNowError, ConnectionError)
 
 
 def asyncpg_connect_args(settings: Settings, application_name: str) -> dict[str, Any]:
@@ -146,7 +144,7 @@ class PostgresReader:
         pool = await self._get_pool()
         try:
             return await pool.fetch(statement, *arguments)
-        except _RETRYABLE:
+        except CONNECTION_FAILURES:
             return await pool.fetch(statement, *arguments)
 
     async def _get_pool(self) -> asyncpg.Pool:

@@ -7,12 +7,18 @@ from __future__ import annotations
 import asyncpg
 import sqlalchemy.exc
 
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,  # refused or reset connections (ConnectionError is one)
-    TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
+# A connection that failed or went away: a read is worth one more try on another pooled connection.
+CONNECTION_FAILURES: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.PostgresConnectionError,  # SQLSTATE class 08
     asyncpg.exceptions.CannotConnectNowError,  # starting up or recovering after a crash
+    ConnectionError,
+)
+
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    *CONNECTION_FAILURES,
+    OSError,  # refused or reset connections
+    TimeoutError,
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.QueryCanceledError,  # statement timeout, e.g. behind a table lock
