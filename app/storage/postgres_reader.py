@@ -77,12 +77,32 @@ class PlainConnection(asyncpg.Connection):
         return ""
 
 
-class PostgresReader:
-    def __init__(self, settings: Settings, *, connections: int) -> None:
-        self._connect_args = asyncpg_connect_args(settings, "sensor-ingest-reader")
+class LazyPool:
+    """An asyncpg pool of PlainConnections, created on first use (the database may be down when the
+    service starts), once even when many callers arrive together."""
+
+    def __init__(self, connect_args: dict[str, Any], *, connections: int) -> None:
+        self._connect_args = connect_args
         self._connections = connections
         self._pool: asyncpg.Pool | None = None
-        self._pool_lock = asyncio.Lock()
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections,
+                                                           connection_class=PlainConnection, **self._connect_args)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+class PostgresReader:
+    def __init__(self, settings: Settings, *, connections: int) -> None:
+        self._pool = LazyPool(asyncpg_connect_args(settings, "sensor-ingest-reader"), connections=connections)
 
     async def recent_values_many(self, keys: Sequence[SeriesKey], limit: int) -> dict[SeriesKey, list[float]]:
         """Each series' last `limit` values, oldest first; series without stored values are absent."""
@@ -141,21 +161,11 @@ class PostgresReader:
         return {r[0]: r[1] for r in await self._fetch(statement, *arguments)}
 
     async def _fetch(self, statement: str, *arguments: Any) -> list[asyncpg.Record]:
-        pool = await self._get_pool()
+        pool = await self._pool.get()
         try:
             return await pool.fetch(statement, *arguments)
         except CONNECTION_FAILURES:
             return await pool.fetch(statement, *arguments)
 
-    async def _get_pool(self) -> asyncpg.Pool:
-        # Created on first use (the database may be down when the service starts), once.
-        if self._pool is None:
-            async with self._pool_lock:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections,
-                                                           connection_class=PlainConnection, **self._connect_args)
-        return self._pool
-
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+        await self._pool.close()

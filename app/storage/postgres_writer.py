@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
-from app.storage.postgres_reader import PlainConnection
+from app.storage.postgres_reader import LazyPool
 from app.storage.repository import ScoredReading, StoredResult
 
 STORE_GROUP = """
@@ -44,19 +43,18 @@ JOIN readings r USING (device_id, tag, ts)
 class PostgresGroupWriter:
     def __init__(self, settings: Settings, *, connections: int) -> None:
         url = make_url(settings.sqlalchemy_url)
-        self._connect_args = {
+        connect_args = {
             "host": url.host, "port": url.port or 5432, "user": url.username, "password": url.password,
             "database": url.database, "timeout": settings.db_statement_timeout_seconds,
             "command_timeout": settings.db_statement_timeout_seconds,
             "server_settings": {"application_name": "sensor-ingest-writer"},
             **({"ssl": "require"} if settings.db_sslmode == "require" else {}),
         }
-        self._connections = connections
-        self._pool: asyncpg.Pool | None = None
+        self._pool = LazyPool(connect_args, connections=connections)
 
     async def store(self, batch: Sequence[ScoredReading]) -> list[StoredResult]:
         """Store `batch` and its outbox rows in one transaction; one result per input, in order."""
-        pool = await self._get_pool()
+        pool = await self._pool.get()
         async with pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
                 STORE_GROUP,
@@ -76,13 +74,5 @@ class PostgresGroupWriter:
                     results[missing[ordinal - 1]] = StoredResult(reading_id, is_anomaly, duplicate=True)
         return results  # type: ignore[return-value]
 
-    async def _get_pool(self) -> asyncpg.Pool:
-        # Created on first use: the database may be down when the service starts.
-        if self._pool is None:
-            self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections,
-                                                   connection_class=PlainConnection, **self._connect_args)
-        return self._pool
-
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+        await self._pool.close()
