@@ -60,6 +60,13 @@ deploy: deps ## Deploy ENV's stacks one by one in dependency order; production: 
 	$(PY) -m cdk.deploy_plan deploy --env $(ENV) --cdk $(CDK) --out $(CDK_OUT) --require-approval $(REQUIRE_APPROVAL) \
 		$(if $(CONFIRM_STATEFUL),--confirm-stateful $(CONFIRM_STATEFUL)) $(if $(DRY_RUN),--dry-run)
 
+# After a deploy: one line per check with its timing, exit 0 only when all pass (monitoring/verify.py).
+# VERIFY_ARGS passes more flags, e.g. "--json", "--lake-timeout 900", "--allow-alarm sensor-dev-warning-ecs-cpu-high".
+VERIFY_ARGS ?=
+.PHONY: verify
+verify: deps ## Prove a deployed ENV works end to end: health, smoke token, canary through DB/Kafka/lake/Glue, alarms, dashboards, versions (needs AWS credentials)
+	@$(PY) -m monitoring.verify --env $(ENV) $(VERIFY_ARGS)
+
 .PHONY: rollback-help
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)

@@ -22,7 +22,7 @@ import boto3
 import pytest
 
 from app.devstack.__main__ import ARCHIVER_WINDOW_SECONDS, LOCAL_AWS, LOCAL_BUCKET, LOCAL_TOPIC
-from app.devstack.aws_environment import MOTO_ECS_ENVIRONMENT, REGION, seed_environment
+from app.devstack.aws_environment import LOCAL_CREDENTIALS, MOTO_ECS_ENVIRONMENT, REGION, seed_environment
 from app.devstack.moto_s3 import MotoServer
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import free_port, stop
@@ -59,8 +59,7 @@ class LocalEnvironment:
     pipeline: subprocess.Popen
 
     def aws(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.moto.endpoint_url, region_name=REGION,
-                            aws_access_key_id="local", aws_secret_access_key="local")
+        return boto3.client(service, endpoint_url=self.moto.endpoint_url, region_name=REGION, **LOCAL_CREDENTIALS)
 
     def verify(self, *flags: str) -> tuple[int, dict[str, Any], str]:
         """`python -m monitoring.verify` (what `make verify` runs) as a process, with the moto endpoint."""
@@ -69,7 +68,7 @@ class LocalEnvironment:
         completed = subprocess.run(
             [sys.executable, "-m", "monitoring.verify", "--env", ENV, "--cdk-json", str(self.cdk_json),
              "--poll-interval", "0.5", *flags],
-            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+            check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
         report = json.loads(completed.stdout) if "--json" in flags else {}
         return completed.returncode, report, completed.stdout + completed.stderr
 
@@ -83,8 +82,7 @@ def local_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
     moto = MotoServer(environment=MOTO_ECS_ENVIRONMENT).start()
     postgres = broker = app = pipeline = None
     try:
-        s3 = boto3.client("s3", endpoint_url=moto.endpoint_url, region_name=REGION,
-                          aws_access_key_id="local", aws_secret_access_key="local")
+        s3 = boto3.client("s3", endpoint_url=moto.endpoint_url, region_name=REGION, **LOCAL_CREDENTIALS)
         s3.create_bucket(Bucket=LOCAL_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         postgres = PostgresServer().start()
         broker = TansuBroker(log_path=workdir / "tansu.log").start()
