@@ -67,6 +67,16 @@ VERIFY_ARGS ?=
 verify: deps ## Prove a deployed ENV works end to end: health, smoke token, canary through DB/Kafka/lake/Glue, alarms, dashboards, versions (needs AWS credentials)
 	@$(PY) -m monitoring.verify --env $(ENV) $(VERIFY_ARGS)
 
+# Estimate from the synthesized templates; synthesizes first when cdk.out/ENV is missing or older than the
+# configuration or the CDK code. COST_ARGS passes more flags, e.g. "--top 12", "--assume requests_millions=300", "--json".
+COST_ARGS ?=
+.PHONY: cost
+cost: deps ## Monthly cost ESTIMATE per stack for ENV at min and max tasks, the biggest items and what config changes them
+	@if [ ! -f $(CDK_OUT)/manifest.json ] || [ -n "$$(find cdk.json cdk.context.json cdk monitoring/catalogue.py \
+		-newer $(CDK_OUT)/manifest.json \( -name '*.py' -o -name '*.json' \) -print -quit)" ]; then \
+		$(MAKE) --no-print-directory synth ENV=$(ENV); fi
+	@$(PY) -m monitoring.cost --env $(ENV) --cdk-out $(CDK_OUT) $(COST_ARGS)
+
 .PHONY: rollback-help
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)
