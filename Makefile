@@ -64,8 +64,16 @@ deploy: deps ## Deploy ENV's stacks one by one in dependency order; production: 
 # VERIFY_ARGS passes more flags, e.g. "--json", "--lake-timeout 900", "--allow-alarm sensor-dev-warning-ecs-cpu-high".
 VERIFY_ARGS ?=
 .PHONY: verify
-verify: deps ## Prove a deployed ENV works end to end: health, smoke token, canary through DB/Kafka/lake/Glue, alarms, dashboards, versions (needs AWS credentials)
+# ENV=local checks what `make up PROFILE=full` seeded into its moto server (files under LOCAL_VAR).
+LOCAL_VAR ?= var
+verify: deps ## Prove a deployed ENV works end to end: health, smoke token, canary through DB/Kafka/lake/Glue, alarms, dashboards, versions (needs AWS credentials; ENV=local: make up PROFILE=full)
+ifeq ($(ENV),local)
+	@test -f $(LOCAL_VAR)/local-aws.env || { echo "error: ENV=local needs make up PROFILE=full running ($(LOCAL_VAR)/local-aws.env is missing)" >&2; exit 2; }
+	@set -a; . $(LOCAL_VAR)/local-aws.env; set +a; \
+		$(PY) -m monitoring.verify --env local --cdk-json $(LOCAL_VAR)/local-cdk.json $(VERIFY_ARGS)
+else
 	@$(PY) -m monitoring.verify --env $(ENV) $(VERIFY_ARGS)
+endif
 
 # Estimate from the synthesized templates; synthesizes first when cdk.out/ENV is missing or older than the
 # configuration or the CDK code. COST_ARGS passes more flags, e.g. "--top 12", "--assume requests_millions=300", "--json".

@@ -9,7 +9,7 @@ names, under the real stack names (`Sensor-<env>-Service`, `-Data`, `-Pipeline`,
 - Data: the data-lake bucket's name (the bucket itself is the local profile's moto bucket).
 - Pipeline: the archiver function and a published version (CloudFormation), its `live` alias on that
   version (Lambda API: moto's CloudFormation has no aliases); the Glue database and table with the
-  same partition projection as cdk/components/lake_catalog.py.
+  same partition projection as cdk/components/lake_catalog.py (both from cdk/components/lake_schema.py).
 - Monitoring: every catalogue alarm (and the platform-down composite) and every dashboard.
 
 The function is never invoked here: the local archiver is app.devstack.pipeline.
@@ -21,22 +21,27 @@ import hashlib
 import json
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import httpx
 
-from cdk.components.lake_catalog import (
+from app.settings import LOCAL_CLIENTS
+from cdk.components.lake_schema import (
     PARQUET_INPUT_FORMAT,
     PARQUET_OUTPUT_FORMAT,
     PARQUET_SERDE,
     PARTITION_KEYS,
     READING_COLUMNS,
-    LakeCatalog,
+    TABLE_NAME,
     glue_database_name,
+    table_parameters,
 )
 from monitoring import catalogue, dashboards
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_ENV = "local"
 REGION = "eu-west-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 ARCHIVER_ALIAS = "live"
@@ -78,7 +83,7 @@ def seed_environment(*, endpoint_url: str, env_name: str, app_url: str, lake_buc
     _create_stack(cloudformation, f"Sensor-{env_name}-Data", _placeholder_template(), {
         "DataLakeBucketName": lake_bucket, "ReadingsTopic": "sensor-readings"})
 
-    database, table = glue_database_name(env_name), LakeCatalog.TABLE_NAME
+    database, table = glue_database_name(env_name), TABLE_NAME
     _create_lake_table(client("glue"), database, table, lake_bucket)
     _create_stack(cloudformation, f"Sensor-{env_name}-Pipeline", _pipeline_template(prefix), {
         "ArchiverFunctionName": f"{prefix}-archiver", "ArchiverAliasName": f"{prefix}-archiver:{ARCHIVER_ALIAS}",
@@ -94,6 +99,33 @@ def seed_environment(*, endpoint_url: str, env_name: str, app_url: str, lake_buc
     _create_stack(cloudformation, f"Sensor-{env_name}-Monitoring", _placeholder_template(), {
         spec.output_id: f"local dashboard {spec.dashboard_name(prefix)}" for spec in dashboards.DASHBOARDS})
     return smoke
+
+
+def seed_for_make_up(env: dict[str, str], *, app_port: int, lake_bucket: str, var_dir: Path) -> str:
+    """`make up PROFILE=full`: seed the `local` environment into the profile's moto server, let the app accept
+    the smoke client next to the local clients (SENSOR_CLIENTS in `env`), and write the files `make verify
+    ENV=local` reads. Returns the banner line."""
+    endpoint = env["SENSOR_S3_ENDPOINT_URL"]
+    smoke = seed_environment(endpoint_url=endpoint, env_name=LOCAL_ENV, app_url=f"http://127.0.0.1:{app_port}",
+                             lake_bucket=lake_bucket)
+    env["SENSOR_CLIENTS"] = json.dumps([client.model_dump(mode="json") for client in LOCAL_CLIENTS]
+                                       + [smoke.client_entry()])
+    write_verify_files(var_dir, endpoint)
+    return f"Verify      make verify ENV=local  (stacks Sensor-{LOCAL_ENV}-* seeded into moto {endpoint})"
+
+
+def write_verify_files(directory: Path, endpoint_url: str, env_name: str = LOCAL_ENV) -> tuple[Path, Path]:
+    """What `make verify ENV=local` reads: `local-cdk.json` (the repository's cdk.json plus the environment
+    configured like dev: the alarms that apply and the smoke client's id come from it) and `local-aws.env`
+    (the moto endpoint and placeholder credentials, sourced by the Makefile)."""
+    document = json.loads((REPO_ROOT / "cdk.json").read_text())
+    environments = document["context"]["environments"]
+    environments[env_name] = json.loads(json.dumps(environments["dev"]))
+    config, aws_env = directory / "local-cdk.json", directory / "local-aws.env"
+    config.write_text(json.dumps(document, indent=1))
+    aws_env.write_text(f"AWS_ENDPOINT_URL={endpoint_url}\nAWS_ACCESS_KEY_ID=local\nAWS_SECRET_ACCESS_KEY=local\n"
+                       f"AWS_DEFAULT_REGION={REGION}\n")
+    return config, aws_env
 
 
 def put_catalogue_alarms(cloudwatch, deployed: catalogue.Deployed, only: tuple[str, ...] | None = None) -> None:
@@ -147,14 +179,9 @@ def _alarm_metric(source: catalogue.Source, period: int) -> dict[str, Any]:
 
 
 def _create_lake_table(glue, database: str, table: str, bucket: str) -> None:
-    """The same table input as cdk/components/lake_catalog.py renders (the catalog id aside)."""
+    """The table input cdk/components/lake_catalog.py renders (the catalog id aside), from the same lake_schema."""
     location = f"s3://{bucket}/{RAW_PREFIX}"
-    parameters = {"classification": "parquet", "EXTERNAL": "TRUE", "projection.enabled": "true",
-                  "storage.location.template": location + "/".join(
-                      f"{name}=${{{name}}}" for name, _, _ in PARTITION_KEYS) + "/"}
-    for name, (low, high), digits in PARTITION_KEYS:
-        parameters.update({f"projection.{name}.type": "integer", f"projection.{name}.range": f"{low},{high}",
-                           f"projection.{name}.digits": str(digits)})
+    parameters = table_parameters(location)
     glue.create_database(DatabaseInput={"Name": database})
     glue.create_table(DatabaseName=database, TableInput={
         "Name": table, "TableType": "EXTERNAL_TABLE", "Parameters": parameters,

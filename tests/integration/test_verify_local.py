@@ -22,7 +22,14 @@ import boto3
 import pytest
 
 from app.devstack.__main__ import ARCHIVER_WINDOW_SECONDS, LOCAL_AWS, LOCAL_BUCKET, LOCAL_TOPIC
-from app.devstack.aws_environment import LOCAL_CREDENTIALS, MOTO_ECS_ENVIRONMENT, REGION, seed_environment
+from app.devstack.aws_environment import (
+    LOCAL_CREDENTIALS,
+    LOCAL_ENV,
+    MOTO_ECS_ENVIRONMENT,
+    REGION,
+    seed_environment,
+    write_verify_files,
+)
 from app.devstack.moto_s3 import MotoServer
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import free_port, stop
@@ -33,20 +40,9 @@ from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(420)
 
-ENV = "local"
+ENV = LOCAL_ENV
 ALL_STEPS = ("outputs", "health", "ready", "token", "ingest", "read-back", "lake", "glue-partition", "alarms",
              "dashboards", "archiver-version", "service-version")
-
-
-def local_cdk_json(directory: Path) -> Path:
-    """The repository's cdk.json plus an environment `local` configured like dev (the alarms that apply
-    and the smoke client's id come from it)."""
-    document = json.loads((REPO_ROOT / "cdk.json").read_text())
-    environments = document["context"]["environments"]
-    environments[ENV] = json.loads(json.dumps(environments["dev"]))
-    path = directory / "cdk.json"
-    path.write_text(json.dumps(document))
-    return path
 
 
 @dataclass
@@ -99,7 +95,8 @@ def local_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
              "--topic", LOCAL_TOPIC, "--group", "archiver", "--bucket", LOCAL_BUCKET,
              "--s3-endpoint", moto.endpoint_url, "--batching-window-seconds", ARCHIVER_WINDOW_SECONDS],
             env={**os.environ, **LOCAL_AWS}, stdout=open(workdir / "archiver.log", "ab"), stderr=subprocess.STDOUT)
-        yield LocalEnvironment(workdir, local_cdk_json(workdir), moto, postgres, app, pipeline)
+        cdk_json, _ = write_verify_files(workdir, moto.endpoint_url)
+        yield LocalEnvironment(workdir, cdk_json, moto, postgres, app, pipeline)
     finally:
         for process in (pipeline, app):
             stop(process, timeout=30)
@@ -128,6 +125,17 @@ def test_the_plain_output_has_one_timed_line_per_step(local_environment: LocalEn
     assert [line.split()[1] for line in lines] == list(ALL_STEPS)
     assert all(line.split()[2].endswith("s") for line in lines)
     assert output.rstrip().endswith("all checks passed")
+
+
+def test_make_verify_env_local_runs_the_same_command(local_environment: LocalEnvironment) -> None:
+    """`make verify ENV=local` as a developer runs it against `make up PROFILE=full` (files in LOCAL_VAR)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    completed = subprocess.run(
+        ["make", "--no-print-directory", "verify", "ENV=local", f"LOCAL_VAR={local_environment.workdir}",
+         "VERIFY_ARGS=--lake-timeout 90 --poll-interval 0.5"],
+        check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert completed.stdout.rstrip().endswith("all checks passed")
 
 
 def test_a_deleted_alarm_fails_at_the_alarms_step(local_environment: LocalEnvironment) -> None:
