@@ -1,6 +1,7 @@
 """`make verify` against the full local profile: PostgreSQL, tansu, the app with its outbox relay, the
 archiver consumer writing Parquet to moto's S3, and the environment's stacks, secret, Glue table, alarms,
-dashboards, ECS service and Lambda alias seeded into the same moto server (app.devstack.aws_environment).
+dashboards, ECS service and Lambda alias seeded into the same moto server by the code `make up PROFILE=full`
+runs (app.devstack.aws_environment.seed_for_make_up).
 
 All steps pass; then three broken links each fail the command at their own step: an alarm deleted
 (alarms), the app not ready (ready: its database is down), the archiver stopped (lake).
@@ -27,8 +28,7 @@ from app.devstack.aws_environment import (
     LOCAL_ENV,
     MOTO_ECS_ENVIRONMENT,
     REGION,
-    seed_environment,
-    write_verify_files,
+    seed_for_make_up,
 )
 from app.devstack.moto_s3 import MotoServer
 from app.devstack.postgres import PostgresServer
@@ -84,10 +84,10 @@ def local_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
         broker = TansuBroker(log_path=workdir / "tansu.log").start()
         asyncio.run(create_topic(broker.bootstrap))
         port = free_port()
-        smoke = seed_environment(endpoint_url=moto.endpoint_url, env_name=ENV, app_url=f"http://127.0.0.1:{port}",
-                                 lake_bucket=LOCAL_BUCKET)
-        app_env = {"SENSOR_KAFKA_BOOTSTRAP": broker.bootstrap, "SENSOR_KAFKA_TOPIC": LOCAL_TOPIC,
-                   "SENSOR_CLIENTS": json.dumps([smoke.client_entry()]), **LOCAL_AWS}
+        # What `make up PROFILE=full` does before starting the app: seed `local`, add the smoke client.
+        app_env = {"SENSOR_S3_ENDPOINT_URL": moto.endpoint_url}
+        seed_for_make_up(app_env, app_port=port, lake_bucket=LOCAL_BUCKET, var_dir=workdir)
+        app_env.update(SENSOR_KAFKA_BOOTSTRAP=broker.bootstrap, SENSOR_KAFKA_TOPIC=LOCAL_TOPIC, **LOCAL_AWS)
         app = start_app("app", port, postgres.url, workdir, extra_env=app_env)
         wait_ready(port, app)
         pipeline = subprocess.Popen(  # the archiver consumer, as `make up PROFILE=full` starts it
@@ -95,8 +95,7 @@ def local_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
              "--topic", LOCAL_TOPIC, "--group", "archiver", "--bucket", LOCAL_BUCKET,
              "--s3-endpoint", moto.endpoint_url, "--batching-window-seconds", ARCHIVER_WINDOW_SECONDS],
             env={**os.environ, **LOCAL_AWS}, stdout=open(workdir / "archiver.log", "ab"), stderr=subprocess.STDOUT)
-        cdk_json, _ = write_verify_files(workdir, moto.endpoint_url)
-        yield LocalEnvironment(workdir, cdk_json, moto, postgres, app, pipeline)
+        yield LocalEnvironment(workdir, workdir / "local-cdk.json", moto, postgres, app, pipeline)
     finally:
         for process in (pipeline, app):
             stop(process, timeout=30)
