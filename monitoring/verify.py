@@ -11,13 +11,14 @@ present, and the archiver alias and the ECS service running the versions the sta
 
 Read-mostly: the one write is the canary reading (device `verify-canary`, tag temperature). AWS
 credentials and endpoint come from the usual boto3 environment (AWS_PROFILE, AWS_ENDPOINT_URL for a
-local moto server). Exit codes: 0 all passed, 1 a step failed, 2 bad flags or configuration.
+local moto server); VERIFY_URL stands for --url. Exit codes: 0 all passed, 1 a step failed, 2 bad flags or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -88,8 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--env", required=True, help="environment name from cdk.json (dev, prod, ...)")
     parser.add_argument("--cdk-json", type=Path, default=DEFAULT_CDK_JSON, help="configuration (default: cdk.json)")
     parser.add_argument("--region", help="AWS region (default: the environment's region)")
-    parser.add_argument("--url", help="base URL of the service instead of the LoadBalancerUrl output "
-                                      "(e.g. the DNS name the certificate covers)")
+    parser.add_argument("--url", default=os.environ.get("VERIFY_URL") or None,
+                        help="base URL of the service instead of the LoadBalancerUrl output, e.g. the DNS name "
+                             "the certificate covers (default: $VERIFY_URL)")
     parser.add_argument("--lake-timeout", type=float, default=600.0,
                         help="seconds to wait for the canary in the data lake (default 600)")
     parser.add_argument("--poll-interval", type=float, default=5.0, help="seconds between lake polls (default 5)")

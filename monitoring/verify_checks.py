@@ -287,7 +287,9 @@ def _request(ctx: Context, method: str, path: str, *, auth: bool = False, **kwar
     try:
         return ctx.http.request(method, ctx.url(path), headers=headers, **kwargs)
     except httpx.HTTPError as error:
-        raise CheckFailed(f"{method} {ctx.url(path)}: {type(error).__name__}: {error}") from None
+        hint = (" (the certificate names your DNS name, not the load balancer's: pass --url https://<that name>"
+                " or set VERIFY_URL)" if "CERTIFICATE_VERIFY_FAILED" in str(error) else "")
+        raise CheckFailed(f"{method} {ctx.url(path)}: {type(error).__name__}: {error}{hint}") from None
 
 
 def _expect_ok(ctx: Context, path: str, *, parse: bool = False) -> Any:
