@@ -182,6 +182,24 @@ def test_an_app_that_is_not_ready_fails_at_the_ready_step(local_environment: Loc
     assert steps["alarms"] == steps["dashboards"] == "pass"
 
 
+def test_an_alias_behind_the_newest_version_fails_at_the_archiver_version_step(
+        local_environment: LocalEnvironment) -> None:
+    lambda_ = local_environment.aws("lambda")
+    function = f"sensor-{ENV}-archiver"
+    # A new version as a deploy publishes one (unchanged code and configuration would return the old one).
+    lambda_.update_function_configuration(FunctionName=function, Description="verify test: a newer version")
+    newest = lambda_.publish_version(FunctionName=function)["Version"]
+    assert newest != "1"
+    try:
+        code, report, output = local_environment.verify("--json", "--lake-timeout", "90")
+    finally:
+        lambda_.update_alias(FunctionName=function, Name="live", FunctionVersion=newest)
+    assert code == 1, output
+    assert report["failed_step"] == "archiver-version"
+    failed = next(step for step in report["steps"] if step["name"] == "archiver-version")
+    assert f"expected {newest}" in failed["detail"]
+
+
 def test_a_stopped_archiver_fails_at_the_lake_step(local_environment: LocalEnvironment) -> None:
     # Runs last in this module: the archiver stays stopped.
     stop(local_environment.pipeline, timeout=30)
