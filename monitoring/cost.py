@@ -43,7 +43,7 @@ def render(result: Estimate, top: int, template_dir: Path) -> list[str]:
     lines += ["", f"Usage assumptions (override with --assume KEY=VALUE): {usage}",
               f"{p['hours_per_month']} h per month; Multi-AZ RDS = {p['rds_multi_az_factor']}x single-AZ; Fargate "
               f"Spot = {p['fargate']['spot_fraction_of_on_demand']:.0%} of on-demand; no free tier, savings plans, "
-              "internet data transfer or taxes."]
+              "internet data transfer or taxes; Container Insights (enhanced) observations and Performance Insights not included."]
     if result.unpriced:
         lines.append("Not priced (add to monitoring/cost_model.py): "
                      + ", ".join(f"{key} x{count}" for key, count in sorted(result.unpriced.items())))

@@ -37,6 +37,11 @@ FREE_TYPES = frozenset({
     "AWS::CodeDeploy::Application", "AWS::CodeDeploy::DeploymentGroup", "AWS::Cognito::UserPool",
     "AWS::Cognito::UserPoolDomain", "AWS::Cognito::UserPoolClient", "AWS::ServiceDiscovery::PrivateDnsNamespace",
     "AWS::ServiceDiscovery::Service", "AWS::ECS::TaskDefinition", "AWS::CDK::Metadata", "AWS::Logs::ResourcePolicy",
+    "AWS::Logs::MetricFilter", "AWS::Logs::SubscriptionFilter", "AWS::Events::Rule", "AWS::SSM::Parameter",
+    "AWS::CertificateManager::Certificate", "AWS::WAFv2::RegexPatternSet", "AWS::IAM::InstanceProfile",
+    "AWS::ElastiCache::SubnetGroup", "AWS::ElastiCache::ParameterGroup", "AWS::ElastiCache::User",
+    "AWS::ElastiCache::UserGroup", "AWS::Lambda::LayerVersion", "AWS::Cognito::UserPoolUser",
+    "AWS::Cognito::UserPoolGroup", "AWS::ElasticLoadBalancingV2::ListenerCertificate",
 })
 
 
@@ -57,6 +62,8 @@ class Usage:
     read_api_requests_millions: float = 1.0
     read_api_seconds_per_request: float = 0.05
     lake_gb: float = 100.0  # data-lake objects in S3 Standard
+    cache_gb: float = 1.0  # data held in a serverless cache (rate-limit buckets, anomaly windows)
+    cache_million_ecpus: float = 500.0  # serverless cache requests, in millions of ECPUs
 
     def with_overrides(self, overrides: Mapping[str, str]) -> Usage:
         known = {f.name: f.type for f in fields(self)}
@@ -146,7 +153,8 @@ _PRICED_TYPES = frozenset({
     "AWS::ECS::Service", "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::WAFv2::WebACL",
     "AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm",
     "AWS::CloudWatch::Dashboard", "AWS::Logs::LogGroup", "AWS::Lambda::Function", "AWS::S3::Bucket",
-    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Api", "AWS::ElastiCache::ServerlessCache", "AWS::ElastiCache::ReplicationGroup",
+    "AWS::ElastiCache::CacheCluster",
 })
 
 
@@ -187,6 +195,7 @@ def _stack_items(stack: str, resources: Mapping[str, Any], p: dict[str, Any], u:
     yield from _logs(stack, s.of("AWS::Logs::LogGroup"), p, u, scaled)
     yield from _lambdas(stack, by_type, p, u)
     yield from _storage_and_api(s)
+    yield from _caches(s)
 
 
 def _network(s: _Stack) -> Iterable[LineItem]:
@@ -265,6 +274,33 @@ def _storage_and_api(s: _Stack) -> Iterable[LineItem]:
     if s.of("AWS::ApiGatewayV2::Api"):
         yield s.flat("HTTP API (read API)", f"{s.u.read_api_requests_millions:g} M requests",
                      s.u.read_api_requests_millions * s.p["http_api_million_requests"], "pipeline.read_api_enabled")
+
+
+def _caches(s: _Stack) -> Iterable[LineItem]:
+    p, u = s.p, s.u
+    for _, props in s.of("AWS::ElastiCache::ServerlessCache"):
+        gb = max(u.cache_gb, p["elasticache_serverless_valkey_minimum_gb"])
+        amount = gb * s.hours * p["elasticache_serverless_valkey_gb_hour"] \
+            + u.cache_million_ecpus * p["elasticache_serverless_valkey_million_ecpu"]
+        yield s.flat(f"ElastiCache serverless {props.get('Engine', 'valkey')}",
+                     f"{gb:g} GB stored, {u.cache_million_ecpus:g} M ECPUs", amount, "usage (cache size, requests)")
+    nodes = [(props.get("CacheNodeType"), _cache_nodes(props)) for _, props in
+             s.of("AWS::ElastiCache::ReplicationGroup") + s.of("AWS::ElastiCache::CacheCluster")]
+    for kind, count in nodes:
+        rate = p["elasticache_node_hour"].get(kind)
+        if rate is None:
+            yield LineItem(s.name, f"ElastiCache {kind}: NO PRICE in the table", f"{count} nodes", 0, 0, "cache nodes")
+        else:
+            yield s.flat(f"ElastiCache {kind}", f"{count} nodes x {s.hours} h", count * s.hours * rate,
+                         "cache node type and replicas")
+
+
+def _cache_nodes(props: Mapping[str, Any]) -> int:
+    if "NumCacheNodes" in props:
+        return int(props["NumCacheNodes"])
+    if "NumCacheClusters" in props:
+        return int(props["NumCacheClusters"])
+    return int(props.get("NumNodeGroups", 1)) * (int(props.get("ReplicasPerNodeGroup", 0)) + 1)
 
 
 def _databases(stack, instances, _resources, p, flat) -> Iterable[LineItem]:

@@ -84,3 +84,17 @@ def test_usage_assumptions_are_overridable_and_validated(dev: Synthesized,
 def test_missing_templates_say_how_to_make_them(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cost.main(["--env", "dev", "--cdk-out", str(tmp_path)]) == 2
     assert "make synth ENV=dev" in capsys.readouterr().err
+
+
+def test_caches_are_priced_and_unknown_types_are_reported() -> None:
+    template = {"Resources": {
+        "Cache": {"Type": "AWS::ElastiCache::ServerlessCache", "Properties": {"Engine": "valkey"}},
+        "Nodes": {"Type": "AWS::ElastiCache::ReplicationGroup",
+                  "Properties": {"CacheNodeType": "cache.t4g.small", "NumCacheClusters": 2}},
+        "Odd": {"Type": "AWS::Example::Thing", "Properties": {}},
+    }}
+    result = estimate({"Sensor-x-Service": template}, load_prices("eu-west-1"), Usage(), env="x")
+    assert item(result, "ElastiCache serverless valkey").monthly_max > 0
+    nodes = item(result, "ElastiCache cache.t4g.small")
+    assert nodes.quantity.startswith("2 nodes") and nodes.monthly_max == pytest.approx(2 * 730 * 0.036, abs=0.01)
+    assert result.unpriced == {"Sensor-x-Service: AWS::Example::Thing": 1}
