@@ -94,6 +94,9 @@ def stack_outputs(ctx: Context) -> str:
             stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
         except ClientError as error:
             raise CheckFailed(f"stack {name}: {_aws_message(error)}") from None
+        except BotoCoreError as error:  # no credentials, no endpoint: one line saying what to do
+            raise CheckFailed(f"{error}: log in first (aws sso login / AWS_PROFILE=...) for the environment's "
+                              "account") from None
         if not stack["StackStatus"].endswith("_COMPLETE") or "ROLLBACK" in stack["StackStatus"]:
             raise CheckFailed(f"stack {name} is {stack['StackStatus']}")
         ctx.outputs[domain] = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -83,3 +84,17 @@ def test_an_explicit_skip_passes_but_an_unexpected_error_fails() -> None:
     results = verify.run(object(), (_step("a", KeyError("id")),))  # type: ignore[arg-type]
     assert results[0].status == "fail" and "KeyError" in results[0].detail
     assert verify.format_line(results[0]).startswith("FAIL  a ")
+
+
+def test_missing_credentials_fail_the_first_step_with_what_to_do(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert verify.main(["--env", "dev", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["failed_step"] == "outputs"
+    assert "log in first" in report["steps"][0]["detail"]
+    assert all(step["status"] == "skip" for step in report["steps"][1:])
