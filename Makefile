@@ -60,6 +60,31 @@ deploy: deps ## Deploy ENV's stacks one by one in dependency order; production: 
 	$(PY) -m cdk.deploy_plan deploy --env $(ENV) --cdk $(CDK) --out $(CDK_OUT) --require-approval $(REQUIRE_APPROVAL) \
 		$(if $(CONFIRM_STATEFUL),--confirm-stateful $(CONFIRM_STATEFUL)) $(if $(DRY_RUN),--dry-run)
 
+# After a deploy: one line per check with its timing, exit 0 only when all pass (monitoring/verify.py).
+# VERIFY_ARGS passes more flags, e.g. "--json", "--lake-timeout 900", "--allow-alarm sensor-dev-warning-ecs-cpu-high".
+VERIFY_ARGS ?=
+.PHONY: verify
+# ENV=local checks what `make up PROFILE=full` seeded into its moto server (files under LOCAL_VAR).
+LOCAL_VAR ?= var
+verify: deps ## Prove a deployed ENV works end to end: health, smoke token, canary through DB/Kafka/lake/Glue, alarms, dashboards, versions (needs AWS credentials; ENV=local: make up PROFILE=full)
+ifeq ($(ENV),local)
+	@test -f $(LOCAL_VAR)/local-aws.env || { echo "error: ENV=local needs make up PROFILE=full running ($(LOCAL_VAR)/local-aws.env is missing)" >&2; exit 2; }
+	@set -a; . $(LOCAL_VAR)/local-aws.env; set +a; \
+		$(PY) -m monitoring.verify --env local --cdk-json $(LOCAL_VAR)/local-cdk.json $(VERIFY_ARGS)
+else
+	@$(PY) -m monitoring.verify --env $(ENV) $(VERIFY_ARGS)
+endif
+
+# Estimate from the synthesized templates; synthesizes first when cdk.out/ENV is missing or older than the
+# configuration or the CDK code. COST_ARGS passes more flags, e.g. "--top 12", "--assume requests_millions=300", "--json".
+COST_ARGS ?=
+.PHONY: cost
+cost: deps ## Monthly cost ESTIMATE per stack for ENV at min and max tasks, the biggest items and what config changes them
+	@if [ ! -f $(CDK_OUT)/manifest.json ] || [ -n "$$(find cdk.json cdk.context.json cdk monitoring/catalogue.py \
+		-newer $(CDK_OUT)/manifest.json \( -name '*.py' -o -name '*.json' \) -print -quit)" ]; then \
+		$(MAKE) --no-print-directory synth ENV=$(ENV); fi
+	@$(PY) -m monitoring.cost --env $(ENV) --cdk-out $(CDK_OUT) $(COST_ARGS)
+
 .PHONY: rollback-help
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)

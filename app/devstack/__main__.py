@@ -25,6 +25,7 @@ from pathlib import Path
 
 import boto3
 
+from app.devstack.aws_environment import MOTO_ECS_ENVIRONMENT, seed_for_make_up
 from app.devstack.moto_s3 import MotoServer
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import stop, wait_for_port
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack()
     try:
         env, lines = stack.start_services(args.profile)
+        if args.profile == "full":  # `make verify ENV=local` checks this profile like a deployed environment
+            lines.append(seed_for_make_up(env, app_port=args.port, lake_bucket=LOCAL_BUCKET, var_dir=VAR))
         app_process = stack.start_app(env, args.port)
         base = f"http://127.0.0.1:{args.port}"
         (VAR / "dev-token").write_text(_token(base, "simulator") + "\n")
@@ -106,7 +109,7 @@ class Stack:
             self.services.append(postgres)
             broker = TansuBroker(log_path=VAR / "tansu.log").start()
             self.services.append(broker)
-            s3 = MotoServer().start()
+            s3 = MotoServer(environment=MOTO_ECS_ENVIRONMENT).start()
             self.services.append(s3)
             _create_bucket(s3.endpoint_url)
             env.update(SENSOR_DATABASE_URL=postgres.url, SENSOR_KAFKA_BOOTSTRAP=broker.bootstrap,

@@ -6,39 +6,17 @@ from aws_cdk import Aws
 from aws_cdk import aws_glue as glue
 from constructs import Construct
 
-# Partition projection enumerates every partition in range when a query does not filter on the
-# partition keys, so the range is kept to the years readings can carry: the app accepts readings up to
-# ten years old (max_reading_age_days), and the range reaches well past this platform's lifetime.
-PROJECTED_YEARS = (2016, 2050)
-PARQUET_INPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat"
-PARQUET_OUTPUT_FORMAT = "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat"
-PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
-
-# The archiver's Parquet schema (lambda/archiver/lake_layout.py PARQUET_SCHEMA), in Glue types.
-READING_COLUMNS = (
-    ("id", "bigint", "Reading id (primary key in PostgreSQL); unique, use it to deduplicate"),
-    ("device_id", "string", "Device that sent the reading"),
-    ("tag", "string", "Sensor tag, e.g. temperature"),
-    ("timestamp", "timestamp", "Reading time, UTC"),
-    ("value", "double", "Measured value"),
-    ("is_anomaly", "boolean", "Rolling z-score anomaly flag at ingestion"),
-    ("z_score", "double", "Rolling z-score at ingestion (null while the window fills)"),
-    ("kafka_topic", "string", "Topic the reading was archived from"),
-    ("kafka_partition", "int", "Topic partition"),
-    ("kafka_offset", "bigint", "Offset within the partition"),
+from cdk.components.lake_schema import (
+    PARQUET_INPUT_FORMAT,
+    PARQUET_OUTPUT_FORMAT,
+    PARQUET_SERDE,
+    PARTITION_KEYS,
+    PROJECTED_YEARS,  # noqa: F401 - re-exported: other modules name it here
+    READING_COLUMNS,
+    TABLE_NAME,
+    glue_database_name,
+    table_parameters,
 )
-# name, projected range, digits (the archiver writes zero-padded month/day/hour: month=05).
-PARTITION_KEYS = (
-    ("year", PROJECTED_YEARS, 4),
-    ("month", (1, 12), 2),
-    ("day", (1, 31), 2),
-    ("hour", (0, 23), 2),
-)
-
-
-def glue_database_name(env_name: str) -> str:
-    """Glue/Athena database names take lower-case letters, digits and underscores."""
-    return f"sensor_{env_name.replace('-', '_')}_lake"
 
 
 class LakeCatalog(Construct):
@@ -50,7 +28,7 @@ class LakeCatalog(Construct):
     is queryable as soon as the archiver writes its first object.
     """
 
-    TABLE_NAME = "readings_raw"
+    TABLE_NAME = TABLE_NAME
 
     def __init__(
         self,
@@ -76,17 +54,7 @@ class LakeCatalog(Construct):
             ),
         )
 
-        template = location + "/".join(f"{name}=${{{name}}}" for name, _, _ in PARTITION_KEYS) + "/"
-        parameters = {
-            "classification": "parquet",
-            "EXTERNAL": "TRUE",
-            "projection.enabled": "true",
-            "storage.location.template": template,
-        }
-        for name, (low, high), digits in PARTITION_KEYS:
-            parameters[f"projection.{name}.type"] = "integer"
-            parameters[f"projection.{name}.range"] = f"{low},{high}"
-            parameters[f"projection.{name}.digits"] = str(digits)
+        parameters = table_parameters(location)
 
         self.table = glue.CfnTable(
             self,

@@ -78,7 +78,8 @@ def test_dev_deploys_first_then_prod_after_approval_with_explicit_confirmation()
     jobs = load("deploy.yml")["jobs"]
     dev, prod = jobs["dev"], jobs["prod"]
     assert "needs" not in dev
-    assert prod["needs"] in ("dev", ["dev"])
+    # prod waits for dev's post-deploy verification too
+    assert prod["needs"] in (["dev", "verify-dev"], ["verify-dev", "dev"])
     assert prod["environment"] == "production"
     assert "environment" not in dev or dev["environment"] != "production"
     assert dev["steps"][-1]["run"].startswith("make deploy ENV=dev")
@@ -109,3 +110,12 @@ def test_deploy_jobs_use_the_makefile_targets() -> None:
         assert f"make diff ENV={env}" in lines
         assert any(line.startswith(f"make deploy ENV={env}") for line in lines)
         assert not any("cdk deploy" in line for line in lines), "deploy through make, never cdk directly"
+
+
+def test_a_post_deploy_job_verifies_each_environment() -> None:
+    jobs = load("deploy.yml")["jobs"]
+    for env in ("dev", "prod"):
+        job = jobs[f"verify-{env}"]
+        assert job["needs"] == env
+        assert any(line.startswith(f"make verify ENV={env}") and "--json" in line for line in run_lines(job))
+    assert jobs["verify-prod"]["environment"] == "production"
