@@ -35,7 +35,7 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(  # noqa: S603 - the packaged binary, fixed arguments
+        self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--protected-mode", "yes", "--daemonize", "no", "--maxmemory-policy", "volatile-lru"],
             stdout=log, stderr=subprocess.STDOUT,
