@@ -182,7 +182,7 @@ haproxy: ## Install haproxy with apt when it is missing
 # process's, the store killed mid-run (tests/integration/test_shared_state.py).
 .PHONY: shared-state-proof
 shared-state-proof: deps postgres redis haproxy ## Multi-process proof of the shared state store (limits, verdicts, outage); ~1 min
-	$(PY) -m pytest -q -p no:cacheprovider tests/integration/test_shared_state.py
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_shared_state.py
 
 clean: ## Remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache .ruff_cache
