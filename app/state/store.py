@@ -125,6 +125,8 @@ class StateStore:
                 continue
             error = next((item for item in part if isinstance(item, Exception)), None)
             if error is not None:
+                # e.g. NOPERM after an ACL change: it would fail again at once, so pause like for an outage.
+                self._mark_down(error)
                 future.set_exception(StoreUnavailable(f"script failed: {error}"))
             else:
                 future.set_result(part)
