@@ -55,7 +55,8 @@ return {allowed, text}
 #                 rebuilt it meanwhile);
 #   mode 'reset': drop the window and return false (a task that scored this series on its own while
 #                 the store was unreachable knows the stored window missed readings).
-# Otherwise returns the window as it was before the new values, then appends them (one atomic step).
+# Otherwise returns the window as it was before the new values (one space-separated string: far cheaper
+# to parse than 50 replies), then appends them (one atomic step).
 WINDOW = Script("window", """
 local size = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
@@ -72,7 +73,7 @@ end
 if not exists and seeds > 0 then
   redis.call('RPUSH', KEYS[1], unpack(ARGV, 5, 4 + seeds))
 end
-local before = redis.call('LRANGE', KEYS[1], 0, -1)
+local before = table.concat(redis.call('LRANGE', KEYS[1], 0, -1), ' ')
 if #ARGV > 4 + seeds then
   redis.call('RPUSH', KEYS[1], unpack(ARGV, 5 + seeds, #ARGV))
   redis.call('LTRIM', KEYS[1], -size, -1)

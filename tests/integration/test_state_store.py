@@ -92,9 +92,9 @@ def test_a_window_is_missing_until_seeded_then_returned_before_each_append(redis
 
     missing, seeded, reseed, after, reset, gone = asyncio.run(run())
     assert missing == [None]  # nothing appended to a missing window
-    assert seeded == [["1.0", "2.0"]]  # the seed, before the new value
-    assert reseed == [["1.0", "2.0", "3.0"]]  # a later seed is ignored: the window exists
-    assert after == [["3.0", "4.0", "5.0"]]  # trimmed to the window size (3)
+    assert seeded == ["1.0 2.0"]  # the seed, before the new value
+    assert reseed == ["1.0 2.0 3.0"]  # a later seed is ignored: the window exists
+    assert after == ["3.0 4.0 5.0"]  # trimmed to the window size (3)
     assert reset == [None] and gone == [None]
 
 
