@@ -108,8 +108,9 @@ class StateStore:
     async def _execute(self, groups: list[tuple[list[Call], asyncio.Future[list[Any]]]]) -> None:
         calls = [call for group, _ in groups for call in group]
         try:
-            # The socket timeouts fire first; this bounds a connect followed by slow reads.
-            results = await asyncio.wait_for(self._pipeline(calls), self._timeout * 3)
+            # The socket timeouts fire first; this bounds a connect followed by slow reads (no extra task).
+            async with asyncio.timeout(self._timeout * 3):
+                results = await self._pipeline(calls)
         except (RedisError, OSError, TimeoutError) as error:
             self._mark_down(error)
             for _, future in groups:
