@@ -24,15 +24,15 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
-.PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres clean
+.PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres redis haproxy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-up: deps $(if $(filter full,$(PROFILE)),postgres) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
+up: deps $(if $(filter full,$(PROFILE)),postgres redis) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
 	$(PY) -m app.devstack --profile $(PROFILE) --port $(PORT)
 
-test: deps postgres ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, snapshots
+test: deps postgres redis haproxy ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, snapshots
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -94,7 +94,7 @@ bench-ingest: deps postgres ## Measure ingest throughput into PostgreSQL (one ap
 
 # Same Locust mix, same uvicorn command line, one run: ceiling (bare ASGI), app on PostgreSQL + tansu, light load.
 .PHONY: bench
-bench: deps postgres ## 1000 users against the app and a bare ASGI ceiling, then 1000 x 1 req/s; appends to docs/benchmarks.md
+bench: deps postgres redis ## 1000 users against the app and a bare ASGI ceiling, then 1000 x 1 req/s; appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench --users 1000 --ramp 30 --hold 60
 
 # Hostile input and auth abuse: schemathesis over every OpenAPI operation (case count printed and kept in
@@ -186,6 +186,28 @@ postgres: ## Install the PostgreSQL server with apt when its binaries are missin
 	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql >/dev/null; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl
+
+# The local stand-in for ElastiCache for Valkey (same protocol and Lua scripting); Debian 12 has no valkey package.
+redis: ## Install redis-server with apt when it is missing (shared rate limits and anomaly windows)
+	@if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then exit 0; fi; \
+	echo "redis-server not found: installing it with apt-get"; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+	command -v redis-server
+
+# The drills and the multi-process proof put app processes behind HAProxy (round robin), like the ALB.
+haproxy: ## Install haproxy with apt when it is missing
+	@if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then exit 0; fi; \
+	echo "haproxy not found: installing it with apt-get"; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy >/dev/null; \
+	ls /usr/sbin/haproxy
+
+# 4 app processes behind HAProxy on PostgreSQL + redis-server: global per-client limit, verdicts equal to one
+# process's, the store killed mid-run (tests/integration/test_shared_state.py).
+.PHONY: shared-state-proof
+shared-state-proof: deps postgres redis haproxy ## Multi-process proof of the shared state store (limits, verdicts, outage); ~1 min
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_shared_state.py
 
 clean: ## Remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .pytest_cache .ruff_cache

@@ -8,16 +8,18 @@ Defined edge cases:
 - zero deviation (a perfectly steady series): any value that differs from the steady value is an
   anomaly (its z-score is infinite, stored as None); the same value is not.
 
-Windows are per process and bounded (least recently used series are dropped). After a restart a
-series' window is rebuilt from stored history the first time it is seen (`needs_history`/`load`),
-so a deploy does not reset detection.
+`AnomalyDetector` keeps windows per process and bounded (least recently used series are dropped).
+After a restart a series' window is rebuilt from stored history the first time it is seen
+(`needs_history`/`load`), so a deploy does not reset detection. With a shared state store the windows
+live there instead (app/state/windows.py) and this class is the per-process fallback; both judge
+with `judge`, so a verdict depends only on the window's contents.
 """
 
 from __future__ import annotations
 
 import math
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 SeriesKey = tuple[str, str]  # (device_id, tag)
@@ -29,35 +31,25 @@ class Verdict:
     z_score: float | None
 
 
-class _Window:
-    """Values of one series with running sums, kept relative to a reference value so the
-    variance does not lose precision to cancellation (e.g. rpm around 450)."""
+def judge(previous: Sequence[float], value: float, *, threshold: float, min_samples: int) -> Verdict:
+    """The verdict on `value` given the series' previous values (oldest first).
 
-    __slots__ = ("reference", "sum", "sum_squares", "values")
-
-    def __init__(self, size: int) -> None:
-        self.values: deque[float] = deque(maxlen=size)
-        self.reference: float | None = None
-        self.sum = 0.0
-        self.sum_squares = 0.0
-
-    def push(self, value: float) -> None:
-        if self.reference is None:
-            self.reference = value
-        if len(self.values) == self.values.maxlen:
-            dropped = self.values[0] - self.reference
-            self.sum -= dropped
-            self.sum_squares -= dropped * dropped
-        self.values.append(value)
-        shifted = value - self.reference
-        self.sum += shifted
-        self.sum_squares += shifted * shifted
-
-    def stats(self) -> tuple[float, float]:
-        count = len(self.values)
-        mean_shifted = self.sum / count
-        variance = max(0.0, self.sum_squares / count - mean_shifted * mean_shifted)
-        return self.reference + mean_shifted, math.sqrt(variance)
+    A pure function of the window's contents: mean and deviation come from correctly rounded sums
+    (`math.fsum`, two passes), so every process, and the shared store's copy of a window, reach the
+    same verdict bit for bit whatever order the values were summed in elsewhere."""
+    count = len(previous)
+    if count < min_samples:
+        return Verdict(False, None)
+    mean = math.fsum(previous) / count
+    variance = math.fsum((item - mean) ** 2 for item in previous) / count
+    std = math.sqrt(variance)
+    deviation = abs(value - mean)
+    # Below this the deviation is float noise, not a real spread.
+    tolerance = 1e-9 * max(1.0, abs(mean))
+    if std <= tolerance:
+        return Verdict(deviation > tolerance, None)
+    z_score = deviation / std
+    return Verdict(z_score > threshold, z_score)
 
 
 class AnomalyDetector:
@@ -67,7 +59,7 @@ class AnomalyDetector:
         self.threshold = threshold
         self.min_samples = min_samples
         self.max_series = max_series
-        self._windows: OrderedDict[SeriesKey, _Window] = OrderedDict()
+        self._windows: OrderedDict[SeriesKey, deque[float]] = OrderedDict()
 
     def needs_history(self, key: SeriesKey) -> bool:
         return key not in self._windows
@@ -76,9 +68,12 @@ class AnomalyDetector:
         """Seed a series' window from stored values (no-op if the series is already live)."""
         if key in self._windows:
             return
-        window = self._new_window(key)
-        for value in history_oldest_first:
-            window.push(value)
+        self._new_window(key).extend(history_oldest_first)
+
+    def forget_all(self) -> None:
+        """Drop every window (they are rebuilt from stored history when next needed), e.g. when this
+        process takes over scoring from the shared store and its own copies are stale."""
+        self._windows.clear()
 
     def score(self, key: SeriesKey, value: float) -> Verdict:
         """Judge `value` against the window, then add it to the window."""
@@ -87,24 +82,16 @@ class AnomalyDetector:
             window = self._new_window(key)
         else:
             self._windows.move_to_end(key)
-        verdict = self._judge(window, value)
-        window.push(value)
+        verdict = self.judge(window, value)
+        window.append(value)
         return verdict
 
-    def _judge(self, window: _Window, value: float) -> Verdict:
-        if len(window.values) < self.min_samples:
-            return Verdict(False, None)
-        mean, std = window.stats()
-        deviation = abs(value - mean)
-        # Below this the deviation is float noise of the running sums, not a real spread.
-        tolerance = 1e-9 * max(1.0, abs(mean))
-        if std <= tolerance:
-            return Verdict(deviation > tolerance, None)
-        z_score = deviation / std
-        return Verdict(z_score > self.threshold, z_score)
+    def judge(self, previous: Sequence[float], value: float) -> Verdict:
+        """`judge` with this detector's threshold and warm-up."""
+        return judge(previous, value, threshold=self.threshold, min_samples=self.min_samples)
 
-    def _new_window(self, key: SeriesKey) -> _Window:
-        window = _Window(self.window)
+    def _new_window(self, key: SeriesKey) -> deque[float]:
+        window: deque[float] = deque(maxlen=self.window)
         self._windows[key] = window
         if len(self._windows) > self.max_series:
             self._windows.popitem(last=False)

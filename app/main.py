@@ -31,6 +31,10 @@ from app.readings import ReadingRules
 from app.services.ingest import DeadLetterReplayer, IngestService
 from app.services.queries import QueryService
 from app.settings import Settings
+from app.state.iam_auth import ElastiCacheIamCredentials
+from app.state.ratelimit import SharedRateLimiter
+from app.state.store import StateStore
+from app.state.windows import SharedWindows
 from app.storage import repository
 from app.storage.circuit import BreakerState, CircuitBreaker
 from app.storage.database import create_engine, migrate
@@ -83,6 +87,7 @@ class _Runtime:
     replayer: DeadLetterReplayer
     postgres_writer: PostgresGroupWriter | None
     postgres_reader: PostgresReader | None
+    state_store: StateStore | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
     relay: OutboxRelay | None = None
     relay_task: asyncio.Task | None = None
@@ -122,17 +127,39 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
     dead_letters = _dead_letter_store(settings)
     detector = AnomalyDetector(window=settings.zscore_window, threshold=settings.zscore_threshold,
                                min_samples=settings.zscore_min_samples)
+    store = _state_store(settings, metrics)
+    shared_windows = None
+    if store is not None:
+        state.shared_limiter = SharedRateLimiter(store, fallback=state.limiter, metrics=metrics)
+        shared_windows = SharedWindows(
+            store, detector=detector, history=history, ttl_seconds=settings.state_store_window_ttl_seconds,
+            history_allowed=lambda: breaker.state is BreakerState.CLOSED, metrics=metrics)
     state.engine = engine
     state.breaker = breaker
     state.queries = QueryService(reader or engine, cache_seconds=settings.query_cache_seconds)
     state.ingest = IngestService(
         detector=detector, committer=committer, dead_letters=dead_letters, breaker=breaker, history=history,
         metrics=metrics, retry_attempts=settings.db_retry_attempts, retry_base_seconds=settings.db_retry_base_seconds,
+        shared_windows=shared_windows,
     )
     replayer = DeadLetterReplayer(store=dead_letters, committer=committer, breaker=breaker, metrics=metrics,
                                   interval_seconds=settings.replay_interval_seconds)
     return _Runtime(engine=engine, committer=committer, replayer=replayer, postgres_writer=postgres_writer,
-                    postgres_reader=reader)
+                    postgres_reader=reader, state_store=store)
+
+
+def _state_store(settings: Settings, metrics: m.Metrics) -> StateStore | None:
+    """The shared store's client when SENSOR_STATE_STORE_URL is set (connections open on first use)."""
+    if not settings.state_store_url:
+        return None
+    credentials = None
+    if settings.state_store_iam_user:
+        credentials = ElastiCacheIamCredentials(user_id=settings.state_store_iam_user,
+                                                cache_name=settings.state_store_cache_name or "",
+                                                region=settings.aws_region)
+    return StateStore.from_url(settings.state_store_url, timeout=settings.state_store_timeout_seconds,
+                               retry_seconds=settings.state_store_retry_seconds, metrics=metrics,
+                               credential_provider=credentials)
 
 
 @asynccontextmanager
@@ -141,6 +168,8 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
     metrics: m.Metrics = application.state.metrics
     runtime = _assemble(application, settings)
     migrated = await _migrate_or_retry_later(runtime.engine, runtime.tasks)
+    if runtime.state_store is not None:
+        await runtime.state_store.load_scripts()  # a store that is down now is retried on use
     runtime.committer.start()
     runtime.tasks.append(asyncio.create_task(runtime.replayer.run(), name="dead-letter-replayer"))
     if settings.kafka_enabled:
@@ -154,7 +183,8 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
     application.state.started = True
     application.state.accepting = True
     log.info("ingestion service started",
-             extra={"database": runtime.engine.dialect.name, "kafka": settings.kafka_enabled})
+             extra={"database": runtime.engine.dialect.name, "kafka": settings.kafka_enabled,
+                    "state_store": runtime.state_store is not None})
     try:
         yield
     finally:
@@ -181,6 +211,8 @@ async def _shut_down(runtime: _Runtime) -> None:
     if runtime.postgres_reader is not None:
         await runtime.postgres_reader.close()
     await runtime.engine.dispose()
+    if runtime.state_store is not None:
+        await runtime.state_store.close()
 
 
 async def _migrate_or_retry_later(engine, tasks: list[asyncio.Task]) -> asyncio.Event:

@@ -127,6 +127,24 @@ class Settings(BaseSettings):
     token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
     clients: Annotated[tuple[ClientConfig, ...], NoDecode] = LOCAL_CLIENTS
 
+    # --- shared state store (Valkey/Redis): per-client buckets and anomaly windows ------------
+    # Unset: both stay in process memory (the embedded profile, one process). Set (redis:// or
+    # rediss:// for TLS), every task shares them; while the store is unreachable each task falls back
+    # to its own bucket (the client's full rate per task) and its own windows, and retries the store.
+    state_store_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_STATE_STORE_URL", "STATE_STORE_URL")
+    )
+    # ElastiCache IAM authentication: the user id (= user name) and the cache name the token is for.
+    state_store_iam_user: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_STATE_STORE_IAM_USER", "STATE_STORE_IAM_USER")
+    )
+    state_store_cache_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_STATE_STORE_CACHE_NAME", "STATE_STORE_CACHE_NAME")
+    )
+    state_store_timeout_seconds: float = Field(default=0.25, gt=0, le=5)
+    state_store_retry_seconds: float = Field(default=1.0, gt=0, le=60)
+    state_store_window_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
+
     # --- ingestion rules ------------------------------------------------------------------
     tag_ranges: Annotated[dict[str, tuple[float | None, float | None]], NoDecode] = DEFAULT_TAG_RANGES
     zscore_window: int = Field(default=50, ge=2, le=10_000)
@@ -180,6 +198,13 @@ class Settings(BaseSettings):
                              "clients have published secrets)")
         if len(key.encode()) < 32:
             raise ValueError("JWT_SIGNING_KEY must be at least 32 bytes (HS256 key strength)")
+        if self.state_store_url and not self.state_store_url.startswith(("redis://", "rediss://")):
+            raise ValueError("SENSOR_STATE_STORE_URL must start with redis:// or rediss:// (TLS)")
+        if self.state_store_iam_user and not (self.state_store_url and self.state_store_cache_name):
+            raise ValueError("SENSOR_STATE_STORE_IAM_USER needs SENSOR_STATE_STORE_URL (rediss://) and "
+                             "SENSOR_STATE_STORE_CACHE_NAME")
+        if self.state_store_iam_user and not self.state_store_url.startswith("rediss://"):
+            raise ValueError("SENSOR_STATE_STORE_IAM_USER needs TLS: SENSOR_STATE_STORE_URL must be rediss://")
         if self.zscore_min_samples > self.zscore_window:
             raise ValueError("zscore_min_samples must not exceed zscore_window")
         return self

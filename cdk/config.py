@@ -203,6 +203,18 @@ class StreamingConfig(_Section):
         return value
 
 
+class StateStoreConfig(_Section):
+    """ElastiCache Serverless for Valkey: the tasks' shared rate-limit buckets and anomaly windows.
+
+    The usage limits cap what the cache may scale to (and cost); hitting them throttles commands and
+    the tasks fall back to per-task state (alarms: state-store-*)."""
+
+    max_data_gib: int = Field(default=1, ge=1, le=5000)
+    max_ecpu_per_second: int = Field(default=50_000, ge=1000, le=15_000_000)
+    snapshot_retention_days: int = Field(default=0, ge=0, le=35)
+    major_engine_version: Literal["7", "8"] = "8"
+
+
 class DataLakeConfig(_Section):
     """S3 data lake lifecycle."""
 
@@ -365,6 +377,7 @@ class EnvironmentConfig(_Section):
     service: ServiceConfig = ServiceConfig()
     database: DatabaseConfig = DatabaseConfig()
     streaming: StreamingConfig
+    state_store: StateStoreConfig = StateStoreConfig()
     datalake: DataLakeConfig = DataLakeConfig()
     waf: WafConfig = WafConfig()
     pipeline: PipelineConfig = PipelineConfig()

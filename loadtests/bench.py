@@ -1,7 +1,7 @@
 """`make bench`: the 1000-user benchmark of the app against this machine's ceiling, in one run.
 
     python -m loadtests.bench [--users 1000] [--ramp 30] [--hold 60] [--app-workers 2]
-                              [--locust-workers 0] [--no-broker] [--doc docs/benchmarks.md]
+                              [--locust-workers 0] [--no-broker] [--no-state-store] [--doc docs/benchmarks.md]
                               [--no-record] [--results-dir results]
 
 One run, three measurements with the same Locust mix and the same generator set-up
@@ -9,7 +9,9 @@ One run, three measurements with the same Locust mix and the same generator set-
   1. ceiling: `benchmark_1000` (closed loop) against loadtests/ceiling.py, a bare ASGI app with canned
      answers, served by the SAME uvicorn command line as the app (same workers, same flags);
   2. app: `benchmark_1000` against `uvicorn app.main:app` on the full local profile: a throw-away
-     PostgreSQL cluster and the tansu broker, so the outbox relay publishes every reading as on ECS;
+     PostgreSQL cluster and the tansu broker, so the outbox relay publishes every reading as on ECS,
+     and a redis-server as the shared state store (rate limits, anomaly windows; `--no-state-store`
+     measures the per-process state instead, for the before/after ratio);
   3. light load: `light_1000` (every user sends 1 request/s) against the same app.
 Each measurement is Locust's hold window (after the ramp); server logs and Locust's reports stay in
 results/<UTC time>-bench/. The rows are appended to the section
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import free_port, stop
+from app.devstack.redis import RedisServer
 from app.devstack.tansu import TansuBroker
 from loadtests.drill_bluegreen import wait_ready
 from loadtests.provenance import machine, revision
@@ -139,12 +142,16 @@ def serve(asgi_app: str, workers: int, env: dict[str, str], log: Path) -> tuple[
     return process, f"http://127.0.0.1:{port}"
 
 
-def app_environment(postgres: PostgresServer, broker: TansuBroker | None, results: Path) -> dict[str, str]:
-    """The full local profile: PostgreSQL, the broker (the relay publishes), temp dead letters, loadtest client."""
+def app_environment(postgres: PostgresServer, broker: TansuBroker | None, results: Path,
+                    state_store: RedisServer | None = None) -> dict[str, str]:
+    """The full local profile: PostgreSQL, the broker (the relay publishes), the shared state store, temp dead
+    letters, loadtest client."""
     env = {**os.environ, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
            "SENSOR_DEAD_LETTER_DIR": str(results / "dead-letter"), "SENSOR_LOG_LEVEL": "WARNING"}
     if broker is not None:
         env["SENSOR_KAFKA_BOOTSTRAP"] = broker.bootstrap
+    if state_store is not None:
+        env["SENSOR_STATE_STORE_URL"] = state_store.url
     return env
 
 
@@ -195,7 +202,7 @@ def measurement(target: str, summary: dict) -> Measurement:
     )
 
 
-def run_bench(config: BenchConfig, results: Path, *, broker: bool = True) -> BenchResult:
+def run_bench(config: BenchConfig, results: Path, *, broker: bool = True, state_store: bool = True) -> BenchResult:
     """Ceiling, then the app on PostgreSQL (+ broker), then light load on the same app. Everything the
     run produces stays in `results`: server logs (the app's holds its EMF metrics: commit latency and
     batch sizes, outbox backlog) and Locust's reports in {ceiling,app,light}/."""
@@ -214,7 +221,10 @@ def run_bench(config: BenchConfig, results: Path, *, broker: bool = True) -> Ben
         tansu = TansuBroker(log_path=results / "tansu.log").start() if broker else None
         if tansu is not None:
             cleanup.callback(tansu.stop)
-        app_process, app_url = serve(APP, config.app_workers, app_environment(postgres, tansu, results),
+        store = RedisServer(log_path=results / "redis.log").start() if state_store else None
+        if store is not None:
+            cleanup.callback(store.stop)
+        app_process, app_url = serve(APP, config.app_workers, app_environment(postgres, tansu, results, store),
                                      results / "app.log")
         cleanup.callback(stop, app_process, timeout=60)
         app = run_load("app", BENCH_PROFILE, app_url, config, results / "app")
@@ -314,6 +324,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Locust worker processes under a master; 0 = one Locust process (0-16)")
     parser.add_argument("--no-broker", action="store_true",
                         help="run the app without tansu (the outbox stays in PostgreSQL, no relay)")
+    parser.add_argument("--no-state-store", action="store_true",
+                        help="run the app without redis-server (per-process rate limits and anomaly windows)")
     parser.add_argument("--doc", type=Path, default=DOC, help=f"where the rows are appended (default {DOC})")
     parser.add_argument("--no-record", action="store_true", help="print the rows, append nothing")
     parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
@@ -339,10 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchConfig(users=args.users, ramp=args.ramp, hold=args.hold, app_workers=args.app_workers,
                          locust_workers=args.locust_workers)
     results = args.results_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-bench"
-    print(f"bench: {config}, broker {'off' if args.no_broker else 'on'}; logs and Locust reports in {results}",
-          flush=True)
+    print(f"bench: {config}, broker {'off' if args.no_broker else 'on'}, state store "
+          f"{'off' if args.no_state_store else 'on'}; logs and Locust reports in {results}", flush=True)
     try:
-        result = run_bench(config, results, broker=not args.no_broker)
+        result = run_bench(config, results, broker=not args.no_broker, state_store=not args.no_state_store)
     except Exception as error:
         print(f"bench broke: {error}\nlogs in {results}", file=sys.stderr)
         return 1

@@ -56,6 +56,8 @@ class Deployed:
     archiver_alias: str
     web_acl: str  # the web ACL's CloudWatch metric name
     max_tasks: int
+    state_cache: str  # the ElastiCache serverless cache name (dimension clusterId)
+    state_cache_max_gib: int  # its data-storage usage limit
 
     @property
     def name_prefix(self) -> str:
@@ -89,6 +91,8 @@ def sample_deployed(env_name: str = "test", *, replica: bool = True, brokers: in
         archiver_alias="live",
         web_acl=f"sensor-{env_name}-edge",
         max_tasks=20,
+        state_cache=f"sensor-{env_name}-state",
+        state_cache_max_gib=1,
     )
 
 
@@ -220,6 +224,11 @@ def lambda_alias(d: Deployed, name: str, statistic: str = "Sum") -> Metric:
 
 def lambda_function(d: Deployed, name: str, statistic: str) -> Metric:
     return Metric("AWS/Lambda", name, {"FunctionName": d.archiver_function}, statistic, f"archiver {name}")
+
+
+def state_cache(d: Deployed, name: str, statistic: str) -> Metric:
+    """A metric of the shared state store (ElastiCache Serverless: dimension clusterId = cache name)."""
+    return Metric("AWS/ElastiCache", name, {"clusterId": d.state_cache}, statistic, f"{name} ({d.state_cache})")
 
 
 def waf_blocked(d: Deployed) -> Metric:
@@ -391,6 +400,24 @@ WARNING: tuple[AlarmSpec, ...] = (
         "The archiver's consumer group is more than 10000 records behind the topic for 10 minutes.",
         lambda d: lambda_function(d, "OffsetLag", "Maximum"), 10_000, _GT, period_seconds=300,
         evaluation_periods=2, datapoints_to_alarm=2,
+    ),
+    AlarmSpec(
+        "state-store-fallback", "warning",
+        "Tasks decide rate limits and anomaly verdicts on their own: the shared state store (Valkey) is "
+        "unreachable or slow, two minutes running. Ingest still works; limits are per task meanwhile.",
+        lambda d: service_metric(d, "StateStoreFallbacks", "Sum"), 0, _GT,
+    ),
+    AlarmSpec(
+        "state-store-throttled", "warning",
+        "The shared state store throttled commands for 5 minutes (its ECPU usage limit is reached).",
+        lambda d: state_cache(d, "ThrottledCmds", "Sum"), 0, _GT, evaluation_periods=5, datapoints_to_alarm=5,
+    ),
+    AlarmSpec(
+        "state-store-memory-high", "warning",
+        "The shared state store holds more than 80 % of its data-storage limit: at the limit it evicts "
+        "windows (rebuilt from PostgreSQL at a cost).",
+        lambda d: state_cache(d, "BytesUsedForCache", "Maximum"), lambda d: 0.8 * d.state_cache_max_gib * GIB, _GT,
+        period_seconds=300, evaluation_periods=1, datapoints_to_alarm=1,
     ),
     AlarmSpec(
         "waf-blocked-spike", "warning",

@@ -5,7 +5,8 @@
 embedded (default): the app on a SQLite file under var/, dead letters in var/dead-letter/, no
 broker (outbox rows are kept in the database until the local pipeline drains them).
 full: the same code on a PostgreSQL cluster under var/pg/ (run as the `postgres` user), the tansu
-Kafka broker (the outbox relay publishes to it) and moto's S3 endpoint.
+Kafka broker (the outbox relay publishes to it), moto's S3 endpoint and a redis-server holding the
+shared rate-limit buckets and anomaly windows (ElastiCache for Valkey in AWS).
 
 Both run the archiver Lambda's handler locally (app.devstack.pipeline): embedded drains the outbox
 straight into it with the data lake in var/datalake/; full consumes the topic into the moto bucket.
@@ -29,6 +30,7 @@ from app.devstack.aws_environment import MOTO_ECS_ENVIRONMENT, seed_for_make_up
 from app.devstack.moto_s3 import MotoServer
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import stop, wait_for_port
+from app.devstack.redis import RedisServer
 from app.devstack.tansu import TansuBroker
 
 VAR = Path("var")
@@ -112,11 +114,14 @@ class Stack:
             s3 = MotoServer(environment=MOTO_ECS_ENVIRONMENT).start()
             self.services.append(s3)
             _create_bucket(s3.endpoint_url)
+            state_store = RedisServer(log_path=VAR / "redis.log").start()
+            self.services.append(state_store)
             env.update(SENSOR_DATABASE_URL=postgres.url, SENSOR_KAFKA_BOOTSTRAP=broker.bootstrap,
-                       SENSOR_S3_ENDPOINT_URL=s3.endpoint_url, **LOCAL_AWS)
+                       SENSOR_S3_ENDPOINT_URL=s3.endpoint_url, SENSOR_STATE_STORE_URL=state_store.url, **LOCAL_AWS)
             lines += [f"PostgreSQL  {postgres.url}  (data in {postgres.data_dir})",
                       f"Kafka       {broker.bootstrap}  (tansu, in memory), topic sensor-readings",
-                      f"S3 (moto)   {s3.endpoint_url}  bucket {LOCAL_BUCKET}"]
+                      f"S3 (moto)   {s3.endpoint_url}  bucket {LOCAL_BUCKET}",
+                      f"State store {state_store.url}  (redis-server: shared rate limits, anomaly windows)"]
         else:
             lines.append(f"Database    {VAR / 'sensors.db'} (SQLite)")
         lines.append(f"Dead letters {VAR / 'dead-letter'}/ (replayed into the database automatically)")

@@ -89,6 +89,9 @@ COMMIT_BATCH_SIZE = "CommitBatchSize"
 RELAY_PUBLISHED = "RelayPublished"
 RELAY_FAILURES = "RelayFailures"
 DB_CIRCUIT_OPEN = "DbCircuitOpen"
+STATE_STORE_FALLBACKS = "StateStoreFallbacks"
+STATE_STORE_UNAVAILABLE = "StateStoreUnavailable"
+STATE_STORE_ROUND_TRIPS = "StateStoreRoundTrips"
 
 _DEFINITIONS = (
     MetricDefinition(READINGS_INGESTED, Unit.COUNT, Kind.COUNTER, "readings accepted and committed"),
@@ -105,6 +108,10 @@ _DEFINITIONS = (
     MetricDefinition(RELAY_PUBLISHED, Unit.COUNT, Kind.COUNTER, "outbox rows published to Kafka"),
     MetricDefinition(RELAY_FAILURES, Unit.COUNT, Kind.COUNTER, "failed outbox publish attempts"),
     MetricDefinition(DB_CIRCUIT_OPEN, Unit.COUNT, Kind.GAUGE, "1 while the database circuit breaker is open"),
+    MetricDefinition(STATE_STORE_FALLBACKS, Unit.COUNT, Kind.COUNTER,
+                     "rate-limit checks and readings scored by the per-task fallback (shared store unreachable)"),
+    MetricDefinition(STATE_STORE_UNAVAILABLE, Unit.COUNT, Kind.GAUGE, "1 while this task has the shared state store marked down"),
+    MetricDefinition(STATE_STORE_ROUND_TRIPS, Unit.COUNT, Kind.COUNTER, "pipelines sent to the shared state store"),
 )
 
 REGISTRY: Mapping[str, MetricDefinition] = MappingProxyType({d.name: d for d in _DEFINITIONS})

@@ -91,7 +91,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
         # Guards stacked on one request (router + route) must count the request once, not once per guard.
         decision: Decision | None = getattr(request.state, "rate_limit", None)
         if decision is None:
-            decision = _count_request(state, principal)
+            decision = await _count_request(state, principal)
             request.state.rate_limit = decision
         response.headers.update(rate_limit_headers(decision))
         request.state.principal = principal
@@ -113,13 +113,17 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
-def _count_request(state: State, principal: Principal) -> Decision:
+async def _count_request(state: State, principal: Principal) -> Decision:
     client = _client_config(state, principal.client_id)
     if client is None:
         raise ApiError(401, "invalid_token", f"client {principal.client_id!r} is no longer configured",
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    limiter: LeakyBucketLimiter = state.limiter
-    decision = limiter.check(client.client_id, client.rate_per_second, client.burst)
+    # The shared store's bucket when the service has one (every task counts against it), else this process's.
+    shared = getattr(state, "shared_limiter", None)
+    if shared is not None:
+        decision = await shared.check(client.client_id, client.rate_per_second, client.burst)
+    else:
+        decision = state.limiter.check(client.client_id, client.rate_per_second, client.burst)
     if not decision.allowed:
         raise ApiError(
             429, "rate_limited",

@@ -2,7 +2,9 @@
 
 Each accepted request adds 1 to its key's bucket; the bucket drains continuously at `rate_per_second`
 and holds at most `burst`. A request that would overflow the bucket is refused and adds nothing.
-The service is a single asyncio process and `check` never awaits, so no lock is needed.
+The service is a single asyncio process and `check` never awaits, so no lock is needed. This limiter
+is per process: with a shared state store configured (SENSOR_STATE_STORE_URL) the same bucket lives
+in the store (app/state/ratelimit.py) and this one is the per-task fallback while the store is down.
 """
 
 from __future__ import annotations
@@ -59,14 +61,21 @@ class LeakyBucketLimiter:
             level += 1
         bucket.level = level
         bucket.updated_at = now
+        return decision_for(level, allowed, rate_per_second, burst)
 
-        remaining = max(0, math.floor(burst - level + _EPSILON))
-        # Rounded up without tolerance: a client that waits `retry_after` must not be refused again.
-        retry_after = 0 if remaining else max(1, math.ceil((level + 1 - burst) / rate_per_second))
-        return Decision(
-            allowed=allowed,
-            limit=burst,
-            remaining=remaining,
-            reset_seconds=max(0, math.ceil(level / rate_per_second - _EPSILON)),
-            retry_after=retry_after,
-        )
+
+def decision_for(level: float, allowed: bool, rate_per_second: float, burst: int) -> Decision:
+    """What a bucket at `level` (after counting the request if it was allowed) tells the client.
+
+    Shared by this in-process limiter and the shared-store one (app/state/ratelimit.py), so both
+    answer with the same headers for the same bucket."""
+    remaining = max(0, math.floor(burst - level + _EPSILON))
+    # Rounded up without tolerance: a client that waits `retry_after` must not be refused again.
+    retry_after = 0 if remaining else max(1, math.ceil((level + 1 - burst) / rate_per_second))
+    return Decision(
+        allowed=allowed,
+        limit=burst,
+        remaining=remaining,
+        reset_seconds=max(0, math.ceil(level / rate_per_second - _EPSILON)),
+        retry_after=retry_after,
+    )

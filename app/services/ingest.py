@@ -1,5 +1,8 @@
 """Ingestion: score validated readings, store them with group commit, and never lose one.
 
+Scoring uses the shared state store's windows when one is configured and reachable (identical
+verdicts on every task), else this process's windows.
+
 Storage order, per request: the database through group commit (bounded retries with exponential
 backoff, skipped while the circuit breaker is open); if that fails, the durable dead-letter store
 (answered 202, replayed later); only if both fail does the client get 503 and should retry.
@@ -17,6 +20,7 @@ from typing import Literal
 from app.anomaly import AnomalyDetector, SeriesKey
 from app.observability import metrics as m
 from app.readings import NewReading
+from app.state.windows import SharedWindows
 from app.storage.circuit import BreakerState, CircuitBreaker
 from app.storage.dead_letter import DeadLetterStore
 from app.storage.group_commit import GroupCommitter
@@ -60,8 +64,10 @@ class IngestService:
         metrics: m.Metrics,
         retry_attempts: int,
         retry_base_seconds: float,
+        shared_windows: SharedWindows | None = None,
     ) -> None:
         self._detector = detector
+        self._shared_windows = shared_windows
         self._committer = committer
         self._dead_letters = dead_letters
         self._breaker = breaker
@@ -75,12 +81,23 @@ class IngestService:
         self._history_tasks: set[asyncio.Task] = set()
 
     async def ingest(self, readings: Sequence[NewReading]) -> IngestOutcome:
-        await self._ensure_history({(r.device_id, r.tag) for r in readings})
-        scored = self._score(readings)
+        scored = await self._score_shared(readings)
+        if scored is None:  # no shared store, or it is unreachable: this process's windows
+            await self._ensure_history({(r.device_id, r.tag) for r in readings})
+            scored = self._score(readings)
         stored = await self._store(scored)
         if stored is not None:
             return self._stored_outcome(scored, stored)
         return await self._dead_letter(scored)
+
+    async def _score_shared(self, readings: Sequence[NewReading]) -> list[ScoredReading] | None:
+        if self._shared_windows is None:
+            return None
+        verdicts = await self._shared_windows.score([((r.device_id, r.tag), r.value) for r in readings])
+        if verdicts is None:
+            return None
+        return [ScoredReading(r.device_id, r.tag, r.ts, r.value, v.is_anomaly, v.z_score)
+                for r, v in zip(readings, verdicts, strict=True)]
 
     def _score(self, readings: Sequence[NewReading]) -> list[ScoredReading]:
         scored = []

@@ -12,12 +12,14 @@ from constructs import Construct
 from cdk.components.database import SensorDatabase
 from cdk.components.datalake import DataLake
 from cdk.components.security_groups import PlatformSecurityGroups
+from cdk.components.state_store import SharedStateStore
 from cdk.components.streaming import SensorStream
 from cdk.config import EnvironmentConfig
 
 
 class DataStack(Stack):
-    """Owns the PostgreSQL database, the MSK cluster and topic, and the S3 buckets."""
+    """Owns the PostgreSQL database, the MSK cluster and topic, the shared state store (ElastiCache
+    Serverless for Valkey) and the S3 buckets."""
 
     def __init__(
         self,
@@ -52,6 +54,14 @@ class DataStack(Stack):
             availability_zone_count=len(config.network.availability_zones),
             log_retention_days=config.log_retention_days,
         )
+        self.state_store = SharedStateStore(
+            self,
+            "StateStore",
+            config=config.state_store,
+            env_name=config.name,
+            vpc=vpc,
+            client_security_group=security_groups.app,
+        )
         self.lake = DataLake(
             self, "DataLake", config=config.datalake, env_name=config.name, region=config.region
         )
@@ -61,3 +71,4 @@ class DataStack(Stack):
         CfnOutput(self, "DatabaseSecretArn", value=self.database.secret.secret_arn)
         CfnOutput(self, "MskClusterArn", value=self.stream.cluster.cluster_arn)
         CfnOutput(self, "ReadingsTopic", value=self.stream.topic_name)
+        CfnOutput(self, "StateStoreEndpoint", value=self.state_store.cache.attr_endpoint_address)

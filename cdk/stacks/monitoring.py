@@ -44,6 +44,8 @@ def deployed_resources(
         archiver_alias=ALIAS_NAME,
         web_acl=f"{name_prefix}-edge",
         max_tasks=config.service.scaling.max_tasks,
+        state_cache=data.state_store.cache_name,
+        state_cache_max_gib=config.state_store.max_data_gib,
     )
 
 

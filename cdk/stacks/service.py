@@ -60,6 +60,8 @@ class ServiceStack(Stack):
             topic_name=data.stream.topic_name,
             log_retention_days=config.log_retention_days,
         )
+        # Shared per-client limits and anomaly windows across the tasks (ElastiCache for Valkey, IAM auth).
+        data.state_store.connect_from(self.ingest.task_definition)
         scheme = "https" if config.certificate_arn else "http"
         self.smoke_test = DeploySmokeTest(
             self,

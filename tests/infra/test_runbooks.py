@@ -23,7 +23,8 @@ ALARM_CATALOGUE = {
     "warning": (
         "ecs-tasks-at-max", "ecs-cpu-high", "ecs-memory-high", "rds-cpu-high", "rds-connections-high",
         "rds-replica-lag", "msk-disk-used", "msk-under-replicated-partitions", "archiver-errors",
-        "archiver-throttles", "archiver-offset-lag", "waf-blocked-spike",
+        "archiver-throttles", "archiver-offset-lag", "state-store-fallback", "state-store-throttled",
+        "state-store-memory-high", "waf-blocked-spike",
     ),
 }
 ALARM_RUNBOOKS = sorted(f"alarms/{path.name}" for path in ALARMS.glob("*.md"))

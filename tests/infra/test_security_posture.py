@@ -290,6 +290,11 @@ def _efs(properties: dict[str, Any], _: dict[str, Any]) -> list[str]:
     return [] if properties.get("Encrypted") is True else ["Encrypted is not true"]
 
 
+def _serverless_cache(properties: dict[str, Any], _: dict[str, Any]) -> list[str]:
+    # Serverless caches always encrypt at rest and in transit; the platform's own key is required.
+    return [] if "KmsKeyId" in properties else ["no KmsKeyId (customer-managed key)"]
+
+
 DATA_STORES: dict[str, Check] = {
     # The AWS-managed aws/rds key is enough: a customer key would only add key-policy control.
     "AWS::RDS::DBInstance": _rds_instance,
@@ -299,6 +304,7 @@ DATA_STORES: dict[str, Check] = {
     "AWS::SQS::Queue": _sqs_queue,
     "AWS::SNS::Topic": _sns_topic,
     "AWS::EFS::FileSystem": _efs,
+    "AWS::ElastiCache::ServerlessCache": _serverless_cache,
 }
 # Stores that cannot be unencrypted: nothing to check, the reason is on record.
 ENCRYPTED_BY_THE_SERVICE = {
@@ -328,6 +334,7 @@ NOT_DATA_STORES = frozenset({
     "AWS::EC2::VPC", "AWS::EC2::VPCEndpoint", "AWS::EC2::VPCGatewayAttachment",
     "AWS::ECS::Cluster", "AWS::ECS::ClusterCapacityProviderAssociations", "AWS::ECS::Service",
     "AWS::ECS::TaskDefinition",
+    "AWS::ElastiCache::User", "AWS::ElastiCache::UserGroup",
     "AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::ListenerRule",
     "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::ElasticLoadBalancingV2::TargetGroup",
     "AWS::IAM::Policy", "AWS::IAM::Role", "AWS::IAM::ManagedPolicy", "AWS::KMS::Key", "AWS::KMS::Alias",
@@ -823,6 +830,7 @@ def security_group_rules(stacks: dict[str, StackTemplate]) -> set[Rule]:
 LB, APP = "<Network/SecurityGroups/LoadBalancer>", "<Network/SecurityGroups/App>"
 DB, MSK = "<Data/Database/SecurityGroup>", "<Data/Streaming/SecurityGroup>"
 ROTATION = "<Data/Database/RotationSingleUserSecurityGroup>"
+STATE_STORE = "<Data/StateStore/SecurityGroup>"
 ARCHIVER, READ_API = "<Pipeline/Archiver/SecurityGroup>", "<Pipeline/ReadApi/SecurityGroup>"
 SMOKE = "<Service/DeploySmokeTest/SecurityGroup>"
 UI, MASTER, WORKER = ("<LoadTest/Ui/SecurityGroup>", "<LoadTest/Locust/MasterSecurityGroup>",
@@ -888,6 +896,8 @@ SECURITY_GROUP_MATRIX = (
     ("in", MSK, MSK, "tcp 9098", _always, "Lambda event-source pollers run in the cluster's group"),
     ("out", MSK, MSK, "tcp 9098", _always, "Lambda event-source pollers to the brokers"),
     ("out", MSK, "0.0.0.0/0", "tcp 443", _always, "event-source pollers to the Lambda and STS APIs (NAT)"),
+    ("in", STATE_STORE, APP, "tcp 6379-6380", _always, "app to the shared state store (Valkey, TLS + IAM)"),
+    ("out", APP, STATE_STORE, "tcp 6379-6380", _always, "app to the shared state store (Valkey, TLS + IAM)"),
     ("out", ARCHIVER, "0.0.0.0/0", "tcp 443", _always, "archiver to S3 (gateway endpoint prefix list)"),
     ("out", SMOKE, "0.0.0.0/0", "tcp {test}", _always, "smoke-test hook to the ALB's public test listener"),
     ("out", SMOKE, "{vpc}", "tcp 443", _always, "smoke-test hook to the Secrets Manager endpoint"),

@@ -209,6 +209,7 @@ def test_task_role_is_least_privilege(each_env: Synthesized) -> None:
             "kafka-cluster:Connect", "kafka-cluster:WriteDataIdempotently", "kafka:GetBootstrapBrokers",
             "kafka-cluster:DescribeTopic", "kafka-cluster:WriteData",
             "secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret",
+            "elasticache:Connect",
         ]
     )
     assert all("*" not in action for action in actions)
