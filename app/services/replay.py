@@ -5,7 +5,7 @@ A pass lists every shard of the store at once, fetches letters `fetch_concurrenc
 next round is fetched while the current one commits), packs whole letters into batches of up to
 `batch_readings` readings, commits each batch as ONE multi-row insert through the group committer
 (`commits_in_flight` batches at a time), and deletes a batch's letters (one DeleteObjects per 1,000)
-only after that commit. Idempotent and safe from several tasks at once without a claim: readings are
+only after that commit — in the background, so the next commit does not wait for the delete. Idempotent and safe from several tasks at once without a claim: readings are
 keyed by (device_id, tag, timestamp), so a letter two tasks replay concurrently is stored once (the
 second insert finds every row present), and deleting a letter another task already deleted is a
 no-op; each task starts its pass at a random shard so concurrent passes mostly take different letters.
@@ -46,6 +46,7 @@ class DeadLetterReplayer:
         self._letters_per_round = letters_per_round
         self._backlog_poll = min(backlog_poll_seconds, interval_seconds)
         self._stopping = asyncio.Event()
+        self._deletes: set[asyncio.Task] = set()
         self.backlog_letters = 0
 
     async def replay_once(self) -> int:
@@ -67,6 +68,7 @@ class DeadLetterReplayer:
             if prefetch is not None:
                 prefetch.cancel()
                 await asyncio.gather(prefetch, return_exceptions=True)
+            await asyncio.gather(*self._deletes, return_exceptions=True)  # a pass ends with its deletes done
         if replayed:
             log.info("replayed %d dead-lettered readings", replayed)
         return replayed
@@ -119,9 +121,18 @@ class DeadLetterReplayer:
             self._breaker.release(admission)
             raise
         self._breaker.record_success()
-        await self._store.delete_many([name for name, _ in batch])  # only after the commit
+        # Only after the commit; kept in self._deletes until done.
+        deleting = asyncio.create_task(self._delete([name for name, _ in batch]))  # noqa: RUF006
+        self._deletes.add(deleting)
+        deleting.add_done_callback(self._deletes.discard)
         self._metrics.increment(m.DEAD_LETTERS_REPLAYED, len(readings))
         return len(readings)
+
+    async def _delete(self, names: list[str]) -> None:
+        try:
+            await self._store.delete_many(names)
+        except Exception as error:  # the letters stay and are replayed again: idempotent
+            log.warning("could not delete %d replayed letters, they will be replayed again: %s", len(names), error)
 
     async def run(self) -> None:
         """Pass after pass while letters are replayed; then every `interval_seconds` (every
