@@ -62,6 +62,8 @@ class CoalescingDeadLetterWriter:
     async def put(self, readings: list[ScoredReading]) -> str:
         """Returns the letter's name once it is durable; raises what the store raised."""
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        # If this request goes away, nobody awaits the outcome: mark it seen (no "never retrieved" noise).
+        future.add_done_callback(lambda done: done.cancelled() or done.exception())
         if not self._waiting:
             self._first_waiting_at = self._clock()
         self._waiting.append(_Waiting(readings, future))
@@ -105,8 +107,3 @@ class CoalescingDeadLetterWriter:
         for waiting in group:
             if not waiting.future.done():
                 waiting.future.set_result(name)
-
-    async def close(self) -> None:
-        """Wait for the letters already queued (shutdown)."""
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
