@@ -92,6 +92,10 @@ rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda al
 bench-ingest: deps postgres ## Measure ingest throughput into PostgreSQL (one app process); appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench_ingest --duration 20 --concurrency 32 --batch-size 100
 
+.PHONY: bench-replay
+bench-replay: deps postgres ## Dead-letter drain rate (local store, moto S3 + 30 ms per call) vs live ingest; appends to docs/benchmarks.md
+	$(PY) -m loadtests.bench_replay --readings 200000 --s3-delay-ms 30 --ingest-duration 10
+
 # Same Locust mix, same uvicorn command line, one run: ceiling (bare ASGI), app on PostgreSQL + tansu, light load.
 .PHONY: bench
 bench: deps postgres redis ## 1000 users against the app and a bare ASGI ceiling, then 1000 x 1 req/s; appends to docs/benchmarks.md
@@ -109,13 +113,16 @@ drill-bluegreen: deps postgres ## Blue->green switch behind HAProxy under Locust
 	$(PY) -m loadtests.drill_bluegreen --users 200 --spawn-rate 50 --warmup 15 --switch-budget 20 --after 20
 
 # Fault drills on the full local profile (PostgreSQL, tansu on S3 storage, moto, 2 app processes behind
-# HAProxy, archiver). FAULT_SECONDS, DRILL_USERS, DRILL_ONLY=postgres,broker,app,slow-db narrow a rerun.
+# HAProxy, archiver). FAULT_SECONDS, DRILL_USERS, DRILL_ONLY=postgres,broker,app,slow-db,failover narrow a
+# rerun; FAILOVER_SECONDS is the failover drill's outage (primary + synchronous standby behind a TCP endpoint).
 FAULT_SECONDS ?= 30
+FAILOVER_SECONDS ?= 60
 DRILL_USERS ?= 200
-DRILL_ONLY ?= postgres,broker,app,slow-db
+DRILL_ONLY ?= postgres,broker,app,slow-db,failover
 .PHONY: drill
-drill: deps postgres ## Kill PostgreSQL, the broker, an app process; lock the DB (30 s each) under Locust: 0 lost, 0 duplicated; appends to docs/reliability.md
-	$(PY) -m loadtests.drill_faults --fault-seconds $(FAULT_SECONDS) --users $(DRILL_USERS) --only $(DRILL_ONLY)
+drill: deps postgres ## Kill PostgreSQL, the broker, an app process; lock the DB (30 s each); RDS-style failover (60 s) under Locust: 0 lost, 0 duplicated; appends to docs/reliability.md
+	$(PY) -m loadtests.drill_faults --fault-seconds $(FAULT_SECONDS) --failover-seconds $(FAILOVER_SECONDS) \
+		--users $(DRILL_USERS) --only $(DRILL_ONLY)
 
 # The opt-in LoadTest stack (load_test.enabled in cdk.json) is deployed and destroyed on its own, after
 # `make deploy` (whose Service stack puts the NAT addresses on the WAF allow-list). START/END: the hold

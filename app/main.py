@@ -28,8 +28,9 @@ from app.factory import build_app
 from app.observability import metrics as m
 from app.outbox.relay import OutboxRelay, create_relay
 from app.readings import ReadingRules
-from app.services.ingest import DeadLetterReplayer, IngestService
+from app.services.ingest import IngestService
 from app.services.queries import QueryService
+from app.services.replay import DeadLetterReplayer
 from app.settings import Settings
 from app.state.iam_auth import ElastiCacheIamCredentials
 from app.state.ratelimit import SharedRateLimiter
@@ -39,6 +40,7 @@ from app.storage import repository
 from app.storage.circuit import BreakerState, CircuitBreaker
 from app.storage.database import create_engine, migrate
 from app.storage.dead_letter import DeadLetterStore, LocalDeadLetterStore, S3DeadLetterStore
+from app.storage.dead_letter_writer import CoalescingDeadLetterWriter
 from app.storage.group_commit import GroupCommitter
 from app.storage.postgres_reader import PostgresReader
 from app.storage.postgres_writer import PostgresGroupWriter
@@ -74,8 +76,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _dead_letter_store(settings: Settings) -> DeadLetterStore:
     if settings.data_lake_bucket:
         return S3DeadLetterStore(bucket=settings.data_lake_bucket, prefix=settings.dead_letter_prefix,
-                                 region=settings.aws_region, endpoint_url=settings.s3_endpoint_url)
-    return LocalDeadLetterStore(settings.dead_letter_dir)
+                                 region=settings.aws_region, endpoint_url=settings.s3_endpoint_url,
+                                 shards=settings.dead_letter_shards, concurrency=settings.replay_fetch_concurrency)
+    return LocalDeadLetterStore(settings.dead_letter_dir, shards=settings.dead_letter_shards)
+
+
+def _dead_letter_writer(store: DeadLetterStore, settings: Settings, metrics: m.Metrics) -> CoalescingDeadLetterWriter:
+    def on_letter(name: str, readings: int, requests: int) -> None:
+        metrics.increment(m.DEAD_LETTERS_WRITTEN)
+        # One line per letter (not per request): the fault drills count them.
+        log.warning("dead letter written: %s (%d readings from %d requests)", name, readings, requests)
+
+    return CoalescingDeadLetterWriter(store, window_seconds=settings.dead_letter_window_seconds,
+                                      max_readings=settings.dead_letter_max_readings, on_letter=on_letter)
 
 
 @dataclass
@@ -138,12 +151,15 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
     state.breaker = breaker
     state.queries = QueryService(reader or engine, cache_seconds=settings.query_cache_seconds)
     state.ingest = IngestService(
-        detector=detector, committer=committer, dead_letters=dead_letters, breaker=breaker, history=history,
+        detector=detector, committer=committer, dead_letters=_dead_letter_writer(dead_letters, settings, metrics),
+        breaker=breaker, history=history,
         metrics=metrics, retry_attempts=settings.db_retry_attempts, retry_base_seconds=settings.db_retry_base_seconds,
         shared_windows=shared_windows,
     )
     replayer = DeadLetterReplayer(store=dead_letters, committer=committer, breaker=breaker, metrics=metrics,
-                                  interval_seconds=settings.replay_interval_seconds)
+                                  interval_seconds=settings.replay_interval_seconds,
+                                  fetch_concurrency=settings.replay_fetch_concurrency,
+                                  batch_readings=settings.replay_batch_readings)
     return _Runtime(engine=engine, committer=committer, replayer=replayer, postgres_writer=postgres_writer,
                     postgres_reader=reader, state_store=store)
 

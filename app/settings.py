@@ -104,10 +104,18 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SENSOR_DATA_LAKE_BUCKET", "DATA_LAKE_BUCKET")
     )
     dead_letter_prefix: str = Field(
-        default="dead-letter/", validation_alias=AliasChoices("SENSOR_DEAD_LETTER_PREFIX", "DEAD_LETTER_PREFIX")
+        default="dead-letter/service/",
+        validation_alias=AliasChoices("SENSOR_DEAD_LETTER_PREFIX", "DEAD_LETTER_PREFIX"),
     )
+    # Letters spread over this many sub-prefixes (S3 scales requests per prefix).
+    dead_letter_shards: int = Field(default=8, ge=1, le=100)
+    # A task's failed groups within this window share one letter: at most 1/window PUTs/s per task.
+    dead_letter_window_seconds: float = Field(default=0.05, gt=0, le=1.0)
+    dead_letter_max_readings: int = Field(default=20_000, ge=1)
     s3_endpoint_url: str | None = None
     replay_interval_seconds: float = Field(default=5.0, gt=0)
+    replay_fetch_concurrency: int = Field(default=32, ge=1, le=256)
+    replay_batch_readings: int = Field(default=5000, ge=1)
 
     # --- Kafka (outbox relay) -------------------------------------------------------------
     kafka_bootstrap: str | None = None

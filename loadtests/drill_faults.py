@@ -19,7 +19,11 @@ fault + after seconds, with the fault injected after the warm-up:
   postgres  PostgreSQL stopped like a crash (`pg_ctl stop -m immediate`), restarted after the fault;
   broker    tansu SIGKILLed, restarted on the same port and storage after the fault;
   app       one app process SIGKILLed, restarted after the fault (the other keeps serving);
-  slow-db   a session holds `LOCK TABLE readings IN ACCESS EXCLUSIVE MODE` for the fault time.
+  slow-db   a session holds `LOCK TABLE readings IN ACCESS EXCLUSIVE MODE` for the fault time;
+  failover  an RDS Multi-AZ failover (its own stack: primary + synchronous hot standby behind one TCP
+            endpoint, loadtests/failover_cluster.py): the primary crashes and is fenced, the endpoint
+            leads nowhere for the outage (`--failover-seconds`, default 60), then the standby is
+            promoted and the endpoint moves to it. The app processes are not restarted.
 
 Then the reconciliation: the ledger's acknowledged readings (answered 201/200/202) against the
 database rows and the lake's Parquet records, waiting until both hold every one of them (time to
@@ -27,6 +31,12 @@ drain, from the end of the load). lost = acknowledged but not found; duplicated 
 once (database and lake counted separately; in the lake every record of a reading beyond the first
 counts, even though readers could deduplicate on `id`). A drill passes with 0 lost, 0 duplicated
 and no 5xx or connection error answered to POST /ingest (the dead-letter store works throughout).
+
+Also reported per drill: dead-letter objects written (counted from the apps' one log line per letter)
+against requests answered 202, letters per second of fault and per app process (task), the time from
+the fault's end to the first POST /ingest answered 201 that started after it (recover s), and for the
+failover the app connections the old primary held when it died (all of them discarded by the pools)
+and the connections on the new primary after recovery.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -70,11 +80,13 @@ from loadtests.drill_bluegreen import (
     start_locust,
     wait_ready,
 )
+from loadtests.failover_cluster import ReplicatedDatabase
 from loadtests.provenance import machine, revision
 
 RESULTS = Path("docs/reliability.md")
 SECTION = "## Fault drills"
-DRILLS = ("postgres", "broker", "app", "slow-db")
+DRILLS = ("postgres", "broker", "app", "slow-db", "failover")
+LETTER_LINE = b"dead letter written:"  # app.main logs one such line per dead-letter object
 BROKER_BUCKET = "tansu"
 TOPIC_PARTITIONS = 3
 MICROSECOND = timedelta(microseconds=1)
@@ -93,10 +105,15 @@ class FaultConfig:
     fault_seconds: float = 30.0
     after: float = 15.0
     drain_timeout: float = 180.0
+    failover_seconds: float = 60.0  # the failover drill's outage (RDS documents 60-120 s)
 
     @property
     def run_time(self) -> int:
         return int(self.warmup + self.fault_seconds + self.after)
+
+    def for_drill(self, name: str) -> FaultConfig:
+        """The failover drill's fault lasts `failover_seconds`."""
+        return replace(self, fault_seconds=self.failover_seconds) if name == "failover" else self
 
 
 @dataclass
@@ -138,6 +155,20 @@ class FaultDrillResult:
     lake: Reconciliation = field(default_factory=Reconciliation)
     drain_seconds: float | None = None
     fault_window: tuple[float, float] = (0.0, 0.0)
+    answered_202: int = 0  # requests (not readings) answered 202
+    letters: dict[str, int] = field(default_factory=dict)  # dead-letter objects written, per app process
+    recover_seconds: float | None = None
+    stale_connections: int | None = None  # failover: app connections the old primary held
+    new_primary_connections: int | None = None  # failover: app connections on the new primary afterwards
+    app_restarts: int = 0  # failover: app processes that had to be restarted (must stay 0)
+
+    @property
+    def letters_total(self) -> int:
+        return sum(self.letters.values())
+
+    @property
+    def fault_seconds(self) -> float:
+        return self.fault_window[1] - self.fault_window[0]
 
     @property
     def lost(self) -> int:
@@ -149,8 +180,10 @@ class FaultDrillResult:
 
     @property
     def ok(self) -> bool:
+        recovered = self.name != "failover" or (self.recover_seconds is not None and self.app_restarts == 0
+                                                 and bool(self.new_primary_connections))
         return (self.acknowledged > 0 and self.lost == 0 and self.duplicated == 0 and self.ingest_5xx == 0
-                and self.ingest_errors == 0 and self.drain_seconds is not None)
+                and self.ingest_errors == 0 and self.drain_seconds is not None and recovered)
 
 
 # --- the stack -------------------------------------------------------------------------------------
@@ -159,10 +192,12 @@ class FaultDrillResult:
 class FullStack:
     """The full local profile behind HAProxy; every process it starts is stopped by `close()`."""
 
-    def __init__(self, workdir: Path, durable_broker: bool) -> None:
+    def __init__(self, workdir: Path, durable_broker: bool, replicated_database: bool = False) -> None:
         self.workdir = workdir
         self.durable_broker = durable_broker
+        self.replicated_database = replicated_database
         self.cleanup = ExitStack()
+        self.notes: dict[str, int] = {}  # what a fault observed (failover: stale connections)
 
     def start(self) -> FullStack:
         binary = ensure_haproxy()
@@ -174,7 +209,9 @@ class FullStack:
         for bucket in (LOCAL_BUCKET, BROKER_BUCKET):
             self.s3_client.create_bucket(Bucket=bucket, CreateBucketConfiguration={
                 "LocationConstraint": LOCAL_AWS["AWS_DEFAULT_REGION"]})
-        self.postgres = PostgresServer().start()  # its own mkdtemp: the postgres user must reach it
+        # Its own mkdtemp: the postgres user must reach it. The failover drill's database is a replicated pair.
+        self.postgres = ReplicatedDatabase(binary, self.workdir).start() if self.replicated_database \
+            else PostgresServer().start()
         self.cleanup.callback(self.postgres.destroy)
         storage = {"storage": f"s3://{BROKER_BUCKET}/", "storage_env": s3_storage_env(self.s3.endpoint_url)} \
             if self.durable_broker else {}
@@ -271,9 +308,26 @@ def slow_database(stack: FullStack) -> Callable[[], None]:
     return release
 
 
+def fail_over(stack: FullStack) -> Callable[[], None]:
+    """The primary crashes and is fenced; at the fault's end the standby is promoted and the endpoint
+    moves to it (the app is left alone: it must find the new primary by itself)."""
+    stack.notes["stale_connections"] = stack.postgres.fail()
+    return stack.postgres.promote
+
+
 FAULTS: dict[str, Callable[[FullStack], Callable[[], None]]] = {
     "postgres": kill_postgres, "broker": kill_broker, "app": kill_app, "slow-db": slow_database,
+    "failover": fail_over,
 }
+
+
+def letters_written(workdir: Path) -> dict[str, int]:
+    """Dead-letter objects each app process has written so far (its log's one line per letter)."""
+    counts = {}
+    for name in APPS:
+        log = workdir / f"{name}.log"
+        counts[name] = log.read_bytes().count(LETTER_LINE) if log.exists() else 0
+    return counts
 
 
 # --- one drill -------------------------------------------------------------------------------------
@@ -281,10 +335,13 @@ FAULTS: dict[str, Callable[[FullStack], Callable[[], None]]] = {
 
 def run_fault_drill(stack: FullStack, name: str, config: FaultConfig, verbose: bool = True) -> FaultDrillResult:
     """Load, the fault after the warm-up, recovery, then the reconciliation once the load ended."""
+    config = config.for_drill(name)
     workdir = stack.workdir / name
     workdir.mkdir()
     prefix = f"fault-{name}-"
     started = time.time()
+    letters_before = letters_written(stack.workdir)
+    app_pids = {app: process.pid for app, process in stack.apps.items()}
 
     def mark(event: str) -> None:
         if verbose:
@@ -323,16 +380,34 @@ def run_fault_drill(stack: FullStack, name: str, config: FaultConfig, verbose: b
         time.sleep(1.0)
     result.drain_seconds = time.time() - load_end if drained else None
     result.database, result.lake = reconcile(acknowledged, in_database), reconcile(acknowledged, in_lake)
+    observe_recovery(stack, result, letters_before, app_pids)
     mark("drained" if drained else f"NOT drained after {config.drain_timeout:.0f}s")
     return result
+
+
+def observe_recovery(stack: FullStack, result: FaultDrillResult, letters_before: dict[str, int],
+                     app_pids: dict[str, int]) -> None:
+    """Dead-letter objects written during the drill; after a failover, the connections the app held to the
+    old primary, those it opened on the new one, and whether any app process had to be restarted."""
+    letters_after = letters_written(stack.workdir)
+    result.letters = {app: letters_after[app] - letters_before[app] for app in APPS}
+    if result.name == "failover":
+        result.stale_connections = stack.notes.get("stale_connections")
+        result.new_primary_connections = stack.postgres.app_connections(stack.postgres.current_primary_port())
+        result.app_restarts = sum(process.pid != app_pids[app] or process.poll() is not None
+                                  for app, process in stack.apps.items())
 
 
 def count_requests(name: str, requests: Iterable[list], window: tuple[float, float]) -> FaultDrillResult:
     """Ledger rows [name, start, end, status, ok]: answers during the fault window (requests overlapping it),
     and POST /ingest 5xx / connection errors and GET /data failures over the whole run."""
     result = FaultDrillResult(name=name, fault_window=window)
+    first_201_after: float | None = None
     for endpoint, begin, end, status, _ok in requests:
         result.requests += 1
+        result.answered_202 += status == 202
+        if endpoint == "POST /ingest" and status == 201 and begin >= window[1]:
+            first_201_after = end if first_201_after is None else min(first_201_after, end)
         if begin <= window[1] and end >= window[0]:
             if status == 0:
                 result.fault_errors += 1
@@ -347,6 +422,7 @@ def count_requests(name: str, requests: Iterable[list], window: tuple[float, flo
             result.ingest_errors += status == 0
         else:
             result.read_failures += not 200 <= status < 300
+    result.recover_seconds = None if first_201_after is None else first_201_after - window[1]
     return result
 
 
@@ -393,12 +469,13 @@ def run_drills(names: Iterable[str], config: FaultConfig, workdir: Path, verbose
     before the next starts. The broker drill gets a stack of its own with tansu's `s3://` storage: that
     engine writes an object per produced batch and moto lists them on every fetch, so it slows down as
     objects accumulate (after ~2,400 objects the archiver's fetches no longer returned in time); the
-    other drills never restart the broker and use the devstack's `memory://` storage."""
+    other drills never restart the broker and use the devstack's `memory://` storage. The failover drill
+    gets a stack of its own too: its database is a replicated pair whose primary is gone afterwards."""
     results: list[FaultDrillResult] = []
-    for durable_broker, group in itertools.groupby(names, key=lambda name: name == "broker"):
+    for kind, group in itertools.groupby(names, key=lambda name: name if name in ("broker", "failover") else ""):
         stack_dir = workdir / f"stack-{len(results) + 1}"
         stack_dir.mkdir()
-        stack = FullStack(stack_dir, durable_broker)
+        stack = FullStack(stack_dir, durable_broker=kind == "broker", replicated_database=kind == "failover")
         try:
             stack.start()
             results += [run_fault_drill(stack, name, config, verbose) for name in group]
@@ -407,19 +484,31 @@ def run_drills(names: Iterable[str], config: FaultConfig, workdir: Path, verbose
     return results
 
 
+def _seconds(value: float | None, missing: str = "-") -> str:
+    return missing if value is None else f"{value:.1f}"
+
+
 def table(results: Iterable[FaultDrillResult]) -> str:
     """One Markdown row per drill."""
-    rows = ["| drill | requests | during the fault: 2xx / 4xx / 5xx / conn. errors | POST /ingest 5xx / conn. "
+    rows = ["| drill | fault s | requests | during the fault: 2xx / 4xx / 5xx / conn. errors | POST /ingest 5xx / conn. "
             "errors (whole run) | acknowledged (of them 202) | in DB | in lake | lost (DB / lake) "
-            "| duplicated (DB / lake) | lake redelivered copies (same id) | drain s | verdict |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| duplicated (DB / lake) | lake redelivered copies (same id) | recover s | drain s "
+            "| dead-letter objects (per task) | letters/s | 202 answers per letter | stale conn. discarded "
+            "| verdict |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        drain = f"{r.drain_seconds:.1f}" if r.drain_seconds is not None else "not drained"
+        per_task = " / ".join(str(count) for count in r.letters.values())
+        rate = f"{r.letters_total / r.fault_seconds:.1f}" if r.fault_seconds > 0 else "-"
+        per_letter = f"{r.answered_202 / r.letters_total:.0f}" if r.letters_total else "-"
+        stale = "-" if r.stale_connections is None else \
+            f"{r.stale_connections} (then {r.new_primary_connections} on the new primary, {r.app_restarts} restarts)"
         rows.append(
-            f"| {r.name} | {r.requests} | {r.fault_2xx} / {r.fault_4xx} / {r.fault_5xx} / {r.fault_errors} "
-            f"| {r.ingest_5xx} / {r.ingest_errors} | {r.acknowledged} ({r.accepted_202}) | {r.database.found} "
-            f"| {r.lake.found} | {r.database.lost} / {r.lake.lost} | {r.database.duplicated} / {r.lake.duplicated} "
-            f"| {r.lake.redelivered} | {drain} | {'PASS' if r.ok else 'FAIL'} |")
+            f"| {r.name} | {r.fault_seconds:.0f} | {r.requests} | {r.fault_2xx} / {r.fault_4xx} / {r.fault_5xx} "
+            f"/ {r.fault_errors} | {r.ingest_5xx} / {r.ingest_errors} | {r.acknowledged} ({r.accepted_202}) "
+            f"| {r.database.found} | {r.lake.found} | {r.database.lost} / {r.lake.lost} "
+            f"| {r.database.duplicated} / {r.lake.duplicated} | {r.lake.redelivered} "
+            f"| {_seconds(r.recover_seconds, 'never')} | {_seconds(r.drain_seconds, 'not drained')} "
+            f"| {r.letters_total} ({per_task}) | {rate} | {per_letter} | {stale} | {'PASS' if r.ok else 'FAIL'} |")
     return "\n".join(rows)
 
 
@@ -428,7 +517,8 @@ def record(results: list[FaultDrillResult], config: FaultConfig, command: str) -
     today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     failed_reads = ", ".join(f"{r.name}: {r.read_failures}" for r in results)
     return (f"\n### Fault drills {today} — revision {revision()}\n\nMachine: {machine()}. Command: `{command}`. "
-            f"{config.users} users, fault {config.fault_seconds:g} s after {config.warmup:g} s of warm-up, "
+            f"{config.users} users, fault {config.fault_seconds:g} s (failover outage {config.failover_seconds:g} s) "
+            f"after {config.warmup:g} s of warm-up, "
             f"{config.after:g} s of load after it. Locust, HAProxy, both app processes, PostgreSQL, tansu, moto "
             f"and the archiver share this machine. GET /data answered non-2xx (reads need the database; not "
             f"part of the verdict): {failed_reads}.\n\n{table(results)}\n")
@@ -456,6 +546,8 @@ def parse_only(value: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.drill_faults", description=__doc__.splitlines()[0])
     parser.add_argument("--fault-seconds", type=float, default=30.0, help="how long each fault lasts (> 0)")
+    parser.add_argument("--failover-seconds", type=float, default=60.0,
+                        help="the failover drill's outage: primary dead until the standby is promoted (> 0)")
     parser.add_argument("--users", type=int, default=200, help="Locust users (>= 1)")
     parser.add_argument("--spawn-rate", type=float, default=50.0, help="users started per second (> 0)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before the fault (> 0)")
@@ -466,13 +558,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"drills to run, in order (default: all of {','.join(DRILLS)})")
     parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS}")
     args = parser.parse_args(argv)
-    for flag in ("fault_seconds", "spawn_rate", "warmup", "after", "drain_timeout"):
+    for flag in ("fault_seconds", "failover_seconds", "spawn_rate", "warmup", "after", "drain_timeout"):
         if getattr(args, flag) <= 0:
             parser.error(f"--{flag.replace('_', '-')} must be > 0, got {getattr(args, flag)}")
     if args.users < 1:
         parser.error(f"--users must be >= 1, got {args.users}")
     config = FaultConfig(users=args.users, spawn_rate=args.spawn_rate, warmup=args.warmup,
-                         fault_seconds=args.fault_seconds, after=args.after, drain_timeout=args.drain_timeout)
+                         fault_seconds=args.fault_seconds, after=args.after, drain_timeout=args.drain_timeout,
+                         failover_seconds=args.failover_seconds)
     workdir = Path(tempfile.mkdtemp(prefix="drill-faults-"))
     print(f"fault drills {', '.join(args.only)}: {config}, work directory {workdir}", flush=True)
     results = run_drills(args.only, config, workdir)

@@ -326,7 +326,8 @@ CRITICAL: tuple[AlarmSpec, ...] = (
     ),
     AlarmSpec(
         "dead-letter-backlog", "critical",
-        "Readings are waiting in the dead-letter store (the database refused or was unreachable).",
+        "Readings (not letters: one letter holds a task's failed groups of 50 ms) are waiting in the "
+        "dead-letter store (the database refused or was unreachable).",
         lambda d: service_metric(d, "DeadLetterBacklog"), 0, _GT,
     ),
     AlarmSpec(

@@ -107,6 +107,12 @@ def _outbox_pending(d: Deployed) -> Sequence[Source]:
     return (c.service_metric(d, "OutboxPending"), c.service_metric(d, "DeadLetterBacklog"))
 
 
+def _dead_letter_objects(d: Deployed) -> Sequence[Source]:
+    # S3 requests, not readings: letters waiting (GETs + DELETEs to come) and written (PUTs).
+    return (c.service_metric(d, "DeadLetterObjects"), c.service_metric(d, "DeadLettersWritten", "Sum"),
+            c.service_metric(d, "DeadLetterOldestAge"))
+
+
 def _ingest_rate(d: Deployed) -> Sequence[Source]:
     return (
         c.service_metric(d, "ReadingsIngested", "Sum"),
@@ -204,7 +210,8 @@ PIPELINE = Dashboard(
     "PipelineDashboardUrl",
     (
         Graph("Outbox oldest age (s)", _outbox, thresholds=("outbox-oldest-age",)),
-        Graph("Outbox pending / dead-letter backlog", _outbox_pending, thresholds=("dead-letter-backlog",)),
+        Graph("Outbox pending / dead-letter backlog (readings)", _outbox_pending, thresholds=("dead-letter-backlog",)),
+        Graph("Dead-letter objects waiting / written, oldest age (s)", _dead_letter_objects),
         Graph("Archiver offset lag (records)", _archiver_lag, thresholds=("archiver-offset-lag",)),
         Graph("Archive lag (s)", _archive_age),
         Graph("Archived records / dead letters", _archiver_throughput),

@@ -43,7 +43,7 @@ CLEAR_SCREEN = "\x1b[2J\x1b[H"
 # The app's custom metrics shown, with the statistic that fits their kind (gauges: Maximum over tasks).
 APP_METRICS = (
     m.READINGS_INGESTED, m.ANOMALIES_DETECTED, m.DEAD_LETTERED, m.OUTBOX_OLDEST_AGE, m.DEAD_LETTER_BACKLOG,
-    m.DB_CIRCUIT_OPEN,
+    m.DEAD_LETTER_OLDEST_AGE, m.DB_CIRCUIT_OPEN,
 )
 
 

@@ -27,17 +27,22 @@ def server_bin_dir() -> Path:
 class PostgresServer:
     """`start()` initializes a cluster in a new directory; `stop()`/`start()` keep its data."""
 
-    def __init__(self, data_root: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, data_root: Path | None = None, port: int | None = None, extra_conf: str = "") -> None:
         self.bin = server_bin_dir()
         self.port = port or free_port()
         self.root = data_root or Path(tempfile.mkdtemp(prefix="sensor-pg-"))
         self.data_dir = self.root / "data"
         self.as_postgres = os.geteuid() == 0
         self._initialized = (self.data_dir / "PG_VERSION").exists()
+        self.extra_conf = extra_conf  # more postgresql.conf lines, written at initdb
 
     @property
     def url(self) -> str:
         return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{DATABASE}"
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A server binary (initdb, pg_ctl, psql, pg_basebackup...) as the cluster's owner."""
+        return self._run(*args, check=check)
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin / args[0]), *args[1:]]
@@ -56,7 +61,7 @@ class PostgresServer:
         with open(self.data_dir / "postgresql.conf", "a") as conf:
             conf.write(
                 "\nfsync = on\nsynchronous_commit = on\nmax_connections = 200\n"
-                "shared_buffers = 256MB\nunix_socket_directories = ''\n"
+                "shared_buffers = 256MB\nunix_socket_directories = ''\n" + self.extra_conf
             )
         self._initialized = True
 

@@ -82,6 +82,9 @@ DUPLICATES = "DuplicateReadings"
 DEAD_LETTERED = "ReadingsDeadLettered"
 DEAD_LETTERS_REPLAYED = "DeadLettersReplayed"
 DEAD_LETTER_BACKLOG = "DeadLetterBacklog"
+DEAD_LETTER_OBJECTS = "DeadLetterObjects"
+DEAD_LETTER_OLDEST_AGE = "DeadLetterOldestAge"
+DEAD_LETTERS_WRITTEN = "DeadLettersWritten"
 OUTBOX_PENDING = "OutboxPending"
 OUTBOX_OLDEST_AGE = "OutboxOldestAge"
 COMMIT_LATENCY = "CommitLatency"
@@ -100,7 +103,12 @@ _DEFINITIONS = (
     MetricDefinition(DUPLICATES, Unit.COUNT, Kind.COUNTER, "readings already stored, ignored"),
     MetricDefinition(DEAD_LETTERED, Unit.COUNT, Kind.COUNTER, "readings written to the dead-letter store"),
     MetricDefinition(DEAD_LETTERS_REPLAYED, Unit.COUNT, Kind.COUNTER, "dead-lettered readings committed"),
-    MetricDefinition(DEAD_LETTER_BACKLOG, Unit.COUNT, Kind.GAUGE, "letters (one per failed commit group) waiting in the dead-letter store"),
+    MetricDefinition(DEAD_LETTER_BACKLOG, Unit.COUNT, Kind.GAUGE,
+                     "readings waiting in the dead-letter store (counted from the letters' names)"),
+    MetricDefinition(DEAD_LETTER_OBJECTS, Unit.COUNT, Kind.GAUGE,
+                     "letters (objects; each coalesces a task's failed groups of one window) waiting"),
+    MetricDefinition(DEAD_LETTER_OLDEST_AGE, Unit.SECONDS, Kind.GAUGE, "age of the oldest waiting letter"),
+    MetricDefinition(DEAD_LETTERS_WRITTEN, Unit.COUNT, Kind.COUNTER, "letters (objects) written: PUTs"),
     MetricDefinition(OUTBOX_PENDING, Unit.COUNT, Kind.GAUGE, "outbox rows not yet published"),
     MetricDefinition(OUTBOX_OLDEST_AGE, Unit.SECONDS, Kind.GAUGE, "age of the oldest unpublished outbox row"),
     MetricDefinition(COMMIT_LATENCY, Unit.MILLISECONDS, Kind.DISTRIBUTION, "duration of one group commit"),

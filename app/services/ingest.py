@@ -15,18 +15,23 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from app.anomaly import AnomalyDetector, SeriesKey
 from app.observability import metrics as m
 from app.readings import NewReading
 from app.state.windows import SharedWindows
 from app.storage.circuit import BreakerState, CircuitBreaker
-from app.storage.dead_letter import DeadLetterStore
 from app.storage.group_commit import GroupCommitter
 from app.storage.repository import ScoredReading
 
 log = logging.getLogger(__name__)
+
+class DeadLetterWriter(Protocol):
+    """Where readings go when the database does not take them (a store, or the coalescing writer)."""
+
+    async def put(self, readings: list[ScoredReading]) -> str: ...
+
 
 # (series, window) -> each series' last `window` stored values, oldest first (absent: none stored).
 History = Callable[[Sequence[SeriesKey], int], Awaitable[dict[SeriesKey, list[float]]]]
@@ -58,7 +63,7 @@ class IngestService:
         *,
         detector: AnomalyDetector,
         committer: GroupCommitter,
-        dead_letters: DeadLetterStore,
+        dead_letters: DeadLetterWriter,
         breaker: CircuitBreaker,
         history: History,
         metrics: m.Metrics,
@@ -109,7 +114,8 @@ class IngestService:
 
     async def _store(self, scored: list[ScoredReading]):
         for attempt in range(self._retry_attempts):
-            if not self._breaker.allow():
+            admission = self._breaker.admit()
+            if admission is None:
                 return None
             try:
                 results = await self._committer.submit(scored)
@@ -121,6 +127,10 @@ class IngestService:
                     backoff = self._retry_base_seconds * 2**attempt
                     await asyncio.sleep(backoff + random.uniform(0, backoff))
                 continue
+            except BaseException:
+                # Cancelled (client gone, shutdown) without a verdict: a probe must not stay taken.
+                self._breaker.release(admission)
+                raise
             self._breaker.record_success()
             return results
         return None
@@ -139,7 +149,7 @@ class IngestService:
         except Exception as error:
             log.error("dead-letter store failed too; %d readings refused: %s", len(scored), error)
             raise StorageUnavailable from error
-        log.warning("database unavailable: %d readings kept in dead letter %s", len(scored), name)
+        log.debug("database unavailable: %d readings kept in dead letter %s", len(scored), name)
         self._metrics.increment(m.DEAD_LETTERED, len(scored))
         self._metrics.increment(m.ANOMALIES_DETECTED, sum(1 for s in scored if s.is_anomaly))
         return IngestOutcome(True, [ReadingResult("accepted", None, s.is_anomaly) for s in scored])
@@ -191,60 +201,3 @@ class IngestService:
                 future = self._loading.pop(key, None)
                 if future is not None and not future.done():
                     future.set_result(None)
-
-
-class DeadLetterReplayer:
-    """Moves dead letters into the database once it is healthy: at start-up and every interval.
-    Idempotent: a letter is deleted only after its readings committed, and readings already
-    stored are recognised by their (device_id, tag, timestamp) key."""
-
-    def __init__(self, *, store: DeadLetterStore, committer: GroupCommitter, breaker: CircuitBreaker,
-                 metrics: m.Metrics, interval_seconds: float) -> None:
-        self._store = store
-        self._committer = committer
-        self._breaker = breaker
-        self._metrics = metrics
-        self._interval = interval_seconds
-        self._stopping = asyncio.Event()
-
-    async def replay_once(self) -> int:
-        replayed = 0
-        names = await self._store.names()
-        self._metrics.gauge(m.DEAD_LETTER_BACKLOG, len(names))
-        for name in names:
-            if self._stopping.is_set() or not self._breaker.allow():
-                break
-            try:
-                readings = await self._store.get(name)
-            except (ValueError, KeyError, TypeError) as error:
-                self._breaker.record_success()  # the probe did not touch the database
-                log.error("dead letter %s is unreadable, quarantined: %s", name, error)
-                await self._store.quarantine(name, str(error))
-                continue
-            try:
-                await self._committer.submit(readings)
-            except Exception as error:
-                self._breaker.record_failure()
-                log.warning("replay of %s failed, will retry: %s", name, error)
-                break
-            self._breaker.record_success()
-            await self._store.delete(name)
-            replayed += len(readings)
-            self._metrics.increment(m.DEAD_LETTERS_REPLAYED, len(readings))
-        if replayed:
-            log.info("replayed %d dead-lettered readings", replayed)
-        return replayed
-
-    async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.replay_once()
-            except Exception:
-                log.exception("dead-letter replay pass failed")
-            try:
-                await asyncio.wait_for(self._stopping.wait(), self._interval)
-            except TimeoutError:
-                pass
-
-    def stop(self) -> None:
-        self._stopping.set()

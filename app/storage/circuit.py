@@ -1,11 +1,17 @@
 """Circuit breaker in front of the database: after `failure_threshold` consecutive failures it
 opens for `reset_seconds` (requests go straight to the dead-letter store instead of hammering a
-database that is down), then lets one probe through; a success closes it again."""
+database that is down), then lets one probe through; a success closes it again.
+
+A caller admitted as the probe must end it one way or another: `record_success`, `record_failure`,
+or, when it leaves without a verdict (cancelled, a `BaseException`, a letter that never reached
+the database), `release(admission)`. `guard()` does that on every exit, so a cancelled probe cannot
+leave the breaker refusing the database until a restart."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 
 
@@ -13,6 +19,13 @@ class BreakerState(Enum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+class Admission(Enum):
+    """Why a call was let through: the breaker was closed, or it is the one half-open probe."""
+
+    CALL = "call"
+    PROBE = "probe"
 
 
 class CircuitBreaker:
@@ -33,15 +46,32 @@ class CircuitBreaker:
             return BreakerState.HALF_OPEN
         return BreakerState.OPEN
 
-    def allow(self) -> bool:
+    def admit(self) -> Admission | None:
         """May a call go to the database now? In half-open state only one probe at a time."""
         state = self.state
         if state is BreakerState.CLOSED:
-            return True
+            return Admission.CALL
         if state is BreakerState.HALF_OPEN and not self._probing:
             self._probing = True
-            return True
-        return False
+            return Admission.PROBE
+        return None
+
+    def allow(self) -> bool:
+        return self.admit() is not None
+
+    def release(self, admission: Admission | None) -> None:
+        """The admitted call ended without a verdict: free the probe slot if it held it."""
+        if admission is Admission.PROBE:
+            self._probing = False
+
+    @contextmanager
+    def guard(self, admission: Admission | None) -> Iterator[None]:
+        """Release `admission` on any exit that recorded no verdict (exception, cancellation)."""
+        try:
+            yield
+        except BaseException:
+            self.release(admission)
+            raise
 
     def record_success(self) -> None:
         self._failures = 0

@@ -54,7 +54,7 @@ class ServiceStack(Stack):
             database_secret=data.database.secret,
             database_name=config.database.database_name,
             lake_bucket_name=data.lake.bucket_name,
-            dead_letter_prefix=DEAD_LETTER_PREFIX,
+            dead_letter_prefix=f"{DEAD_LETTER_PREFIX}service/",  # the archiver keeps dead-letter/archiver/
             msk_cluster_arn=data.stream.cluster.cluster_arn,
             topic_arn=data.stream.topic.attr_topic_arn,
             topic_name=data.stream.topic_name,

@@ -441,6 +441,8 @@ def test_registry_declares_every_required_metric_with_its_unit_and_kind() -> Non
         m.RELAY_FAILURES: ("Count", "counter"), m.DB_CIRCUIT_OPEN: ("Count", "gauge"),
         m.STATE_STORE_FALLBACKS: ("Count", "counter"), m.STATE_STORE_UNAVAILABLE: ("Count", "gauge"),
         m.STATE_STORE_ROUND_TRIPS: ("Count", "counter"),
+        m.DEAD_LETTER_OBJECTS: ("Count", "gauge"), m.DEAD_LETTER_OLDEST_AGE: ("Seconds", "gauge"),
+        m.DEAD_LETTERS_WRITTEN: ("Count", "counter"),
     }
     assert {name: (d.unit, d.kind) for name, d in m.REGISTRY.items()} == expected
     assert all(d.name == name for name, d in m.REGISTRY.items())

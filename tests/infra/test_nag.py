@@ -103,7 +103,7 @@ def _dead_letter_acknowledgement(env: Synthesized) -> tuple[str, str]:
     return (
         "Service/Ingest/DeadLetterPolicy",
         "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::"
-        f"sensor-{name}-datalake-<AWS::AccountId>-{region}/dead-letter/*]",
+        f"sensor-{name}-datalake-<AWS::AccountId>-{region}/dead-letter/service/*]",
     )
 
 

@@ -214,9 +214,9 @@ def test_task_role_is_least_privilege(each_env: Synthesized) -> None:
     )
     assert all("*" not in action for action in actions)
     s3_objects = next(s for s in statements if s.get("Sid") == "DeadLetterObjects")
-    assert str(s3_objects["Resource"]).endswith("/dead-letter/*']]}")
+    assert str(s3_objects["Resource"]).endswith("/dead-letter/service/*']]}")
     listing = next(s for s in statements if s.get("Sid") == "DeadLetterListing")
-    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["dead-letter/*"]}}
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["dead-letter/service/*"]}}
     topic = next(s for s in statements if s.get("Sid") == "KafkaProduceReadings")
     assert topic["Resource"]["Fn::GetStackOutput"]["OutputName"].startswith("PublishOutputFnGetAttStreamingReadingsTopic")
 

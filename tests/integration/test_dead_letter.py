@@ -64,14 +64,14 @@ def test_acknowledged_readings_survive_a_database_outage_exactly_once(
         try:
             codes = [ledger.post_batch(client, 10) for _ in range(10)]
             assert set(codes) == {202}, codes
-            assert list(dead_letters.glob("*.json")), "no dead letter was written"
+            assert list(dead_letters.rglob("*.json")), "no dead letter was written"
         finally:
             postgres_server.start()
 
         deadline = time.monotonic() + 30
-        while list(dead_letters.glob("*.json")) and time.monotonic() < deadline:
+        while list(dead_letters.rglob("*.json")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not list(dead_letters.glob("*.json")), "dead letters were not replayed"
+        assert not list(dead_letters.rglob("*.json")), "dead letters were not replayed"
         assert ledger.post_batch(client, 10) == 201
 
     stored = _stored_keys(postgres_url)

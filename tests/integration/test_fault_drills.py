@@ -1,5 +1,5 @@
-"""The fault drills, reduced: all four faults (PostgreSQL crash, broker SIGKILL, app process SIGKILL, locked
-readings table) for 4 s each under 30 Locust users on the full local profile (PostgreSQL, tansu on S3
+"""The fault drills, reduced: all five faults (PostgreSQL crash, broker SIGKILL, app process SIGKILL, locked
+readings table, an RDS-style failover to a synchronous standby behind a moving endpoint) for 4 s each under 30 Locust users on the full local profile (PostgreSQL, tansu on S3
 storage, moto, two app processes behind HAProxy, the archiver). Every acknowledged reading must be in
 the database and in the lake exactly once, with no 5xx. `make drill` runs the full size (30 s, 200 users).
 
@@ -82,11 +82,28 @@ def test_requests_are_counted_in_and_out_of_the_fault_window() -> None:
     assert (result.ingest_5xx, result.ingest_errors, result.read_failures) == (1, 1, 1)
 
 
+def test_recovery_is_the_first_201_started_after_the_fault_and_202_answers_are_counted() -> None:
+    ledger = [
+        ["POST /ingest", 2.5, 2.6, 202, True],
+        ["POST /ingest", 2.9, 3.4, 201, True],  # started during the fault: not a sign of recovery
+        ["POST /ingest", 3.1, 3.3, 202, True],  # after, still dead-lettered
+        ["POST /ingest", 3.2, 3.9, 201, True],
+        ["POST /ingest", 3.5, 3.7, 201, True],  # the first 201 answered after the fault
+    ]
+    result = count_requests("failover", ledger, (2.0, 3.0))
+    assert result.answered_202 == 2
+    assert result.recover_seconds == pytest.approx(0.7)
+    assert count_requests("failover", ledger[:3], (2.0, 3.0)).recover_seconds is None
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(480)
 def test_every_fault_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     ensure_haproxy()
-    config = FaultConfig(users=30, spawn_rate=30, warmup=3, fault_seconds=4, after=3, drain_timeout=90)
+    # 8 s after the fault: longer than the breaker's 5 s reset, so the failover's recovery (a 201 after the
+    # endpoint moved, part of its verdict) falls inside the load.
+    config = FaultConfig(users=30, spawn_rate=30, warmup=3, fault_seconds=4, after=8, drain_timeout=90,
+                         failover_seconds=4)
     results = run_drills(DRILLS, config, tmp_path, verbose=False)
     report = table(results)
 
@@ -101,6 +118,12 @@ def test_every_fault_loses_and_duplicates_nothing(tmp_path: Path) -> None:
         assert result.ok, report
     by_name = {result.name: result for result in results}
     assert by_name["postgres"].accepted_202 > 0, report  # the dead-letter store took readings and they came back
+    failover = by_name["failover"]
+    assert failover.accepted_202 > 0 and failover.letters_total > 0, report
+    # Coalesced: fewer letters than requests answered 202, at most 1/window letters/s per app process.
+    assert failover.letters_total < failover.answered_202, report
+    assert failover.recover_seconds is not None, report  # 201 again after the endpoint moved, no restart
+    assert failover.stale_connections and failover.new_primary_connections and failover.app_restarts == 0, report
 
 
 def test_entries_go_to_the_end_of_the_fault_drills_section() -> None:
@@ -112,7 +135,8 @@ def test_entries_go_to_the_end_of_the_fault_drills_section() -> None:
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--only", "postgres,disk"], "--only takes a comma-separated list of postgres, broker, app, slow-db"),
+    (["--only", "postgres,disk"], "--only takes a comma-separated list of postgres, broker, app, slow-db, failover"),
+    (["--failover-seconds", "-1"], "--failover-seconds must be > 0"),
     (["--fault-seconds", "0"], "--fault-seconds must be > 0"),
     (["--users", "0"], "--users must be >= 1"),
 ])
