@@ -54,7 +54,7 @@ def counters(page: Page) -> int:
 def test_five_viewers_with_simulator_and_curl_loop_for_a_minute(browser: Browser, running_app: RunningApp,
                                                                  tmp_path: Path) -> None:
     simulator_log = tmp_path / "simulator.log"
-    simulator = subprocess.Popen(  # noqa: S603 - fixed command
+    simulator = subprocess.Popen(
         [sys.executable, "-m", "loadtests.simulator", "--url", running_app.base, "--devices", "5", "--rate", "1",
          "--duration", str(SECONDS + 5), "--spool", str(tmp_path / "spool.jsonl"), "--seed", "15"],
         cwd=REPO_ROOT, stdout=simulator_log.open("w"), stderr=subprocess.STDOUT,
