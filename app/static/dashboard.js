@@ -34,10 +34,10 @@
     live.textContent = text;
   }
 
+  // Colours by the device's place among the devices seen (sorted): distinct for up to 8 devices.
   function colorOf(deviceId) {
-    let hash = 0;
-    for (const character of deviceId) hash = (hash * 31 + character.charCodeAt(0)) >>> 0;
-    return DEVICE_COLORS[hash % DEVICE_COLORS.length];
+    const index = [...devices].sort().indexOf(deviceId);
+    return DEVICE_COLORS[Math.max(0, index) % DEVICE_COLORS.length];
   }
 
   function chartFor(tag) {
