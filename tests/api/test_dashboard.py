@@ -166,13 +166,13 @@ async def test_static_assets_and_vendored_libraries_are_served_without_a_session
         assert (await client.get(path)).status_code == 200, path
 
 
-@pytest.mark.parametrize("page", ["dashboard.html", "sign-in.html", "docs.html"])
-def test_pages_load_only_same_origin_files_and_have_no_inline_script(page: str) -> None:
-    html = (STATIC_DIR / page).read_text()
-    assert not ANY_URL.search(html), f"{page} loads something from another origin (CDN?)"
+@pytest.mark.parametrize("page_file", ["dashboard.html", "sign-in.html", "docs.html"])
+def test_pages_load_only_same_origin_files_and_have_no_inline_script(page_file: str) -> None:
+    html = (STATIC_DIR / page_file).read_text()
+    assert not ANY_URL.search(html), f"{page_file} loads something from another origin (CDN?)"
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
     assert scripts and all('src="/static/' in attributes and not body.strip() for attributes, body in scripts)
-    assert not re.search(r"\son[a-z]+=", html), f"{page} has an inline event handler"
+    assert not re.search(r"\son[a-z]+=", html), f"{page_file} has an inline event handler"
 
 
 @pytest.mark.parametrize("package", ["chart.js", "chartjs-adapter-date-fns", "date-fns", "swagger-ui-dist"])

@@ -101,3 +101,13 @@ def sign_in(page: Page, base: str, credentials: dict[str, str] = DASHBOARD) -> N
     page.fill("input[name=client_secret]", credentials["client_secret"])
     page.click("button[type=submit]")
     page.wait_for_url(f"{base}/dashboard")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests run last. pytest groups the tests of pytest-playwright's parametrized `browser_name`
+    wherever it likes, and Playwright's sync API keeps its event loop running in the main thread until the
+    session ends: any asyncio test after them would fail with "asyncio.run() cannot be called from a running
+    event loop"."""
+    browser_dir = Path(__file__).resolve().parent
+    items.sort(key=lambda item: browser_dir in Path(str(item.path)).resolve().parents)
