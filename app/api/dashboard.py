@@ -145,9 +145,19 @@ async def sign_in(
     return response
 
 
+# The ALB keeps its authenticated session in these cookies (sharded when large); expiring them signs the
+# viewer out of the ALB (the identity provider may still sign them straight back in).
+ALB_SESSION_COOKIES = tuple(f"AWSELBAuthSessionCookie-{shard}" for shard in range(4))
+
+
 @router.post("/dashboard/sign-out")
 async def sign_out(request: Request) -> Response:
     require_same_origin(request)
+    if request.app.state.settings.dashboard_auth == "alb":
+        response = RedirectResponse("/dashboard", status_code=303, headers=PAGE_HEADERS)
+        for name in ALB_SESSION_COOKIES:
+            response.delete_cookie(name, path="/", secure=True, httponly=True)
+        return response
     response = RedirectResponse("/dashboard/sign-in", status_code=303, headers=PAGE_HEADERS)
     clear_session(response, request)
     return response

@@ -125,3 +125,11 @@ def test_session_cookie_sign_in_is_off_behind_the_alb(client: TestClient) -> Non
 def test_alb_mode_needs_the_alb_arn() -> None:
     with pytest.raises(ValueError, match="SENSOR_ALB_ARN"):
         Settings(dashboard_auth="alb")
+
+
+def test_sign_out_behind_the_alb_expires_the_alb_session(client: TestClient) -> None:
+    response = client.post("/dashboard/sign-out", headers={"Sec-Fetch-Site": "same-origin"})
+    assert response.status_code == 303 and response.headers["location"] == "/dashboard"
+    expired = response.headers.get_list("set-cookie")
+    assert any(cookie.startswith("AWSELBAuthSessionCookie-0=") and "Max-Age=0" in cookie for cookie in expired)
+    assert client.post("/dashboard/sign-out", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
