@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -222,13 +223,27 @@ async def _events(request: Request, viewer: Viewer, span: timedelta, streams: di
             del streams[viewer.key]
 
 
+def sample_every(stats_row: dict[str, Any], since: datetime) -> int:
+    """How thinly to sample a tag so that its points over the range stay near SNAPSHOT_POINTS_PER_TAG.
+
+    Estimated from the tag's statistics (count over its first..last time span): a 24 h range of a busy tag
+    then spans the whole day instead of showing only its newest minutes."""
+    first, last = stats_row["first_timestamp"], stats_row["last_timestamp"]
+    span = max((last - first).total_seconds(), 1.0)
+    covered = max(0.0, min((last - since).total_seconds(), span))
+    expected = stats_row["count"] * covered / span
+    return max(1, math.ceil(expected / SNAPSHOT_POINTS_PER_TAG))
+
+
 async def _snapshot(state: Any, span: timedelta) -> dict[str, Any]:
-    """The chosen range's newest points per tag and the counters, as the stream's first event."""
+    """The chosen range's points per tag (thinned evenly when there are many; anomalies always kept) and the
+    counters, as the stream's first event."""
     since = datetime.now(UTC) - span
     stats = await state.queries.stats(device_id=None)
-    tags = sorted(row["tag"] for row in stats)
-    series = await asyncio.gather(*(state.queries.readings(tag=tag, device_id=None, since=since, until=None,
-                                                           limit=SNAPSHOT_POINTS_PER_TAG) for tag in tags))
+    rows = sorted(stats, key=lambda row: row["tag"])
+    series = await asyncio.gather(*(state.queries.readings(
+        tag=row["tag"], device_id=None, since=since, until=None, limit=SNAPSHOT_POINTS_PER_TAG * 2,
+        sample_every=sample_every(row, since)) for row in rows))
     readings = [row for rows in series for row in reversed(rows)]
     return {"since": since, "range_seconds": int(span.total_seconds()), "readings": readings,
             "counters": counters_of(stats)}
