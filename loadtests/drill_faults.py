@@ -296,7 +296,7 @@ def run_fault_drill(stack: FullStack, name: str, config: FaultConfig, verbose: b
         if verbose:
             print(f"  [{name}] +{time.time() - started:6.1f}s  {event}", flush=True)
 
-    with ticking(lambda: f"[{name}] after: {phase[0]}", interval=PROGRESS_SECONDS if verbose else 1e9):
+    with ticking(lambda: f"[{name}] current phase: {phase[0]}", interval=PROGRESS_SECONDS if verbose else 1e9):
         return _run_fault_drill(stack, name, config, workdir=workdir, prefix=prefix, mark=mark, phase=phase)
 
 
