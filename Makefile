@@ -24,7 +24,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
-.PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres redis haproxy clean
+.PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres redis haproxy chromium screenshots clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ help: ## List the targets
 up: deps $(if $(filter full,$(PROFILE)),postgres redis) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
 	$(PY) -m app.devstack --profile $(PROFILE) --port $(PORT)
 
-test: deps postgres redis haproxy ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, snapshots
+test: deps postgres redis haproxy chromium ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, snapshots, browser tests (headless Chromium)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -181,10 +181,26 @@ $(STAMPS)/node: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# The dashboard serves Chart.js from the pinned npm package (package-lock.json), never from a CDN.
-vendor: $(STAMPS)/node ## Copy the pinned Chart.js into app/static/vendor/ for the dashboard
-	@mkdir -p app/static/vendor
+# The pages serve Chart.js (+ its date adapter for the time axis) and Swagger UI from the pinned npm packages
+# (package-lock.json), never from a CDN: they ship inside the app image under app/static/vendor/.
+SWAGGER_UI_FILES := swagger-ui-bundle.js swagger-ui.css
+vendor: $(STAMPS)/node ## Copy the pinned Chart.js, its date adapter and Swagger UI into app/static/vendor/
+	@mkdir -p app/static/vendor/swagger-ui
 	cp node_modules/chart.js/dist/chart.umd.min.js app/static/vendor/chart.umd.min.js
+	cp node_modules/chartjs-adapter-date-fns/dist/chartjs-adapter-date-fns.bundle.min.js app/static/vendor/
+	cp $(addprefix node_modules/swagger-ui-dist/,$(SWAGGER_UI_FILES)) app/static/vendor/swagger-ui/
+
+# Browser tests and screenshots drive Debian's Chromium through Playwright (`playwright install` cannot
+# download browsers here). As root, tests add --no-sandbox.
+chromium: ## Install Chromium with apt when /usr/bin/chromium is missing
+	@if [ -x /usr/bin/chromium ]; then exit 0; fi; \
+	echo "Chromium not found: installing it with apt-get"; \
+	SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null; \
+	/usr/bin/chromium --version
+
+screenshots: deps chromium ## Regenerate docs/images/*.png: the dashboard with live data + an anomaly, the Locust UI mid-run
+	$(PY) -m tests.browser.screenshots --out docs/images
 
 # PostgreSQL refuses to run as root, so tests start it as the `postgres` user this package creates.
 postgres: ## Install the PostgreSQL server with apt when its binaries are missing

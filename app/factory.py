@@ -1,6 +1,7 @@
 """What every deployment of the API shares: logging, the error format, token auth and rate
-limits, the request-id and body-limit middleware. `create_app` (the ingestion service) and
-`create_read_app` (the read-only Lambda) differ only in their routers and lifespan."""
+limits, the request-id and body-limit middleware, the browser headers and the self-hosted /docs page.
+`create_app` (the ingestion service) and `create_read_app` (the read-only Lambda) differ only in their
+routers and lifespan."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ from collections.abc import Callable, Iterable
 from fastapi import APIRouter, FastAPI
 
 from app import __version__
+from app.api import docs
+from app.api.static import mount_static
 from app.errors import install_error_handlers
 from app.observability.logging import configure_logging
 from app.observability.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from app.security.dependencies import install_security
+from app.security.page_headers import PageHeadersMiddleware
 from app.settings import Settings
 
 AUTH_DESCRIPTION = (
@@ -27,16 +31,21 @@ def build_app(
     configure_logging(settings.log_level)
     # telemetry off: the service reports through its EMF metrics and JSON logs; FastAPI's native
     # OpenTelemetry would otherwise look up the global OTel providers on every request.
+    # docs_url/redoc_url off: FastAPI's pages load Swagger UI/ReDoc from a CDN through an inline script;
+    # app/api/docs.py serves Swagger UI from the image instead.
     application = FastAPI(title=title, version=__version__, description=f"{summary} {AUTH_DESCRIPTION}",
-                          lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False})
+                          lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False},
+                          docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     application.state.settings = settings
     application.state.accepting = False
     application.state.started = False
     install_error_handlers(application)
     install_security(application, settings)
-    for router in routers:
+    for router in (*routers, docs.router):
         application.include_router(router)
+    mount_static(application)
     # Outermost first: the request id must exist before the body limit can answer with it.
     application.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     application.add_middleware(RequestIdMiddleware)
+    application.add_middleware(PageHeadersMiddleware)
     return application

@@ -69,7 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch=settings.max_batch_readings,
     )
     application.state.metrics = m.Metrics.from_settings(settings)
-    dashboard.mount_static(application)
     return application
 
 
@@ -205,6 +204,7 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         application.state.accepting = False
+        await dashboard.stop_live_feed(application.state)
         await _shut_down(runtime)
         log.info("ingestion service stopped")
 

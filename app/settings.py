@@ -56,6 +56,9 @@ def sha256_hex(secret: str) -> str:
 LOCAL_CLIENTS: tuple[ClientConfig, ...] = (
     ClientConfig(client_id="simulator", secret_sha256=sha256_hex("simulator-local-secret")),
     ClientConfig(client_id="dashboard", secret_sha256=sha256_hex("dashboard-local-secret"), scopes=("read",)),
+    # `make up` writes this client's token to var/dev-token for the README's curl examples: its own bucket,
+    # so the simulator (which keeps its own bucket full) and a curl loop at 50 req/s never meet.
+    ClientConfig(client_id="dev", secret_sha256=sha256_hex("dev-local-secret"), rate_per_second=100.0, burst=200),
     ClientConfig(
         client_id="loadtest",
         secret_sha256=sha256_hex("loadtest-local-secret"),
@@ -152,6 +155,17 @@ class Settings(BaseSettings):
     state_store_timeout_seconds: float = Field(default=0.25, gt=0, le=5)
     state_store_retry_seconds: float = Field(default=1.0, gt=0, le=60)
     state_store_window_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
+    # --- dashboard sign-in (app/api/dashboard.py) ------------------------------------------
+    # session: the local sign-in form sets an HttpOnly session cookie. alb: the ALB authenticated the viewer
+    # (Cognito/OIDC listener rule on /dashboard*) and signs `x-amzn-oidc-data`, verified against alb_arn.
+    dashboard_auth: Literal["session", "alb"] = "session"
+    alb_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:loadbalancer/app/.+$")
+    # Where the ALB's public keys are published ({region}, {kid} filled in); tests point it at a local server.
+    alb_public_key_url: str = "https://public-keys.auth.elb.{region}.amazonaws.com/{kid}"
+    # Each dashboard viewer (session or OIDC user) has its own bucket: one viewer cannot starve another.
+    dashboard_rate_per_second: float = Field(default=2.0, gt=0)
+    dashboard_burst: int = Field(default=10, ge=1)
+    dashboard_streams_per_viewer: int = Field(default=4, ge=1, le=100)
 
     # --- ingestion rules ------------------------------------------------------------------
     tag_ranges: Annotated[dict[str, tuple[float | None, float | None]], NoDecode] = DEFAULT_TAG_RANGES
@@ -213,6 +227,9 @@ class Settings(BaseSettings):
                              "SENSOR_STATE_STORE_CACHE_NAME")
         if self.state_store_iam_user and not self.state_store_url.startswith("rediss://"):
             raise ValueError("SENSOR_STATE_STORE_IAM_USER needs TLS: SENSOR_STATE_STORE_URL must be rediss://")
+        if self.dashboard_auth == "alb" and not self.alb_arn:
+            raise ValueError("SENSOR_ALB_ARN must be set when SENSOR_DASHBOARD_AUTH=alb (the only signer of "
+                             "x-amzn-oidc-data the dashboard trusts)")
         if self.zscore_min_samples > self.zscore_window:
             raise ValueError("zscore_min_samples must not exceed zscore_window")
         return self

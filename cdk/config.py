@@ -125,6 +125,51 @@ class ScalingConfig(_Section):
         return self
 
 
+_HTTPS_URL = r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s]*)?$"
+
+
+class DashboardCognitoConfig(_Section):
+    """An existing Cognito user pool (the organisation's) whose app client the ALB signs viewers in with."""
+
+    user_pool_arn: str = Field(pattern=r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_[0-9A-Za-z]+$")
+    user_pool_client_id: str = Field(pattern=r"^[0-9a-z]{1,128}$")
+    # The pool's domain prefix (<prefix>.auth.<region>.amazoncognito.com) or a custom domain name.
+    user_pool_domain: str = Field(pattern=r"^[a-z0-9.-]{1,253}$")
+
+
+class DashboardOidcConfig(_Section):
+    """Any OpenID Connect provider (Okta, Entra ID, Google, ...); its endpoints from its discovery document."""
+
+    issuer: str = Field(pattern=_HTTPS_URL)
+    authorization_endpoint: str = Field(pattern=_HTTPS_URL)
+    token_endpoint: str = Field(pattern=_HTTPS_URL)
+    user_info_endpoint: str = Field(pattern=_HTTPS_URL)
+    client_id: str = Field(min_length=1, max_length=256)
+    # Name of the Secrets Manager secret holding the client secret (read by CloudFormation at deploy time).
+    client_secret_name: str = Field(pattern=r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+
+
+class DashboardAuthConfig(_Section):
+    """Who may open /dashboard* in AWS. `none`: the app's own sign-in form (API client credentials, session
+    cookie). `cognito`/`oidc`: the ALB signs the viewer in first (listener rule on /dashboard*, HTTPS only)
+    and the app trusts only the `x-amzn-oidc-data` header that this ALB signed."""
+
+    provider: Literal["none", "cognito", "oidc"] = "none"
+    cognito: DashboardCognitoConfig | None = None
+    oidc: DashboardOidcConfig | None = None
+    session_timeout_minutes: int = Field(default=480, ge=5, le=10_080)
+
+    @model_validator(mode="after")
+    def _one_provider(self) -> DashboardAuthConfig:
+        for name in ("cognito", "oidc"):
+            configured = getattr(self, name) is not None
+            if configured and self.provider != name:
+                raise ValueError(f"{name} is set but provider is {self.provider!r}: set provider to {name!r} or remove it")
+            if self.provider == name and not configured:
+                raise ValueError(f"provider {name!r} needs the {name} block")
+        return self
+
+
 class ServiceConfig(_Section):
     """The ingestion service on ECS Fargate behind the ALB."""
 
@@ -142,6 +187,7 @@ class ServiceConfig(_Section):
     # how long it waits for the green tasks to answer before failing the deployment.
     smoke_client_id: str = Field(default="deploy-smoke", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     smoke_test_max_wait_seconds: int = Field(default=600, ge=60, le=3600)
+    dashboard_auth: DashboardAuthConfig = DashboardAuthConfig()
 
     @model_validator(mode="after")
     def _fargate_size(self) -> ServiceConfig:
@@ -442,6 +488,12 @@ class EnvironmentConfig(_Section):
                 )
             if certificate.split(":")[3] != self.region:
                 raise _KeyError("load_test.certificate_arn", f"certificate must be in region {self.region!r}")
+        if self.service.dashboard_auth.provider != "none" and self.certificate_arn is None:
+            raise _KeyError(
+                "service.dashboard_auth.provider",
+                f"{self.service.dashboard_auth.provider!r} needs certificate_arn: the ALB authenticates only on "
+                "an HTTPS listener",
+            )
         if self.production:
             if not self.database.multi_az:
                 raise _KeyError("database.multi_az", "must be true in a production environment")

@@ -39,6 +39,7 @@ from app.devstack.processes import free_port, stop
 from app.devstack.redis import RedisServer
 from app.devstack.tansu import TansuBroker
 from loadtests.drill_bluegreen import wait_ready
+from loadtests.progress import locust_progress, ticking
 from loadtests.provenance import machine, revision
 
 DOC = Path("docs/benchmarks.md")
@@ -178,7 +179,8 @@ def run_load(target: str, profile: str, host: str, config: BenchConfig, results:
         locust = subprocess.Popen(locust_command(profile, host, config, results),  # noqa: S603 - fixed command
                                   stdout=output, stderr=subprocess.STDOUT)
         try:
-            locust.wait(timeout=timeout)
+            with ticking(lambda: f"bench {target}: {locust_progress(results)}"):
+                locust.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             stop(locust, timeout=30)  # SIGTERM: loadtests.run forwards it to Locust, which then quits
             raise RuntimeError(f"Locust ({profile} against {target}) still running after {timeout:.0f} s; "

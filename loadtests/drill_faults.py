@@ -81,6 +81,7 @@ from loadtests.drill_bluegreen import (
     wait_ready,
 )
 from loadtests.failover_cluster import ReplicatedDatabase
+from loadtests.progress import ticking
 from loadtests.provenance import machine, revision
 
 RESULTS = Path("docs/reliability.md")
@@ -93,6 +94,9 @@ MICROSECOND = timedelta(microseconds=1)
 # The two app processes keep HAProxy's server names from the blue/green drill.
 APPS = ("blue", "green")
 KILLED_APP = "green"
+
+# A line every 5 s while a drill would otherwise be silent (warm-up, the fault, the drain).
+PROGRESS_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -342,10 +346,21 @@ def run_fault_drill(stack: FullStack, name: str, config: FaultConfig, verbose: b
     started = time.time()
     letters_before = letters_written(stack.workdir)
     app_pids = {app: process.pid for app, process in stack.apps.items()}
+    phase = ["starting Locust"]
 
     def mark(event: str) -> None:
+        phase[0] = event
         if verbose:
             print(f"  [{name}] +{time.time() - started:6.1f}s  {event}", flush=True)
+
+    with ticking(lambda: f"[{name}] current phase: {phase[0]}", interval=PROGRESS_SECONDS if verbose else 1e9):
+        return _run_fault_drill(stack, name, config, workdir=workdir, prefix=prefix, mark=mark, phase=phase,
+                                letters_before=letters_before, app_pids=app_pids)
+
+
+def _run_fault_drill(stack: FullStack, name: str, config: FaultConfig, *, workdir: Path, prefix: str,
+                     mark: Callable[[str], None], phase: list[str], letters_before: dict[str, int],
+                     app_pids: dict[str, int]) -> FaultDrillResult:
 
     locust = start_locust(stack.url, config, workdir, extra_env={"DRILL_DEVICE_PREFIX": prefix})
     try:
@@ -377,6 +392,8 @@ def run_fault_drill(stack: FullStack, name: str, config: FaultConfig, verbose: b
                    and acknowledged <= {number for number, _ in in_lake})
         if drained or time.time() > deadline:
             break
+        phase[0] = (f"draining: {len(acknowledged & {n for n, _ in in_database}):,} of {len(acknowledged):,} "
+                    f"acknowledged in the database, {len(acknowledged & {n for n, _ in in_lake}):,} in the lake")
         time.sleep(1.0)
     result.drain_seconds = time.time() - load_end if drained else None
     result.database, result.lake = reconcile(acknowledged, in_database), reconcile(acknowledged, in_lake)

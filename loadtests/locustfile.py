@@ -31,6 +31,7 @@ from locust.runners import WorkerRunner  # noqa: E402
 from loadtests import profiles, users  # noqa: E402
 from loadtests.shapes import TimelineShape  # noqa: E402
 from loadtests.thresholds import hold_window, violations  # noqa: E402
+from loadtests.ui_results import UiRunRecorder  # noqa: E402
 from loadtests.users import BatchIngestUser, DashboardUser, SingleIngestUser, TelemetryUser  # noqa: E402, F401
 
 log = logging.getLogger("loadtests")
@@ -49,6 +50,8 @@ def _arguments(parser) -> None:
     users.add_locust_arguments(parser)
     parser.add_argument("--summary-file", default="", include_in_web_ui=False,
                         help="write the threshold verdict here as JSON (python -m loadtests.run sets it)")
+    parser.add_argument("--ui-results-dir", default="", include_in_web_ui=False,
+                        help="web UI: each test run writes its own results folder here (python -m loadtests.run --ui)")
 
 
 @events.test_start.add_listener
@@ -62,6 +65,31 @@ def _test_start(environment, **_kwargs) -> None:
     log.info("profile %s: %s; thresholds %s", profile.name, profile.description,
              {name: value for name, value in profile.thresholds.as_dict().items() if value is not None})
     users.seed_history_if_master(environment)
+    ui_results = getattr(environment.parsed_options, "ui_results_dir", "")
+    if ui_results:
+        environment.ui_run = UiRunRecorder(environment, Path(ui_results), profile.name)
+
+
+@events.test_stop.add_listener
+def _ui_run_results(environment, **_kwargs) -> None:
+    recorder = getattr(environment, "ui_run", None)
+    if recorder is None or isinstance(environment.runner, WorkerRunner):
+        return
+    environment.ui_run = None
+    summary, _problems = judge(environment)
+    recorder.finish(summary)
+
+
+def judge(environment) -> tuple[dict, list[str]]:
+    """The threshold verdict over the hold window, as written to summary.json."""
+    profile = profiles.active_profile(environment)
+    hold = hold_window(environment)
+    metrics, window = hold.measure(environment.stats.total, time.time())
+    problems = violations(metrics, profile.thresholds)
+    summary = {"profile": profile.as_dict(), "host": environment.host, "window": window,
+               "hold_started_at": hold.start and hold.start.at, "hold_ended_at": hold.end and hold.end.at,
+               "metrics": metrics.as_dict(), "violations": problems, "passed": not problems}
+    return summary, problems
 
 
 @events.quitting.add_listener
@@ -71,21 +99,16 @@ def _verdict(environment, **_kwargs) -> None:
     if not getattr(environment, "loadtest_started", False):
         log.info("no test was started (web UI left idle): no threshold verdict")
         return
-    profile = profiles.active_profile(environment)
-    hold = hold_window(environment)
-    metrics, window = hold.measure(environment.stats.total, time.time())
-    problems = violations(metrics, profile.thresholds)
+    summary, problems = judge(environment)
     for problem in problems:
         log.error(problem)
     # The thresholds are the verdict: a failure ratio within fail_ratio must not fail the run either
     # (Locust would exit 1 on any failed request otherwise).
     environment.process_exit_code = 1 if problems else 0
     if not problems:
-        log.info("all thresholds met over the %s window (%.0f s): %s", window, metrics.duration_s,
-                 ", ".join(f"{name}={value:.4g}" for name, value in metrics.as_dict().items()))
+        log.info("all thresholds met over the %s window (%.0f s): %s", summary["window"],
+                 summary["metrics"]["duration_s"],
+                 ", ".join(f"{name}={value:.4g}" for name, value in summary["metrics"].items()))
     summary_file = getattr(environment.parsed_options, "summary_file", "")
     if summary_file:
-        summary = {"profile": profile.as_dict(), "host": environment.host, "window": window,
-                   "hold_started_at": hold.start and hold.start.at, "hold_ended_at": hold.end and hold.end.at,
-                   "metrics": metrics.as_dict(), "violations": problems, "passed": not problems}
         Path(summary_file).write_text(json.dumps(summary, indent=2) + "\n")

@@ -6,7 +6,8 @@
     python -m loadtests.run --profile benchmark_1000 --master --expect-workers 4 --host ...   (remote workers)
     python -m loadtests.run --worker --master-host 10.0.1.5                             (one remote worker)
 
-Creates `results/<UTC time>-<profile>/` with Locust's CSV files (locust_stats.csv, locust_failures.csv,
+Creates `results/<UTC time>-<profile>/` (web UI: `results/<UTC time>-<profile>-ui/` per test run, written
+when the run stops; loadtests/ui_results.py) with Locust's CSV files (locust_stats.csv, locust_failures.csv,
 locust_stats_history.csv), report.html, summary.json (hold-window metrics, thresholds, verdict) and
 response_times.png, throughput.png, users.png. The exit code is Locust's: 0 when every threshold of the
 profile held over the hold window, 1 when one was violated (each named in the log), 2 for bad flags.
@@ -147,10 +148,13 @@ def commands(args: argparse.Namespace, results: Path | None) -> tuple[list[str],
         return [*locust, "--worker", "--master-host", args.master_host, "--master-port",
                 str(args.master_bind_port)], []
     assert results is not None
-    main = [*locust, "--host", args.host, *profile_arguments(args),
-            "--csv", str(results / CSV_PREFIX), "--csv-full-history", "--html", str(results / "report.html"),
-            "--summary-file", str(results / "summary.json")]
-    main += ["--web-host", args.web_host, "--web-port", str(args.web_port)] if args.ui else ["--headless"]
+    main = [*locust, "--host", args.host, *profile_arguments(args)]
+    if args.ui:
+        # Each test run started from the UI writes its own folder under `results` (loadtests/ui_results.py).
+        main += ["--ui-results-dir", str(results), "--web-host", args.web_host, "--web-port", str(args.web_port)]
+    else:
+        main += ["--csv", str(results / CSV_PREFIX), "--csv-full-history", "--html", str(results / "report.html"),
+                 "--summary-file", str(results / "summary.json"), "--headless"]
     workers: list[list[str]] = []
     if args.master:
         main += ["--master", "--master-bind-port", str(args.master_bind_port), "--expect-workers",
@@ -165,13 +169,19 @@ def commands(args: argparse.Namespace, results: Path | None) -> tuple[list[str],
 
 
 def run(args: argparse.Namespace) -> int:
-    results = None if args.worker else new_results_dir(args.results_dir.resolve(), args.profile)
+    if args.worker:
+        results = None
+    elif args.ui:
+        results = args.results_dir.resolve()  # the parent: one folder per test run
+    else:
+        results = new_results_dir(args.results_dir.resolve(), args.profile)
     main_command, worker_commands = commands(args, results)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPOSITORY), os.environ.get("PYTHONPATH"))))}
-    if results is not None:
-        print(f"load test {args.profile} -> {args.host}; results in {results}", flush=True)
     if args.ui:
-        print(f"Locust web UI: http://{args.web_host}:{args.web_port}", flush=True)
+        print(f"Locust web UI: http://{args.web_host}:{args.web_port} -> {args.host}; each test run writes "
+              f"{results}/<UTC time>-<profile>-ui/ when it stops", flush=True)
+    elif results is not None:
+        print(f"load test {args.profile} -> {args.host}; results in {results}", flush=True)
     # Own sessions: a terminal's Ctrl-C reaches this process only, which stops Locust exactly once with
     # SIGTERM (Locust's graceful stop: the quitting hooks run and the reports are written).
     main_process = subprocess.Popen(main_command, env=env, cwd=REPOSITORY, start_new_session=True)  # noqa: S603
@@ -196,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(signum, handler)
         for process in (main_process, *workers):
             stop(process)
-    if results is not None:
+    if results is not None and not args.ui:
         report(results)
     return exit_code
 

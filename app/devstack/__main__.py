@@ -27,6 +27,7 @@ from pathlib import Path
 import boto3
 
 from app.devstack.aws_environment import MOTO_ECS_ENVIRONMENT, seed_for_make_up
+from app.devstack.leftovers import PortTaken, record_pid, start_or_reuse_postgres, stop_leftover
 from app.devstack.moto_s3 import MotoServer
 from app.devstack.postgres import PostgresServer
 from app.devstack.processes import stop, wait_for_port
@@ -43,10 +44,12 @@ FULL_PROFILE_PG_PORT = 55432
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "eu-west-1"}
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
 LOCUST_UI_PORT = 8089
-CREDENTIALS = {
-    "simulator": "simulator-local-secret",
-    "dashboard": "dashboard-local-secret",
-}
+# The dev token (var/dev-token, for the README's curl examples) belongs to the `dev` client: its own bucket,
+# apart from the simulator's. The dashboard is signed into with its form; no token is printed in a URL.
+DEV_CLIENT = ("dev", "dev-local-secret")
+DASHBOARD_SIGN_IN = "dashboard / dashboard-local-secret"
+# Pids of what the full profile starts besides PostgreSQL, so the next run can stop what a killed run left.
+LEFTOVER_PIDFILES = {"broker": (VAR / "tansu.pid", "tansu"), "S3 endpoint": (VAR / "moto.pid", "moto_server")}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,12 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     stack = Stack()
     try:
-        env, lines = stack.start_services(args.profile)
+        try:
+            env, lines = stack.start_services(args.profile)
+        except PortTaken as error:
+            print(f"make up: {error}", file=sys.stderr)
+            return 1
         if args.profile == "full":  # `make verify ENV=local` checks this profile like a deployed environment
             lines.append(seed_for_make_up(env, app_port=args.port, lake_bucket=LOCAL_BUCKET, var_dir=VAR))
         app_process = stack.start_app(env, args.port)
         base = f"http://127.0.0.1:{args.port}"
-        (VAR / "dev-token").write_text(_token(base, "simulator") + "\n")
+        (VAR / "dev-token").write_text(_token(base, *DEV_CLIENT) + "\n")
         if not args.no_simulator:
             stack.start_simulator(env, base)
             lines.append(f"Simulator   5 devices x 1 reading/s, 5% anomalies (log: {VAR / 'simulator.log'})")
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"results/; log: {VAR / 'locust.log'})")
         pipeline_process, pipeline_line = stack.start_pipeline(args.profile, env)
         lines.append(pipeline_line)
-        _print_banner(args.profile, base, _token(base, "dashboard"), lines)
+        _print_banner(args.profile, base, lines)
         while not stopping:
             if app_process.poll() is not None:
                 print(f"the app exited with {app_process.returncode}; see {VAR / 'app.log'}", file=sys.stderr)
@@ -107,11 +114,18 @@ class Stack:
                "SENSOR_DEAD_LETTER_DIR": str(VAR / "dead-letter")}
         lines = []
         if profile == "full":
-            postgres = PostgresServer(data_root=(VAR / "pg").resolve(), port=FULL_PROFILE_PG_PORT).start()
+            for what, (pidfile, marker) in LEFTOVER_PIDFILES.items():
+                if message := stop_leftover(pidfile, marker, what):
+                    print(f"make up: {message}", flush=True)
+            postgres = PostgresServer(data_root=(VAR / "pg").resolve(), port=FULL_PROFILE_PG_PORT)
+            if message := start_or_reuse_postgres(postgres):
+                print(f"make up: {message}", flush=True)
             self.services.append(postgres)
             broker = TansuBroker(log_path=VAR / "tansu.log").start()
+            record_pid(LEFTOVER_PIDFILES["broker"][0], broker.process.pid)
             self.services.append(broker)
             s3 = MotoServer(environment=MOTO_ECS_ENVIRONMENT).start()
+            record_pid(LEFTOVER_PIDFILES["S3 endpoint"][0], s3.process.pid)
             self.services.append(s3)
             _create_bucket(s3.endpoint_url)
             state_store = RedisServer(log_path=VAR / "redis.log").start()
@@ -193,23 +207,25 @@ class Stack:
             stop(process, timeout=30)
         for service in reversed(self.services):
             service.stop()
+        for pidfile, _marker in LEFTOVER_PIDFILES.values():
+            pidfile.unlink(missing_ok=True)
         print("stopped.", flush=True)
 
 
-def _print_banner(profile: str, base: str, dashboard_token: str, lines: list[str]) -> None:
+def _print_banner(profile: str, base: str, lines: list[str]) -> None:
     print(f"\nSensor platform is up ({profile} profile). Ctrl-C stops everything.\n")
     print(f"  API docs    {base}/docs")
-    print(f"  Dashboard   {base}/dashboard?token={dashboard_token}")
+    print(f"  Dashboard   {base}/dashboard  (sign in: {DASHBOARD_SIGN_IN})")
     print(f"  Health      {base}/health")
-    print(f"  Token       {VAR / 'dev-token'} (ingest+read, 12 h):")
+    print(f"  Token       {VAR / 'dev-token'} (client dev: ingest+read, 100 req/s burst 200, 12 h):")
     print(f"              curl -H \"Authorization: Bearer $(cat {VAR / 'dev-token'})\" {base}/sensors/stats")
     for line in lines:
         print(f"  {line}")
     print(f"  App log     {VAR / 'app.log'}\n", flush=True)
 
 
-def _token(base: str, client_id: str) -> str:
-    body = json.dumps({"client_id": client_id, "client_secret": CREDENTIALS[client_id]}).encode()
+def _token(base: str, client_id: str, client_secret: str) -> str:
+    body = json.dumps({"client_id": client_id, "client_secret": client_secret}).encode()
     request = urllib.request.Request(f"{base}/auth/token", data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)["access_token"]

@@ -73,9 +73,13 @@ class PostgresServer:
             "-o", f"-p {self.port} -h 127.0.0.1", "-w", "-t", "60", "start",
         )
         wait_for_port(self.port, timeout=30)
+        self.ensure_database()
+        return self
+
+    def ensure_database(self) -> None:
+        """Create the service's database unless it exists (an error saying it exists is fine)."""
         self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
                   "-c", f"CREATE DATABASE {DATABASE}", check=False)
-        return self
 
     def stop(self, mode: str = "fast") -> None:
         """`fast` (clean) or `immediate` (like a crash: no checkpoint)."""

@@ -113,17 +113,21 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
+async def check_bucket(state: State, key: str, rate_per_second: float, burst: int) -> Decision:
+    """One request against `key`'s bucket: the shared store's when the service has one (every task
+    counts against it), else this process's."""
+    shared = getattr(state, "shared_limiter", None)
+    if shared is not None:
+        return await shared.check(key, rate_per_second, burst)
+    return state.limiter.check(key, rate_per_second, burst)
+
+
 async def _count_request(state: State, principal: Principal) -> Decision:
     client = _client_config(state, principal.client_id)
     if client is None:
         raise ApiError(401, "invalid_token", f"client {principal.client_id!r} is no longer configured",
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    # The shared store's bucket when the service has one (every task counts against it), else this process's.
-    shared = getattr(state, "shared_limiter", None)
-    if shared is not None:
-        decision = await shared.check(client.client_id, client.rate_per_second, client.burst)
-    else:
-        decision = state.limiter.check(client.client_id, client.rate_per_second, client.burst)
+    decision = await check_bucket(state, client.client_id, client.rate_per_second, client.burst)
     if not decision.allowed:
         raise ApiError(
             429, "rate_limited",

@@ -26,7 +26,7 @@ MAX_CACHED_ANSWERS = 1024  # parameter sets kept per process (least recently com
 
 class QueryBackend(Protocol):
     async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
-                       until: datetime | None, limit: int) -> list[dict]: ...
+                       until: datetime | None, limit: int, sample_every: int = 1) -> list[dict]: ...
 
     async def tag_stats(self, *, device_id: str | None) -> list[dict]: ...
 
@@ -40,9 +40,10 @@ class EngineQueries:
         self._engine = engine
 
     async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
-                       until: datetime | None, limit: int) -> list[dict]:
+                       until: datetime | None, limit: int, sample_every: int = 1) -> list[dict]:
         return await repository.query_readings(
-            self._engine, tag=tag, device_id=device_id, since=since, until=until, limit=limit
+            self._engine, tag=tag, device_id=device_id, since=since, until=until, limit=limit,
+            sample_every=sample_every,
         )
 
     async def tag_stats(self, *, device_id: str | None) -> list[dict]:
@@ -113,9 +114,11 @@ class QueryService:
         self._cache = TtlCache(cache_seconds)
 
     async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
-                       until: datetime | None, limit: int) -> list[dict]:
+                       until: datetime | None, limit: int, sample_every: int = 1) -> list[dict]:
+        """`sample_every` n > 1 keeps about 1 in n readings (evenly over time) plus every anomaly."""
         return await _available(
-            self._backend.readings(tag=tag, device_id=device_id, since=since, until=until, limit=limit)
+            self._backend.readings(tag=tag, device_id=device_id, since=since, until=until, limit=limit,
+                                   sample_every=sample_every)
         )
 
     async def stats(self, *, device_id: str | None) -> list[dict]:

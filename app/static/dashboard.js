@@ -1,36 +1,25 @@
-// Live dashboard: one Chart.js line chart per tag (one line per device), anomalies as red points,
-// refreshed every 2 s from GET /sensors/stats and GET /data. The read token comes from the page URL
-// (?token=) and is only ever sent in the Authorization header; it is never logged or shown.
+// Live dashboard: one Chart.js chart per tag on a real time axis (one line per device, anomalies as red
+// points). The server pushes everything over one Server-Sent Events stream per viewer
+// (GET /dashboard/stream): a snapshot of the chosen range, then new readings and the counters every
+// second. The session cookie (HttpOnly) authenticates the stream; no token is ever in a URL or in this
+// script. After a server restart the stream reconnects by itself.
 "use strict";
 
 (() => {
-  const POLL_MS = 2000;
-  const POINTS_PER_TAG = 100;
   const ANOMALY_COLOR = "#dc2626";
   const DEVICE_COLORS = ["#2563eb", "#0d9488", "#7c3aed", "#ea580c", "#0891b2", "#65a30d", "#db2777", "#475569"];
+  const RANGE_MS = { "5m": 5 * 60 * 1000, "1h": 60 * 60 * 1000, "24h": 24 * 60 * 60 * 1000 };
+  const RETRY_MS = 2000;
 
-  const token = new URLSearchParams(window.location.search).get("token");
-  const charts = new Map(); // tag -> Chart
   const byId = (id) => document.getElementById(id);
-
-  class ApiError extends Error {
-    constructor(status, retryAfterSeconds) {
-      super(`HTTP ${status}`);
-      this.status = status;
-      this.retryAfterSeconds = retryAfterSeconds;
-    }
-  }
-
-  async function api(path) {
-    const response = await fetch(path, {
-      headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
-      cache: "no-store",
-    });
-    if (!response.ok) {
-      throw new ApiError(response.status, Number(response.headers.get("Retry-After")) || 0);
-    }
-    return response.json();
-  }
+  const charts = new Map(); // tag -> Chart
+  const readings = new Map(); // tag -> Map(id -> {x, y, device, anomaly})
+  const devices = new Set();
+  const hiddenDevices = new Set(); // unticked in the picker; new devices show by default
+  let range = "5m";
+  let source = null;
+  let retryTimer = null;
+  let drawPending = false;
 
   function showStatus(message, kind = "info") {
     const status = byId("status");
@@ -39,16 +28,23 @@
     status.hidden = !message;
   }
 
+  function setLive(state, text) {
+    const live = byId("live");
+    live.dataset.state = state;
+    live.textContent = text;
+  }
+
+  // Colours by the device's place among the devices seen (sorted): distinct for up to 8 devices.
   function colorOf(deviceId) {
-    let hash = 0;
-    for (const character of deviceId) hash = (hash * 31 + character.charCodeAt(0)) >>> 0;
-    return DEVICE_COLORS[hash % DEVICE_COLORS.length];
+    const index = [...devices].sort().indexOf(deviceId);
+    return DEVICE_COLORS[Math.max(0, index) % DEVICE_COLORS.length];
   }
 
   function chartFor(tag) {
     if (!charts.has(tag)) {
       const section = document.createElement("section");
       section.className = "chart";
+      section.dataset.tag = tag;
       const title = document.createElement("h2");
       title.textContent = tag;
       const plot = document.createElement("div");
@@ -56,107 +52,191 @@
       const canvas = document.createElement("canvas");
       plot.append(canvas);
       section.append(title, plot);
-      byId("charts").append(section);
+      // Keep the charts in tag order whatever order tags first appear in.
+      const after = [...byId("charts").children].find((other) => other.dataset.tag > tag);
+      byId("charts").insertBefore(section, after || null);
       charts.set(tag, new Chart(canvas, {
         type: "line",
-        data: { labels: [], datasets: [] },
+        data: { datasets: [] },
         options: {
           animation: false,
           maintainAspectRatio: false,
+          parsing: false,
+          normalized: true,
           interaction: { mode: "nearest", intersect: false },
           plugins: { legend: { labels: { boxWidth: 12 } } },
-          scales: { x: { ticks: { maxTicksLimit: 6, maxRotation: 0 } } },
+          scales: {
+            x: {
+              type: "time",
+              time: { tooltipFormat: "yyyy-MM-dd HH:mm:ss", displayFormats: { second: "HH:mm:ss", minute: "HH:mm", hour: "HH:mm" } },
+              ticks: { maxTicksLimit: 7, maxRotation: 0 },
+            },
+          },
         },
       }));
     }
     return charts.get(tag);
   }
 
-  // Rows arrive newest first and may mix devices: each row gets its own x position (oldest left), each
-  // device a line through its own positions (spanGaps), and anomalies an extra red point series on top.
-  function draw(tag, rows) {
-    const ordered = [...rows].reverse();
-    const devices = [...new Set(ordered.map((row) => row.device_id))].sort();
-    const datasets = devices.map((deviceId) => ({
-      label: deviceId,
-      data: ordered.map((row) => (row.device_id === deviceId ? row.value : null)),
-      borderColor: colorOf(deviceId),
-      backgroundColor: colorOf(deviceId),
-      borderWidth: 1.5,
-      pointRadius: 0,
-      spanGaps: true,
-    }));
-    datasets.push({
-      label: "anomaly",
-      data: ordered.map((row) => (row.is_anomaly ? row.value : null)),
-      showLine: false,
-      pointRadius: 4,
-      pointHoverRadius: 6,
-      borderColor: ANOMALY_COLOR,
-      backgroundColor: ANOMALY_COLOR,
-    });
-    const chart = chartFor(tag);
-    chart.data.labels = ordered.map((row) => new Date(row.timestamp).toLocaleTimeString());
-    chart.data.datasets = datasets;
-    chart.update();
-  }
-
-  async function refresh() {
-    const stats = await api("/sensors/stats");
-    const total = stats.reduce((sum, tag) => sum + tag.count, 0);
-    const anomalies = stats.reduce((sum, tag) => sum + tag.anomalies, 0);
-    byId("total").textContent = total.toLocaleString();
-    byId("anomalies").textContent = anomalies.toLocaleString();
-    const tags = stats.map((tag) => tag.tag).sort();
-    const series = await Promise.all(
-      tags.map((tag) => api(`/data?tag=${encodeURIComponent(tag)}&limit=${POINTS_PER_TAG}`)),
-    );
-    tags.forEach((tag, index) => draw(tag, series[index]));
-    byId("updated").textContent = new Date().toLocaleTimeString();
-    showStatus(tags.length ? "" : "No readings yet: start the simulator (python -m loadtests.simulator).");
-  }
-
-  // Returns the delay before the next poll, or null when polling cannot succeed without a new token.
-  function explain(error) {
-    if (!(error instanceof ApiError)) {
-      showStatus("The API is unreachable (network error). Retrying every 2 s…", "error");
-      return POLL_MS;
-    }
-    switch (error.status) {
-      case 401:
-        showStatus("Your access token has expired or is invalid. Open a fresh dashboard link " +
-          "(`make up` prints one) to continue.", "error");
-        return null;
-      case 403:
-        showStatus("This token lacks the `read` scope; use a dashboard token.", "error");
-        return null;
-      case 429:
-        showStatus("Rate limited by the API; slowing down.", "warn");
-        return Math.max(POLL_MS, error.retryAfterSeconds * 1000);
-      default:
-        showStatus(`The API answered ${error.status}. Retrying every 2 s…`, "warn");
-        return POLL_MS;
-    }
-  }
-
-  async function poll() {
-    let delay = POLL_MS;
-    // A hidden tab does not spend the client's rate limit.
-    if (!document.hidden) {
-      try {
-        await refresh();
-      } catch (error) {
-        delay = explain(error);
+  function add(rows) {
+    for (const row of rows) {
+      if (!readings.has(row.tag)) readings.set(row.tag, new Map());
+      readings.get(row.tag).set(row.id, {
+        x: Date.parse(row.timestamp), y: row.value, device: row.device_id, anomaly: row.is_anomaly,
+      });
+      if (!devices.has(row.device_id)) {
+        devices.add(row.device_id);
+        renderDevicePicker();
       }
     }
-    if (delay !== null) window.setTimeout(poll, delay);
+    scheduleDraw();
   }
 
-  if (typeof window.Chart === "undefined") {
-    showStatus("Chart.js is missing from /static/vendor/: run `make vendor` (or `make up`) and reload.", "error");
-  } else if (!token) {
-    showStatus("No token in the page URL: open the link `make up` prints (…/dashboard?token=…).", "error");
+  function renderDevicePicker() {
+    const box = byId("devices");
+    box.querySelectorAll("label, .hint").forEach((node) => node.remove());
+    for (const deviceId of [...devices].sort()) {
+      const label = document.createElement("label");
+      const input = document.createElement("input");
+      input.type = "checkbox";
+      input.value = deviceId;
+      input.checked = !hiddenDevices.has(deviceId);
+      input.addEventListener("change", () => {
+        if (input.checked) hiddenDevices.delete(deviceId); else hiddenDevices.add(deviceId);
+        scheduleDraw();
+      });
+      const swatch = document.createElement("span");
+      swatch.className = "swatch";
+      swatch.style.backgroundColor = colorOf(deviceId);
+      label.append(input, swatch, document.createTextNode(deviceId));
+      box.append(label);
+    }
+  }
+
+  function scheduleDraw() {
+    if (drawPending) return;
+    drawPending = true;
+    window.requestAnimationFrame(() => {
+      drawPending = false;
+      drawAll();
+    });
+  }
+
+  function drawAll() {
+    const now = Date.now();
+    const from = now - RANGE_MS[range];
+    for (const [tag, points] of readings) {
+      for (const [id, point] of points) if (point.x < from) points.delete(id);
+      const shown = [...points.values()].filter((point) => !hiddenDevices.has(point.device)).sort((a, b) => a.x - b.x);
+      const datasets = [...new Set(shown.map((point) => point.device))].sort().map((deviceId) => ({
+        label: deviceId,
+        data: shown.filter((point) => point.device === deviceId),
+        borderColor: colorOf(deviceId),
+        backgroundColor: colorOf(deviceId),
+        borderWidth: 1.5,
+        pointRadius: 0,
+      }));
+      datasets.push({
+        label: "anomaly",
+        data: shown.filter((point) => point.anomaly),
+        showLine: false,
+        pointRadius: 5,
+        pointHoverRadius: 7,
+        borderColor: ANOMALY_COLOR,
+        backgroundColor: ANOMALY_COLOR,
+        order: -1, // drawn on top of the lines
+      });
+      const chart = chartFor(tag);
+      chart.options.scales.x.min = from;
+      chart.options.scales.x.max = now;
+      chart.data.datasets = datasets;
+      chart.update("none");
+    }
+    if (!readings.size) showStatus("No readings in this range yet: start the simulator (python -m loadtests.simulator).");
+  }
+
+  function showCounters(counters) {
+    byId("total").textContent = counters.total.toLocaleString();
+    byId("total").dataset.value = counters.total;
+    byId("anomalies").textContent = counters.anomalies.toLocaleString();
+    byId("anomalies").dataset.value = counters.anomalies;
+    byId("updated").textContent = new Date().toLocaleTimeString();
+  }
+
+  function connect() {
+    window.clearTimeout(retryTimer);
+    if (source) source.close();
+    setLive("connecting", "connecting");
+    source = new EventSource(`/dashboard/stream?range=${encodeURIComponent(range)}`);
+    source.addEventListener("open", () => {
+      setLive("live", "live");
+      showStatus("");
+    });
+    source.addEventListener("snapshot", (event) => {
+      const snapshot = JSON.parse(event.data);
+      readings.clear();
+      add(snapshot.readings);
+      showCounters(snapshot.counters);
+      scheduleDraw();
+    });
+    source.addEventListener("readings", (event) => add(JSON.parse(event.data)));
+    source.addEventListener("counters", (event) => {
+      showCounters(JSON.parse(event.data));
+      scheduleDraw(); // the time window moves on even when nothing new arrived
+    });
+    source.addEventListener("problem", (event) => showStatus(`${JSON.parse(event.data).message}; still trying…`, "warn"));
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CONNECTING) {
+        setLive("reconnecting", "reconnecting");
+        showStatus("Connection to the server lost; reconnecting…", "warn");
+        return;
+      }
+      // The browser gave up (an HTTP error answered the stream): find out why before trying again.
+      setLive("reconnecting", "reconnecting");
+      explainAndRetry();
+    });
+  }
+
+  async function explainAndRetry() {
+    let delay = RETRY_MS;
+    try {
+      const response = await fetch("/dashboard/session", { cache: "no-store", credentials: "same-origin" });
+      if (response.status === 401) {
+        window.location.assign("/dashboard/sign-in");
+        return;
+      }
+      if (response.status === 429) {
+        delay = Math.max(RETRY_MS, (Number(response.headers.get("Retry-After")) || 5) * 1000);
+        showStatus("Too many dashboard tabs or requests for this sign-in; retrying shortly…", "warn");
+      } else {
+        showStatus("The server is restarting or unreachable; reconnecting…", "warn");
+      }
+    } catch {
+      showStatus("The server is unreachable; reconnecting…", "warn");
+    }
+    retryTimer = window.setTimeout(connect, delay);
+  }
+
+  function start() {
+    byId("ranges").addEventListener("change", (event) => {
+      range = event.target.value;
+      connect();
+    });
+    connect();
+  }
+
+  function hasTimeAxis() {
+    try {
+      new window.Chart._adapters._date().format(0, "yyyy"); // throws without the date adapter
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  if (typeof window.Chart === "undefined" || !hasTimeAxis()) {
+    showStatus("Chart.js or its date adapter is missing from /static/vendor/: run `make vendor` (or `make up`) and reload.", "error");
   } else {
-    poll();
+    start();
   }
 })();

@@ -22,6 +22,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.settings import Settings
+from app.storage.repository import SAMPLE_HASH_FACTOR, SAMPLE_HASH_MODULUS
 from app.storage.unavailable import CONNECTION_FAILURES
 
 SeriesKey = tuple[str, str]  # (device_id, tag)
@@ -115,11 +116,13 @@ class PostgresReader:
         return found
 
     async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
-                       until: datetime | None, limit: int) -> list[dict]:
-        """Newest first (the same answer as repository.query_readings)."""
+                       until: datetime | None, limit: int, sample_every: int = 1) -> list[dict]:
+        """Newest first (the same answer as repository.query_readings, thinning included)."""
         conditions, arguments = [], []
+        sample = (f"((id * {SAMPLE_HASH_FACTOR}) % {SAMPLE_HASH_MODULUS} % ${{}} = 0 OR is_anomaly)"
+                  if sample_every > 1 else None)
         for clause, value in (("tag = ${}", tag), ("device_id = ${}", device_id), ("ts >= ${}", since),
-                              ("ts < ${}", until)):
+                              ("ts < ${}", until), (sample, sample_every if sample else None)):
             if value is not None:
                 arguments.append(value)
                 conditions.append(clause.format(len(arguments)))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, literal_column, select, tuple_
+from sqlalchemy import func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -144,12 +144,22 @@ async def recent_values_many(
     return found
 
 
+# Thinning for long dashboard ranges: keep a reading when a hash of its id falls in 1 of `sample_every`
+# buckets (ids of different tags and devices interleave, so a plain `id % n` would alias onto one tag),
+# and every anomaly. Knuth's multiplicative hash on the low 16 bits; both SQLite and PostgreSQL compute it.
+SAMPLE_HASH_FACTOR = 40503
+SAMPLE_HASH_MODULUS = 65536
+
+
 async def query_readings(
     engine: AsyncEngine, *, tag: str | None, device_id: str | None, since: datetime | None,
-    until: datetime | None, limit: int,
+    until: datetime | None, limit: int, sample_every: int = 1,
 ) -> list[dict]:
     """Newest first."""
     conditions = []
+    if sample_every > 1:
+        hashed = (readings.c.id * SAMPLE_HASH_FACTOR) % SAMPLE_HASH_MODULUS
+        conditions.append(or_(hashed % sample_every == 0, readings.c.is_anomaly.is_(True)))
     if tag is not None:
         conditions.append(readings.c.tag == tag)
     if device_id is not None:

@@ -7,9 +7,11 @@ from pathlib import Path
 from aws_cdk import Aws, Duration, RemovalPolicy, SecretValue
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_elasticloadbalancingv2_actions as elbv2_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -18,10 +20,13 @@ from constructs import Construct
 
 from cdk.components.nag import acknowledge, finding_text
 from cdk.components.retention import log_retention
-from cdk.config import ServiceConfig
+from cdk.config import DashboardAuthConfig, ServiceConfig
 
 CONTAINER_NAME = "app"
 PRODUCTION_RULE_PRIORITY = 10
+# Evaluated before the production rule: /dashboard* is authenticated by the ALB when dashboard_auth is set.
+DASHBOARD_RULE_PRIORITY = 5
+DASHBOARD_PATHS = ["/dashboard", "/dashboard/*"]
 
 
 class IngestService(Construct):
@@ -172,6 +177,8 @@ class IngestService(Construct):
             ),
         )
         target.attach_to_application_target_group(self.blue_target_group)
+        if config.dashboard_auth.provider != "none":
+            self._authenticated_dashboard(config.dashboard_auth, vpc, production_listener, load_balancer_security_group)
         acknowledge(
             self.service,
             "IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers]",
@@ -365,6 +372,64 @@ class IngestService(Construct):
             default_action=not_found,
         )
         return production, test
+
+    def _authenticated_dashboard(
+        self,
+        auth: DashboardAuthConfig,
+        vpc: ec2.IVpc,
+        listener: elbv2.ApplicationListener,
+        load_balancer_security_group: ec2.ISecurityGroup,
+    ) -> None:
+        """The ALB signs dashboard viewers in (Cognito or OIDC) before forwarding /dashboard* to the tasks.
+
+        Its own target group, which every task of the service joins whatever its colour: ECS re-weights only
+        the production rule during a blue/green deployment, so a rule forwarding to blue/green would point at
+        the old colour afterwards. The app then trusts the `x-amzn-oidc-data` header signed by this ALB
+        (SENSOR_DASHBOARD_AUTH=alb, SENSOR_ALB_ARN).
+        """
+        self.dashboard_target_group = self._target_group("Dashboard", vpc)
+        self.service.load_balancer_target(
+            container_name=CONTAINER_NAME, container_port=self._config.container_port
+        ).attach_to_application_target_group(self.dashboard_target_group)
+        forward = elbv2.ListenerAction.forward([self.dashboard_target_group])
+        timeout = Duration.minutes(auth.session_timeout_minutes)
+        if auth.cognito is not None:
+            pool = cognito.UserPool.from_user_pool_arn(self, "DashboardUserPool", auth.cognito.user_pool_arn)
+            action: elbv2.ListenerAction = elbv2_actions.AuthenticateCognitoAction(
+                user_pool=pool,
+                user_pool_client=cognito.UserPoolClient.from_user_pool_client_id(
+                    self, "DashboardUserPoolClient", auth.cognito.user_pool_client_id
+                ),
+                user_pool_domain=cognito.UserPoolDomain.from_domain_name(
+                    self, "DashboardUserPoolDomain", auth.cognito.user_pool_domain
+                ),
+                session_timeout=timeout,
+                next=forward,
+            )
+        else:
+            assert auth.oidc is not None  # DashboardAuthConfig guarantees one block per provider
+            action = elbv2.ListenerAction.authenticate_oidc(
+                issuer=auth.oidc.issuer,
+                authorization_endpoint=auth.oidc.authorization_endpoint,
+                token_endpoint=auth.oidc.token_endpoint,
+                user_info_endpoint=auth.oidc.user_info_endpoint,
+                client_id=auth.oidc.client_id,
+                client_secret=SecretValue.secrets_manager(auth.oidc.client_secret_name),
+                session_timeout=timeout,
+                next=forward,
+            )
+        elbv2.ApplicationListenerRule(
+            self, "DashboardRule", listener=listener, priority=DASHBOARD_RULE_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns(DASHBOARD_PATHS)], action=action,
+        )
+        # The authenticate action calls the identity provider's token and user-info endpoints from the ALB.
+        load_balancer_security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(), ec2.Port.tcp(443), "ALB to the dashboard's identity provider (authenticate action)"
+        )
+        container = self.task_definition.default_container
+        assert container is not None
+        container.add_environment("SENSOR_DASHBOARD_AUTH", "alb")
+        container.add_environment("SENSOR_ALB_ARN", self.load_balancer.load_balancer_arn)
 
     def _forward_rule(
         self, construct_id: str, listener: elbv2.ApplicationListener
