@@ -24,6 +24,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
+# The service has no default environment name (fail closed, docs/security.md): every local command that
+# starts it says `local` explicitly. Deployed tasks get APP_ENV from their task definition.
+up test fuzz bench bench-ingest drill drill-bluegreen: export APP_ENV := local
+
 .PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres clean
 
 help: ## List the targets
@@ -55,10 +59,20 @@ diff: deps ## Show what `make deploy ENV=...` would change (needs AWS credential
 # prompt) before anything runs; DRY_RUN=1 prints the cdk commands only. See runbooks/deploy.md.
 CONFIRM_STATEFUL ?=
 REQUIRE_APPROVAL ?= broadening
-deploy: deps ## Deploy ENV's stacks one by one in dependency order; production: CONFIRM_STATEFUL=Sensor-ENV-Data (needs AWS credentials)
+deploy: deps rds-ca-bundle ## Deploy ENV's stacks one by one in dependency order; production: CONFIRM_STATEFUL=Sensor-ENV-Data (needs AWS credentials)
 	$(PY) -m cdk.preflight --env $(ENV)
 	$(PY) -m cdk.deploy_plan deploy --env $(ENV) --cdk $(CDK) --out $(CDK_OUT) --require-approval $(REQUIRE_APPROVAL) \
 		$(if $(CONFIRM_STATEFUL),--confirm-stateful $(CONFIRM_STATEFUL)) $(if $(DRY_RUN),--dry-run)
+
+# The RDS CA bundle for PostgreSQL verify-full in the read-API Lambda bundle (the app image fetches its own
+# copy at build). Needs network to AWS's trust store: the deploy machine / CI, not the dev sandbox.
+RDS_CA_URL := https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+.PHONY: rds-ca-bundle
+rds-ca-bundle: ## Fetch the RDS CA bundle into certs/ (make deploy runs it)
+	@mkdir -p certs
+	curl -fsSL --proto '=https' --tlsv1.2 -o certs/rds-global-bundle.pem.new $(RDS_CA_URL)
+	grep -q "BEGIN CERTIFICATE" certs/rds-global-bundle.pem.new
+	mv certs/rds-global-bundle.pem.new certs/rds-global-bundle.pem
 
 .PHONY: rollback-help
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
@@ -98,7 +112,7 @@ drill: deps postgres ## Kill PostgreSQL, the broker, an app process; lock the DB
 START ?=
 END ?=
 .PHONY: load-test-deploy
-load-test-deploy: deps ## Deploy ENV's LoadTest stack (Locust master + workers on Fargate; needs AWS credentials)
+load-test-deploy: deps rds-ca-bundle ## Deploy ENV's LoadTest stack (Locust master + workers on Fargate; needs AWS credentials)
 	$(PY) -m cdk.preflight --env $(ENV)
 	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
 	$(CDK) deploy --no-notices --app $(CDK_OUT) --exclusively --require-approval $(REQUIRE_APPROVAL) Sensor-$(ENV)-LoadTest

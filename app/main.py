@@ -30,7 +30,7 @@ from app.outbox.relay import OutboxRelay, create_relay
 from app.readings import ReadingRules
 from app.services.ingest import DeadLetterReplayer, IngestService
 from app.services.queries import QueryService
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from app.storage import repository
 from app.storage.circuit import BreakerState, CircuitBreaker
 from app.storage.database import create_engine, migrate
@@ -47,7 +47,7 @@ ENGINE_POOL_SIZE = 4
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     application = build_app(
         settings,
         title="Sensor ingestion service",

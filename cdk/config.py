@@ -359,6 +359,14 @@ class EnvironmentConfig(_Section):
     account: str | None = None
     region: str
     certificate_arn: str | None = None
+    # The name the certificate covers (DNS points it at the ALB): users and the smoke hook verify the
+    # certificate against it (SNI), never with verification off.
+    domain_name: str | None = Field(
+        default=None, max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+    )
+    # The explicit, non-production opt-out from HTTPS: without a certificate every listener carrying
+    # credentials serves plain HTTP. `cdk synth` warns about it on every run.
+    allow_plain_http: bool = False
     alarm_email: str | None = None
     log_retention_days: int = 30
     network: NetworkConfig
@@ -419,6 +427,7 @@ class EnvironmentConfig(_Section):
             )
         if self.certificate_arn and not self.certificate_arn.split(":")[3] == self.region:
             raise _KeyError("certificate_arn", f"certificate must be in region {self.region!r}")
+        self._https_rules()
         if self.load_test.enabled:
             certificate = self.load_test.certificate_arn or self.certificate_arn
             if certificate is None:
@@ -440,6 +449,25 @@ class EnvironmentConfig(_Section):
             if self.alarm_email is None:
                 raise _KeyError("alarm_email", "is required in a production environment")
         return self
+
+    def _https_rules(self) -> None:
+        """HTTPS on every listener that carries credentials, unless the environment opts out explicitly."""
+        if self.allow_plain_http and self.production:
+            raise _KeyError("allow_plain_http", "must not be true in a production environment")
+        if self.allow_plain_http and self.certificate_arn:
+            raise _KeyError("allow_plain_http", "contradicts certificate_arn: remove one of them")
+        if self.certificate_arn is None and not self.allow_plain_http and not self.production:
+            raise _KeyError(
+                "certificate_arn",
+                "is required: listeners carry client secrets and tokens. Without a certificate, say so "
+                "explicitly with \"allow_plain_http\": true (non-production only; synth warns)",
+            )
+        if self.certificate_arn and self.domain_name is None:
+            raise _KeyError(
+                "domain_name",
+                "is required with certificate_arn: the name the certificate covers, which the deployment "
+                "smoke test and the load generator verify the certificate against",
+            )
 
     @property
     def https(self) -> bool:

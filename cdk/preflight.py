@@ -16,12 +16,13 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from cdk.artifacts import RDS_CA_BUNDLE
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, load_environment
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
-def check(env_name: str, cdk_json: Path = CDK_JSON) -> str:
+def check(env_name: str, cdk_json: Path = CDK_JSON, ca_bundle: Path = RDS_CA_BUNDLE) -> str:
     """Return the caller's account id, or raise `PreflightError` saying what to do."""
     context = json.loads(cdk_json.read_text())["context"]
     config = load_environment(context.get(ENVIRONMENTS_CONTEXT_KEY), env_name)
@@ -35,6 +36,9 @@ def check(env_name: str, cdk_json: Path = CDK_JSON) -> str:
     except (BotoCoreError, ClientError) as error:
         raise PreflightError(f"AWS credentials could not be verified: {error}") from None
     account = identity["Account"]
+    if not ca_bundle.is_file():
+        # The read API verifies RDS's certificate against it (verify-full): never deploy without it.
+        raise PreflightError(f"{ca_bundle} is missing: run `make rds-ca-bundle` (needs network to AWS)")
     if config.account is not None and account != config.account:
         raise PreflightError(
             f"credentials are for account {account}, but environment '{env_name}' deploys to "

@@ -52,6 +52,8 @@ ACCESS_LOG_FIELDS = {
     "integrationLatency": "$context.integrationLatency",
     "integrationError": "$context.integrationErrorMessage",
 }
+# Where the Lambda bundle carries the RDS CA bundle (cdk/stacks/pipeline.py adds it).
+RDS_CA_BUNDLE_IN_LAMBDA = "rds-global-bundle.pem"
 # A Lambda execution environment serves one request at a time: one pooled connection is enough.
 DATABASE_POOL_SIZE = 1
 
@@ -160,7 +162,9 @@ class ReadApi(Construct):
                 "DB_SECRET_ARN": database_secret_arn,
                 "JWT_SIGNING_KEY_SECRET_ARN": jwt_signing_key_secret_arn,
                 "API_CLIENTS_SECRET_ARN": api_clients_secret_arn,
-                "SENSOR_DB_SSLMODE": "require",
+                # TLS to RDS verified against the RDS CA bundle shipped in the Lambda bundle.
+                "SENSOR_DB_SSLMODE": "verify-full",
+                "SENSOR_DB_SSL_ROOT_CERT": f"/var/task/{RDS_CA_BUNDLE_IN_LAMBDA}",
                 "SENSOR_DB_POOL_SIZE": str(DATABASE_POOL_SIZE),
             },
         )

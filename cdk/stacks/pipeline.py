@@ -15,13 +15,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from cdk.artifacts import RDS_CA_BUNDLE
 from cdk.components.archiver import Archiver
 from cdk.components.bundling import PythonBundle, SourceFile, package_tree, python_files, python_lambda_code
 from cdk.components.database import POSTGRES_PORT
 from cdk.components.datalake import DEAD_LETTER_PREFIX, PROCESSED_PREFIX, RAW_PREFIX
 from cdk.components.lake_catalog import LakeCatalog
 from cdk.components.lambda_deployment import LambdaApplication, LambdaDeployment, hook_code
-from cdk.components.read_api import ReadApi
+from cdk.components.read_api import RDS_CA_BUNDLE_IN_LAMBDA, ReadApi
 from cdk.components.streaming import MSK_IAM_TLS_PORT
 from cdk.config import EnvironmentConfig
 from cdk.stacks.data import DataStack
@@ -75,8 +76,13 @@ class LambdaSources:
             files=(
                 *python_files(self.read_api_directory),
                 *package_tree(self.app_package, target="app", exclude=READ_API_EXCLUDED_APP_PARTS),
+                # PostgreSQL verify-full needs the RDS CA bundle, fetched by `make rds-ca-bundle` where the
+                # build has network (make deploy runs it; cdk.preflight refuses to deploy without it).
+                *((SourceFile(RDS_CA_BUNDLE, RDS_CA_BUNDLE_IN_LAMBDA),) if RDS_CA_BUNDLE.is_file() else ()),
             ),
         )
+
+
 
 
 class PipelineStack(Stack):

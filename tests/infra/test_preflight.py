@@ -23,9 +23,17 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
-def test_credentials_for_the_pinned_account_pass(fake_credentials) -> None:
+def test_credentials_for_the_pinned_account_pass(fake_credentials, tmp_path: Path) -> None:
+    bundle = tmp_path / "rds-global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     with mock_aws():
-        assert check("prod") == MOTO_ACCOUNT
+        assert check("prod", ca_bundle=bundle) == MOTO_ACCOUNT
+
+
+def test_no_deploy_without_the_rds_ca_bundle(fake_credentials, tmp_path: Path) -> None:
+    """The read API verifies RDS's certificate (verify-full) against the bundle it ships."""
+    with mock_aws(), pytest.raises(PreflightError, match=r"rds-global-bundle.pem is missing: run `make rds-ca-bundle`"):
+        check("prod", ca_bundle=tmp_path / "rds-global-bundle.pem")
 
 
 def test_credentials_for_another_account_are_refused(fake_credentials, tmp_path: Path) -> None:
