@@ -60,7 +60,7 @@ diff: deps ## Show what `make deploy ENV=...` would change (needs AWS credential
 CONFIRM_STATEFUL ?=
 REQUIRE_APPROVAL ?= broadening
 deploy: deps rds-ca-bundle ## Deploy ENV's stacks one by one in dependency order; production: CONFIRM_STATEFUL=Sensor-ENV-Data (needs AWS credentials)
-	$(PY) -m cdk.preflight --env $(ENV)
+	$(PY) -m cdk.preflight --env $(ENV) --deploy
 	$(PY) -m cdk.deploy_plan deploy --env $(ENV) --cdk $(CDK) --out $(CDK_OUT) --require-approval $(REQUIRE_APPROVAL) \
 		$(if $(CONFIRM_STATEFUL),--confirm-stateful $(CONFIRM_STATEFUL)) $(if $(DRY_RUN),--dry-run)
 

@@ -303,10 +303,8 @@ class PipelineConfig(_Section):
     starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     read_api_enabled: bool = False
     read_api_memory_mb: int = Field(default=512, ge=128, le=10240)
-    # API Gateway HTTP APIs give up on an integration after 30 s: the function must answer sooner.
+    # Kept below 30 s so a slow read cannot hold an ALB connection long (the ALB's idle timeout is 60 s).
     read_api_timeout_seconds: int = Field(default=10, ge=1, le=29)
-    read_api_throttle_rate_per_second: int = Field(default=50, ge=1, le=10_000)
-    read_api_throttle_burst: int = Field(default=100, ge=1, le=5_000)
     # How CodeDeploy shifts each function's `live` alias to a new version (cdk/components/
     # lambda_deployment.py): canary 10 % for 5 minutes, 10 % a minute, or everything at once.
     lambda_deployment: LambdaDeploymentName = "CANARY_10_PERCENT_5_MINUTES"
@@ -326,17 +324,6 @@ class PipelineConfig(_Section):
                     "invocations that time out report the timeout as their duration, so the alarm could "
                     "never see them as slow",
                 )
-        return self
-
-    @model_validator(mode="after")
-    def _burst_covers_rate(self) -> PipelineConfig:
-        if self.read_api_throttle_burst < self.read_api_throttle_rate_per_second:
-            raise _KeyError(
-                "pipeline.read_api_throttle_burst",
-                f"must be at least read_api_throttle_rate_per_second ({self.read_api_throttle_burst} < "
-                f"{self.read_api_throttle_rate_per_second}): a bucket smaller than one second of the "
-                "steady rate throttles steady traffic",
-            )
         return self
 
 

@@ -45,7 +45,6 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from loadtests import target_guard
-
 from loadtests.profiles import active_profile
 from loadtests.simulator import (
     DEVICE_TYPES,

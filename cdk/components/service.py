@@ -137,6 +137,7 @@ class IngestService(Construct):
         self.blue_target_group = self._target_group("Blue", vpc)
         self.green_target_group = self._target_group("Green", vpc)
         production_listener, test_listener = self._listeners(certificate_arn)
+        self.production_listener = production_listener
         self.production_rule = self._forward_rule("ProductionRule", production_listener)
         self.test_rule = self._forward_rule("TestRule", test_listener)
         # Clients use the certificate's name (verified TLS); the ALB's DNS name only without a certificate.

@@ -23,10 +23,11 @@ COUNT_ONLY_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
 # Never kept in the WAF log: the bearer token (Authorization), a session cookie, and the query string
 # (nothing the platform serves puts a credential there, but a client might). WAF replaces them with
 # "REDACTED" before the record is written.
+# (The logging configuration's FieldToMatch passes SingleHeader through as JSON: CloudFormation casing.)
 REDACTED_FIELDS = (
-    {"singleHeader": {"name": "authorization"}},
-    {"singleHeader": {"name": "cookie"}},
-    {"queryString": {}},
+    wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "authorization"}),
+    wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "cookie"}),
+    wafv2.CfnLoggingConfiguration.FieldToMatchProperty(query_string={}),
 )
 
 
@@ -134,7 +135,7 @@ class EdgeFirewall(Construct):
                     arn_format=ArnFormat.COLON_RESOURCE_NAME,
                 )
             ],
-            redacted_fields=[dict(field) for field in REDACTED_FIELDS],
+            redacted_fields=list(REDACTED_FIELDS),
         )
         logging.node.add_dependency(log_group)
 

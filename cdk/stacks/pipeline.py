@@ -88,7 +88,7 @@ class LambdaSources:
 class PipelineStack(Stack):
     """Owns the archiver (Lambda, alias, MSK event source mapping, failure queue), the Glue database
     and table over the lake, and, when `pipeline.read_api_enabled`, the read-only API (Lambda, alias,
-    HTTP API). Each function's `live` alias moves to a new version through CodeDeploy
+    its `/read` rule on the service's ALB). Each function's `live` alias moves to a new version through CodeDeploy
     (`pipeline.lambda_deployment`), with rollback alarms and a pre-traffic hook (lambda/pre_traffic)."""
 
     def __init__(
@@ -156,6 +156,9 @@ class PipelineStack(Stack):
                 database_secret_arn=data.database.secret.secret_arn,
                 jwt_signing_key_secret_arn=service.ingest.jwt_signing_key.secret_arn,
                 api_clients_secret_arn=service.ingest.api_clients.secret_arn,
+                # The ingest path's edge: WAF web ACL, TLS listener with HSTS, access logs.
+                listener=service.ingest.production_listener,
+                base_url=service.ingest.url,
                 log_retention_days=config.log_retention_days,
             )
 
