@@ -143,6 +143,15 @@ loadtest-distributed: deps ## The same run with a local Locust master and WORKER
 loadtest-ui: deps ## Locust web UI at http://127.0.0.1:8089 pointed at HOST; pick the profile under custom parameters
 	$(PY) -m loadtests.run --ui --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
 
+# checkov runs from its own virtualenv: its pins (boto3 among them) conflict with this project's.
+CHECKOV_VENV := .checkov-venv
+CHECKOV_VERSION := 3.3.30
+.PHONY: checkov
+checkov: lint ## checkov on both environments' templates (accepted findings: cdk/components/checkov.py)
+	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && \
+		$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION); }
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/dev -d cdk.out/prod
+
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q
 

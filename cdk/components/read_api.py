@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_elasticloadbalancingv2_targets as elbv2_targets
@@ -143,6 +143,11 @@ class ReadApi(Construct):
             target_type=elbv2.TargetType.LAMBDA,
             targets=[elbv2_targets.LambdaTarget(self.alias)],
         )
+        # The target's invoke permission names no target group (naming it would be a cycle in
+        # CloudFormation): limit it to load balancers of this account at least.
+        for child in self.alias.node.children:
+            if isinstance(child, lambda_.CfnPermission) and child.principal == "elasticloadbalancing.amazonaws.com":
+                child.source_account = Aws.ACCOUNT_ID
         self.listener_rule = elbv2.ApplicationListenerRule(
             self,
             "ListenerRule",

@@ -475,6 +475,7 @@ def test_read_api_is_served_through_the_services_alb_edge(each_env: Synthesized)
     (permission,) = [p for p in resources(each_env, "AWS::Lambda::Permission", "ReadApi").values()
                      if p["Properties"]["Principal"] == "elasticloadbalancing.amazonaws.com"]
     assert text(permission["Properties"]["FunctionName"]) == f"<{alias_id}>"
+    assert permission["Properties"]["SourceAccount"] == {"Ref": "AWS::AccountId"}  # this account's ALBs only
     for resource_type in ("AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::ApiGateway::RestApi"):
         each_env.pipeline.resource_count_is(resource_type, 0)
 
