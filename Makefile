@@ -150,7 +150,8 @@ CHECKOV_VERSION := 3.3.30
 checkov: lint ## checkov on both environments' templates (accepted findings: cdk/components/checkov.py)
 	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && \
 		$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION); }
-	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/dev -d cdk.out/prod
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/dev
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/prod
 
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q
