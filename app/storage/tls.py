@@ -53,7 +53,7 @@ def explain(error: BaseException, host: str | None, ca_bundle: object = None) ->
     if cause is None:
         return error
     return DatabaseTlsError(
-        f"PostgreSQL TLS verification failed (sslmode=verify-full) for host {host!r} against CA bundle "
-        f"{ca_bundle or 'SENSOR_DB_SSL_ROOT_CERT'}: {cause.verify_message or cause.reason} — check SENSOR_DB_SSL_ROOT_CERT "
+        f"PostgreSQL TLS verification failed (sslmode=verify-full) for host {host!r} against the CA bundle "
+        f"{ca_bundle or 'named by SENSOR_DB_SSL_ROOT_CERT'}: {cause.verify_message or cause.reason} — check SENSOR_DB_SSL_ROOT_CERT "
         "(the server's CA) and the host name the certificate names"
     )
