@@ -24,6 +24,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
+# The service has no default environment name (fail closed, docs/security.md): every local command that
+# starts it says `local` explicitly. Deployed tasks get APP_ENV from their task definition.
+up test fuzz bench bench-ingest bench-replay drill drill-bluegreen shared-state-proof screenshots verify: export APP_ENV := local
+
 .PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres redis haproxy chromium screenshots clean
 
 help: ## List the targets
@@ -55,8 +59,8 @@ diff: deps ## Show what `make deploy ENV=...` would change (needs AWS credential
 # prompt) before anything runs; DRY_RUN=1 prints the cdk commands only. See runbooks/deploy.md.
 CONFIRM_STATEFUL ?=
 REQUIRE_APPROVAL ?= broadening
-deploy: deps ## Deploy ENV's stacks one by one in dependency order; production: CONFIRM_STATEFUL=Sensor-ENV-Data (needs AWS credentials)
-	$(PY) -m cdk.preflight --env $(ENV)
+deploy: deps rds-ca-bundle ## Deploy ENV's stacks one by one in dependency order; production: CONFIRM_STATEFUL=Sensor-ENV-Data (needs AWS credentials)
+	$(PY) -m cdk.preflight --env $(ENV) --deploy
 	$(PY) -m cdk.deploy_plan deploy --env $(ENV) --cdk $(CDK) --out $(CDK_OUT) --require-approval $(REQUIRE_APPROVAL) \
 		$(if $(CONFIRM_STATEFUL),--confirm-stateful $(CONFIRM_STATEFUL)) $(if $(DRY_RUN),--dry-run)
 
@@ -84,6 +88,16 @@ cost: deps ## Monthly cost ESTIMATE per stack for ENV at min and max tasks, the 
 		-newer $(CDK_OUT)/manifest.json \( -name '*.py' -o -name '*.json' \) -print -quit)" ]; then \
 		$(MAKE) --no-print-directory synth ENV=$(ENV); fi
 	@$(PY) -m monitoring.cost --env $(ENV) --cdk-out $(CDK_OUT) $(COST_ARGS)
+
+# The RDS CA bundle for PostgreSQL verify-full in the read-API Lambda bundle (the app image fetches its own
+# copy at build). Needs network to AWS's trust store: the deploy machine / CI, not the dev sandbox.
+RDS_CA_URL := https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+.PHONY: rds-ca-bundle
+rds-ca-bundle: ## Fetch the RDS CA bundle into certs/ (make deploy runs it)
+	@mkdir -p certs
+	curl -fsSL --proto '=https' --tlsv1.2 -o certs/rds-global-bundle.pem.new $(RDS_CA_URL)
+	grep -q "BEGIN CERTIFICATE" certs/rds-global-bundle.pem.new
+	mv certs/rds-global-bundle.pem.new certs/rds-global-bundle.pem
 
 .PHONY: rollback-help
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
@@ -130,7 +144,7 @@ drill: deps postgres ## Kill PostgreSQL, the broker, an app process; lock the DB
 START ?=
 END ?=
 .PHONY: load-test-deploy
-load-test-deploy: deps ## Deploy ENV's LoadTest stack (Locust master + workers on Fargate; needs AWS credentials)
+load-test-deploy: deps rds-ca-bundle ## Deploy ENV's LoadTest stack (Locust master + workers on Fargate; needs AWS credentials)
 	$(PY) -m cdk.preflight --env $(ENV)
 	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
 	$(CDK) deploy --no-notices --app $(CDK_OUT) --exclusively --require-approval $(REQUIRE_APPROVAL) Sensor-$(ENV)-LoadTest
@@ -160,6 +174,16 @@ loadtest-distributed: deps ## The same run with a local Locust master and WORKER
 .PHONY: loadtest-ui
 loadtest-ui: deps ## Locust web UI at http://127.0.0.1:8089 pointed at HOST; pick the profile under custom parameters
 	$(PY) -m loadtests.run --ui --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
+
+# checkov runs from its own virtualenv: its pins (boto3 among them) conflict with this project's.
+CHECKOV_VENV := .checkov-venv
+CHECKOV_VERSION := 3.3.30
+.PHONY: checkov
+checkov: lint ## checkov on both environments' templates (accepted findings: cdk/components/checkov.py)
+	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && \
+		$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION); }
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/dev
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/prod
 
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q

@@ -31,7 +31,7 @@ from app.readings import ReadingRules
 from app.services.ingest import IngestService
 from app.services.queries import QueryService
 from app.services.replay import DeadLetterReplayer
-from app.settings import Settings
+from app.settings import Settings, load_settings
 from app.state.iam_auth import ElastiCacheIamCredentials
 from app.state.ratelimit import SharedRateLimiter
 from app.state.store import StateStore
@@ -53,7 +53,7 @@ ENGINE_POOL_SIZE = 4
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     application = build_app(
         settings,
         title="Sensor ingestion service",

@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 VAR_DIR = Path(os.environ.get("SENSOR_VAR_DIR", "var"))
@@ -68,6 +77,14 @@ LOCAL_CLIENTS: tuple[ClientConfig, ...] = (
 )
 
 
+LOCAL_ENV = "local"
+# Digests of every secret published in this repository (README, tests, load tests): refused per client
+# anywhere but `local`, so a deployed client list cannot carry one of them by copy-paste.
+PUBLISHED_SECRET_DIGESTS = frozenset(
+    [c.secret_sha256 for c in LOCAL_CLIENTS] + [sha256_hex(f"{name}-local-secret") for name in ("deploy-smoke",)]
+)
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment."""
 
@@ -75,7 +92,11 @@ class Settings(BaseSettings):
         env_prefix="SENSOR_", extra="forbid", frozen=True, populate_by_name=True
     )
 
-    app_env: str = Field(default="local", validation_alias=AliasChoices("SENSOR_APP_ENV", "APP_ENV"))
+    # No default on purpose (fail closed): a task that lost its environment must not start as `local`,
+    # whose client list carries published secrets.
+    app_env: str = Field(
+        min_length=1, pattern=r"^[a-z][a-z0-9-]{0,63}$", validation_alias=AliasChoices("SENSOR_APP_ENV", "APP_ENV")
+    )
 
     # --- database -------------------------------------------------------------------------
     database_url: str | None = None
@@ -88,7 +109,13 @@ class Settings(BaseSettings):
     db_password: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SENSOR_DB_PASSWORD", "DB_PASSWORD")
     )
-    db_sslmode: Literal["disable", "require"] = "disable"
+    # verify-full: TLS with the server certificate checked against `db_ssl_root_cert` and the host name
+    # (RDS: the RDS CA bundle shipped in the image / Lambda bundle). `require` (encrypt, accept any
+    # certificate) is refused outside `local`.
+    db_sslmode: Literal["disable", "require", "verify-full"] = "disable"
+    db_ssl_root_cert: Path | None = Field(
+        default=None, validation_alias=AliasChoices("SENSOR_DB_SSL_ROOT_CERT", "DB_SSL_ROOT_CERT")
+    )
     db_pool_size: int = Field(default=10, ge=1, le=100)
     db_statement_timeout_seconds: float = Field(default=5.0, gt=0)
     # /sensors/stats and /sensors/anomalies/count answers are reused for up to this long (0: never).
@@ -107,6 +134,7 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("SENSOR_DATA_LAKE_BUCKET", "DATA_LAKE_BUCKET")
     )
     dead_letter_prefix: str = Field(
+        # The service's own prefix: its IAM role may write only here (the archiver has dead-letter/archiver/).
         default="dead-letter/service/",
         validation_alias=AliasChoices("SENSOR_DEAD_LETTER_PREFIX", "DEAD_LETTER_PREFIX"),
     )
@@ -213,13 +241,31 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _deployed_needs_real_key(self) -> Settings:
         key = self.jwt_signing_key.get_secret_value()
-        if self.app_env != "local" and key == LOCAL_SIGNING_KEY:
+        if self.app_env != LOCAL_ENV and key == LOCAL_SIGNING_KEY:
             raise ValueError("JWT_SIGNING_KEY must be set outside the local environment")
-        if self.app_env != "local" and self.clients == LOCAL_CLIENTS:
+        if self.app_env != LOCAL_ENV and self.clients == LOCAL_CLIENTS:
             raise ValueError("SENSOR_CLIENTS must be set outside the local environment (the built-in "
                              "clients have published secrets)")
+        if self.app_env != LOCAL_ENV:
+            # Per client: one published secret mixed into a real list is as bad as the whole list.
+            published = [c.client_id for c in self.clients if c.secret_sha256 in PUBLISHED_SECRET_DIGESTS]
+            if published:
+                raise ValueError(f"SENSOR_CLIENTS: client(s) {', '.join(published)} use a published local secret; "
+                                 f"refused outside the local environment (APP_ENV={self.app_env})")
+            if self.db_sslmode == "require":
+                raise ValueError("SENSOR_DB_SSLMODE=require accepts any certificate; use verify-full outside the "
+                                 "local environment")
+        if self.db_sslmode == "verify-full":
+            if self.db_ssl_root_cert is None:
+                raise ValueError("SENSOR_DB_SSL_ROOT_CERT must name the CA bundle when SENSOR_DB_SSLMODE=verify-full")
+            if not self.db_ssl_root_cert.is_file():
+                raise ValueError(f"SENSOR_DB_SSL_ROOT_CERT: CA bundle {self.db_ssl_root_cert} is not a readable file")
         if len(key.encode()) < 32:
             raise ValueError("JWT_SIGNING_KEY must be at least 32 bytes (HS256 key strength)")
+        return self
+
+    @model_validator(mode="after")
+    def _consistent_components(self) -> Settings:
         if self.state_store_url and not self.state_store_url.startswith(("redis://", "rediss://")):
             raise ValueError("SENSOR_STATE_STORE_URL must start with redis:// or rediss:// (TLS)")
         if self.state_store_iam_user and not (self.state_store_url and self.state_store_cache_name):
@@ -254,6 +300,24 @@ class Settings(BaseSettings):
     @property
     def kafka_enabled(self) -> bool:
         return bool(self.kafka_bootstrap or self.msk_cluster_arn)
+
+
+def load_settings() -> Settings:
+    """Settings for a process entry point: a configuration error ends the process with one line
+    naming the variable(s), instead of a traceback (fail closed, readable in CloudWatch)."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            location = ".".join(str(part) for part in problem["loc"])
+            if problem["type"] == "missing" and location in ("APP_ENV", "SENSOR_APP_ENV", "app_env"):
+                problems.append("APP_ENV is not set (the environment name: local, or the deployed "
+                                "environment's name); refusing to start")
+            else:
+                message = problem["msg"].removeprefix("Value error, ")
+                problems.append(f"{location}: {message}" if location else message)
+        raise SystemExit("error: invalid service settings: " + "; ".join(problems)) from None
 
 
 def _json_or_value(value: object) -> object:

@@ -13,6 +13,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from cdk.components.checkov import CheckovAcknowledgements
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
 from cdk.stacks.load_test import LoadTestStack
@@ -136,6 +137,8 @@ def build_app(app: cdk.App) -> Platform:
     )
     platform = build_platform(app, config)
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    # checkov's accepted findings, explained next to each resource (`make checkov`).
+    cdk.Aspects.of(app).add(CheckovAcknowledgements())
     return platform
 
 

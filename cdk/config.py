@@ -361,10 +361,8 @@ class PipelineConfig(_Section):
     starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     read_api_enabled: bool = False
     read_api_memory_mb: int = Field(default=512, ge=128, le=10240)
-    # API Gateway HTTP APIs give up on an integration after 30 s: the function must answer sooner.
+    # Kept below 30 s so a slow read cannot hold an ALB connection long (the ALB's idle timeout is 60 s).
     read_api_timeout_seconds: int = Field(default=10, ge=1, le=29)
-    read_api_throttle_rate_per_second: int = Field(default=50, ge=1, le=10_000)
-    read_api_throttle_burst: int = Field(default=100, ge=1, le=5_000)
     # How CodeDeploy shifts each function's `live` alias to a new version (cdk/components/
     # lambda_deployment.py): canary 10 % for 5 minutes, 10 % a minute, or everything at once.
     lambda_deployment: LambdaDeploymentName = "CANARY_10_PERCENT_5_MINUTES"
@@ -384,17 +382,6 @@ class PipelineConfig(_Section):
                     "invocations that time out report the timeout as their duration, so the alarm could "
                     "never see them as slow",
                 )
-        return self
-
-    @model_validator(mode="after")
-    def _burst_covers_rate(self) -> PipelineConfig:
-        if self.read_api_throttle_burst < self.read_api_throttle_rate_per_second:
-            raise _KeyError(
-                "pipeline.read_api_throttle_burst",
-                f"must be at least read_api_throttle_rate_per_second ({self.read_api_throttle_burst} < "
-                f"{self.read_api_throttle_rate_per_second}): a bucket smaller than one second of the "
-                "steady rate throttles steady traffic",
-            )
         return self
 
 
@@ -417,6 +404,14 @@ class EnvironmentConfig(_Section):
     account: str | None = None
     region: str
     certificate_arn: str | None = None
+    # The name the certificate covers (DNS points it at the ALB): users and the smoke hook verify the
+    # certificate against it (SNI), never with verification off.
+    domain_name: str | None = Field(
+        default=None, max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+    )
+    # The explicit, non-production opt-out from HTTPS: without a certificate every listener carrying
+    # credentials serves plain HTTP. `cdk synth` warns about it on every run.
+    allow_plain_http: bool = False
     alarm_email: str | None = None
     log_retention_days: int = 30
     network: NetworkConfig
@@ -478,6 +473,7 @@ class EnvironmentConfig(_Section):
             )
         if self.certificate_arn and not self.certificate_arn.split(":")[3] == self.region:
             raise _KeyError("certificate_arn", f"certificate must be in region {self.region!r}")
+        self._https_rules()
         if self.load_test.enabled:
             certificate = self.load_test.certificate_arn or self.certificate_arn
             if certificate is None:
@@ -505,6 +501,25 @@ class EnvironmentConfig(_Section):
             if self.alarm_email is None:
                 raise _KeyError("alarm_email", "is required in a production environment")
         return self
+
+    def _https_rules(self) -> None:
+        """HTTPS on every listener that carries credentials, unless the environment opts out explicitly."""
+        if self.allow_plain_http and self.production:
+            raise _KeyError("allow_plain_http", "must not be true in a production environment")
+        if self.allow_plain_http and self.certificate_arn:
+            raise _KeyError("allow_plain_http", "contradicts certificate_arn: remove one of them")
+        if self.certificate_arn is None and not self.allow_plain_http and not self.production:
+            raise _KeyError(
+                "certificate_arn",
+                "is required: listeners carry client secrets and tokens. Without a certificate, say so "
+                "explicitly with \"allow_plain_http\": true (non-production only; synth warns)",
+            )
+        if self.certificate_arn and self.domain_name is None:
+            raise _KeyError(
+                "domain_name",
+                "is required with certificate_arn: the name the certificate covers, which the deployment "
+                "smoke test and the load generator verify the certificate against",
+            )
 
     @property
     def https(self) -> bool:

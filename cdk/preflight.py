@@ -16,12 +16,13 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from cdk.artifacts import RDS_CA_BUNDLE
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, load_environment
 
 CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 
-def check(env_name: str, cdk_json: Path = CDK_JSON) -> str:
+def check(env_name: str, cdk_json: Path = CDK_JSON, ca_bundle: Path | None = None) -> str:
     """Return the caller's account id, or raise `PreflightError` saying what to do."""
     context = json.loads(cdk_json.read_text())["context"]
     config = load_environment(context.get(ENVIRONMENTS_CONTEXT_KEY), env_name)
@@ -35,6 +36,9 @@ def check(env_name: str, cdk_json: Path = CDK_JSON) -> str:
     except (BotoCoreError, ClientError) as error:
         raise PreflightError(f"AWS credentials could not be verified: {error}") from None
     account = identity["Account"]
+    if ca_bundle is not None and not ca_bundle.is_file():
+        # The read API verifies RDS's certificate against it (verify-full): never deploy without it.
+        raise PreflightError(f"{ca_bundle} is missing: run `make rds-ca-bundle` (needs network to AWS)")
     if config.account is not None and account != config.account:
         raise PreflightError(
             f"credentials are for account {account}, but environment '{env_name}' deploys to "
@@ -50,9 +54,11 @@ class PreflightError(RuntimeError):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name from cdk.json (dev, prod, ...)")
+    parser.add_argument("--deploy", action="store_true",
+                        help="also require what a deployment ships (the RDS CA bundle, make rds-ca-bundle)")
     args = parser.parse_args(argv)
     try:
-        account = check(args.env)
+        account = check(args.env, ca_bundle=RDS_CA_BUNDLE if args.deploy else None)
     except (PreflightError, ConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -25,10 +25,11 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 if str(REPOSITORY) not in sys.path:
     sys.path.insert(0, str(REPOSITORY))
 
+import gevent  # noqa: E402
 from locust import events  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
 
-from loadtests import profiles, users  # noqa: E402
+from loadtests import profiles, target_guard, users  # noqa: E402
 from loadtests.shapes import TimelineShape  # noqa: E402
 from loadtests.thresholds import hold_window, violations  # noqa: E402
 from loadtests.ui_results import UiRunRecorder  # noqa: E402
@@ -54,8 +55,30 @@ def _arguments(parser) -> None:
                         help="web UI: each test run writes its own results folder here (python -m loadtests.run --ui)")
 
 
+@events.init.add_listener
+def _guard_the_target(environment, **_kwargs) -> None:
+    """The run may only target the configured platform URL (loadtests/target_guard.py)."""
+    target_guard.remember_configured_target(environment)
+    target_guard.install_web_ui_guard(environment)
+
+
 @events.test_start.add_listener
 def _test_start(environment, **_kwargs) -> None:
+    try:
+        target_guard.check(environment, environment.host)
+    except target_guard.TargetNotAllowed as refusal:
+        # Before seeding or any user: nothing is sent. The users refuse too (users.ApiUser.on_start).
+        log.error("load test refused: %s", refusal)
+        environment.loadtest_refused = str(refusal)
+        environment.process_exit_code = 1
+        runner = environment.runner
+        if runner is not None:
+            runner.stats.log_error("TARGET", "refused", str(refusal))  # the UI's Failures tab shows it
+            # Headless: end the process (exit 1); web UI: stop this run and keep the UI up.
+            headless = getattr(environment.parsed_options, "headless", False)
+            gevent.spawn_later(0.1, runner.quit if headless else runner.stop)
+        return
+    environment.loadtest_refused = None
     if isinstance(environment.runner, WorkerRunner):
         return
     profile = profiles.active_profile(environment)

@@ -30,6 +30,7 @@ from pathlib import Path
 from app.devstack.processes import free_port, stop
 from loadtests.profiles import DEFAULT_PROFILE, OVERRIDE_OPTIONS, PROFILES
 from loadtests.reports import HISTORY_FILE, plot_run
+from loadtests.target_guard import TARGET_ENV
 from loadtests.thresholds import format_overrides, parse_override
 from loadtests.users import CLIENT_ID_ENV
 
@@ -177,6 +178,10 @@ def run(args: argparse.Namespace) -> int:
         results = new_results_dir(args.results_dir.resolve(), args.profile)
     main_command, worker_commands = commands(args, results)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPOSITORY), os.environ.get("PYTHONPATH"))))}
+    if not args.worker:
+        # The only host this run (and its local workers) may send the client secret to, whatever the
+        # web UI's host field says later (loadtests/target_guard.py).
+        env[TARGET_ENV] = args.host
     if args.ui:
         print(f"Locust web UI: http://{args.web_host}:{args.web_port} -> {args.host}; each test run writes "
               f"{results}/<UTC time>-<profile>-ui/ when it stops", flush=True)

@@ -41,8 +41,10 @@ from time import perf_counter
 from typing import Any
 
 from locust import FastHttpUser, task
+from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
+from loadtests import target_guard
 from loadtests.profiles import active_profile
 from loadtests.simulator import (
     DEVICE_TYPES,
@@ -183,8 +185,16 @@ class ApiUser(FastHttpUser):
     """A client of the API: its own token and device; waits per the active profile (closed loop or paced)."""
 
     abstract = True
+    # Verify the platform's certificate: the users send the load-test client's secret (FastHttpUser's
+    # default is not to verify).
+    insecure = False
 
     def on_start(self) -> None:
+        try:
+            target_guard.check(self.environment, self.host)
+        except target_guard.TargetNotAllowed as refusal:
+            log.error("user stopped before its first request: %s", refusal)
+            raise StopUser() from None
         options = self.environment.parsed_options
         self.profile = active_profile(self.environment)
         number = next(_user_numbers)
@@ -294,6 +304,11 @@ def apply_mix(profile_mix: dict[str, int] | Any) -> None:
 def seed_history_if_master(environment: Any) -> None:
     """Called at test start: the master (or the single local process) seeds the history once."""
     if isinstance(environment.runner, WorkerRunner) or not environment.host:
+        return
+    try:
+        target_guard.check(environment, environment.host)
+    except target_guard.TargetNotAllowed as refusal:
+        log.error("history not seeded: %s", refusal)
         return
     try:
         count = seed_history(environment.host.rstrip("/"), environment.parsed_options)

@@ -110,14 +110,16 @@ class Stack:
         self.processes: list[subprocess.Popen] = []
 
     def start_services(self, profile: str) -> tuple[dict[str, str], list[str]]:
-        env = {**os.environ, "SENSOR_TOKEN_TTL_SECONDS": str(DEV_TOKEN_TTL_SECONDS),
+        # APP_ENV has no default (fail closed): the local stack says what it is.
+        env = {**os.environ, "APP_ENV": "local", "SENSOR_TOKEN_TTL_SECONDS": str(DEV_TOKEN_TTL_SECONDS),
                "SENSOR_DEAD_LETTER_DIR": str(VAR / "dead-letter")}
         lines = []
         if profile == "full":
             for what, (pidfile, marker) in LEFTOVER_PIDFILES.items():
                 if message := stop_leftover(pidfile, marker, what):
                     print(f"make up: {message}", flush=True)
-            postgres = PostgresServer(data_root=(VAR / "pg").resolve(), port=FULL_PROFILE_PG_PORT)
+            # TLS with the local CA: the app connects with verify-full, the same code path as to RDS.
+            postgres = PostgresServer(data_root=(VAR / "pg").resolve(), port=FULL_PROFILE_PG_PORT, tls=True)
             if message := start_or_reuse_postgres(postgres):
                 print(f"make up: {message}", flush=True)
             self.services.append(postgres)
@@ -130,9 +132,10 @@ class Stack:
             _create_bucket(s3.endpoint_url)
             state_store = RedisServer(log_path=VAR / "redis.log").start()
             self.services.append(state_store)
-            env.update(SENSOR_DATABASE_URL=postgres.url, SENSOR_KAFKA_BOOTSTRAP=broker.bootstrap,
+            env.update(SENSOR_DATABASE_URL=postgres.url, SENSOR_DB_SSLMODE="verify-full",
+                       SENSOR_DB_SSL_ROOT_CERT=str(postgres.ca_file), SENSOR_KAFKA_BOOTSTRAP=broker.bootstrap,
                        SENSOR_S3_ENDPOINT_URL=s3.endpoint_url, SENSOR_STATE_STORE_URL=state_store.url, **LOCAL_AWS)
-            lines += [f"PostgreSQL  {postgres.url}  (data in {postgres.data_dir})",
+            lines += [f"PostgreSQL  {postgres.url}  (TLS verify-full against {postgres.ca_file}; data in {postgres.data_dir})",
                       f"Kafka       {broker.bootstrap}  (tansu, in memory), topic sensor-readings",
                       f"S3 (moto)   {s3.endpoint_url}  bucket {LOCAL_BUCKET}",
                       f"State store {state_store.url}  (redis-server: shared rate limits, anomaly windows)"]

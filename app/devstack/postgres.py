@@ -1,5 +1,6 @@
 """A throw-away PostgreSQL cluster on 127.0.0.1, run as the `postgres` user when we are root
-(PostgreSQL refuses to run as root)."""
+(PostgreSQL refuses to run as root). With `tls=True` it serves TLS only (plain TCP is rejected) with a
+certificate from its own local CA (`ca_file`), for clients connecting with `verify-full`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from app.devstack.certificates import LocalCertificateAuthority
 from app.devstack.processes import free_port, wait_for_port
 
 DATABASE = "sensors"
@@ -27,14 +29,21 @@ def server_bin_dir() -> Path:
 class PostgresServer:
     """`start()` initializes a cluster in a new directory; `stop()`/`start()` keep its data."""
 
-    def __init__(self, data_root: Path | None = None, port: int | None = None, extra_conf: str = "") -> None:
+    def __init__(self, data_root: Path | None = None, port: int | None = None, extra_conf: str = "", *,
+                 tls: bool = False) -> None:
         self.bin = server_bin_dir()
+        self.tls = tls
         self.port = port or free_port()
         self.root = data_root or Path(tempfile.mkdtemp(prefix="sensor-pg-"))
         self.data_dir = self.root / "data"
         self.as_postgres = os.geteuid() == 0
         self._initialized = (self.data_dir / "PG_VERSION").exists()
         self.extra_conf = extra_conf  # more postgresql.conf lines, written at initdb
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA that signed the server certificate (`SENSOR_DB_SSL_ROOT_CERT`), with `tls=True`."""
+        return self.root / "tls" / "ca.pem"
 
     @property
     def url(self) -> str:
@@ -65,9 +74,29 @@ class PostgresServer:
             )
         self._initialized = True
 
+    def _configure_tls(self) -> None:
+        """Server certificate for 127.0.0.1/localhost from a fresh local CA; TLS only from then on."""
+        owner = None
+        if self.as_postgres:
+            account = pwd.getpwnam("postgres")
+            owner = (account.pw_uid, account.pw_gid)
+        authority = LocalCertificateAuthority(self.root / "tls")
+        server = authority.issue(("127.0.0.1", "localhost"), owner=owner)
+        if owner is not None:
+            os.chown(self.root / "tls", *owner)
+        with open(self.data_dir / "postgresql.conf", "a") as conf:
+            conf.write(f"\nssl = on\nssl_cert_file = '{server.certificate}'\nssl_key_file = '{server.key}'\n"
+                       "ssl_min_protocol_version = 'TLSv1.2'\n")
+        # Like RDS with rds.force_ssl=1: a connection without TLS is refused.
+        (self.data_dir / "pg_hba.conf").write_text(
+            "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n"
+        )
+
     def start(self) -> PostgresServer:
         if not self._initialized:
             self._initialize()
+        if self.tls and not self.ca_file.exists():
+            self._configure_tls()
         self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
             "-o", f"-p {self.port} -h 127.0.0.1", "-w", "-t", "60", "start",
@@ -78,8 +107,8 @@ class PostgresServer:
 
     def ensure_database(self) -> None:
         """Create the service's database unless it exists (an error saying it exists is fine)."""
-        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", "postgres",
-                  "-c", f"CREATE DATABASE {DATABASE}", check=False)
+        self._run("psql", "-d", f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
+                  + (" sslmode=require" if self.tls else ""), "-c", f"CREATE DATABASE {DATABASE}", check=False)
 
     def stop(self, mode: str = "fast") -> None:
         """`fast` (clean) or `immediate` (like a crash: no checkpoint)."""

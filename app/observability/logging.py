@@ -2,7 +2,8 @@
 
 Each line carries `timestamp` (ISO 8601, UTC, milliseconds), `level`, `logger`, `message`,
 `request_id` (when a request is in progress), `exception` (traceback text, when present) and any
-`extra={...}` fields. uvicorn's own loggers are routed through the same handler. stdlib only.
+`extra={...}` fields. uvicorn's own loggers are routed through the same handler. Every line passes
+through `redaction.redact` (tokens, client secrets, passwords never reach a log). stdlib only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.observability.context import current_request_id
+from app.observability.redaction import redact
 
 # Every attribute a bare LogRecord has; whatever else a record carries came from `extra=`.
 # uvicorn's `color_message` duplicates the message with ANSI escapes; it is dropped too.
@@ -50,7 +52,8 @@ class JsonFormatter(logging.Formatter):
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
         # default=str: a non-JSON extra (a UUID, a Path, ...) is logged as text instead of losing the line.
-        return json.dumps(entry, default=str)
+        # redact last, on the whole line: no field, extra or traceback can carry a credential out.
+        return redact(json.dumps(entry, default=str))
 
 
 class _StdoutJsonHandler(logging.Handler):

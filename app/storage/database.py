@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.settings import Settings
+from app.storage.tls import explain, postgres_ssl_args
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Serializes concurrent migrations from several tasks/processes on PostgreSQL.
@@ -34,8 +35,8 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         pool_pre_ping=True,
         pool_recycle=300,
         connect_args={
-            # RDS forces SSL (rds.force_ssl=1); asyncpg's "require" encrypts without a CA bundle.
-            **({"ssl": "require"} if settings.db_sslmode == "require" else {}),
+            # RDS forces SSL (rds.force_ssl=1); verify-full checks its certificate (app/storage/tls.py).
+            **postgres_ssl_args(settings),
             "timeout": settings.db_statement_timeout_seconds,
             "command_timeout": settings.db_statement_timeout_seconds,
             "server_settings": {"statement_timeout": str(timeout_ms), "application_name": "sensor-ingest"},
@@ -60,7 +61,19 @@ def alembic_config(url: str) -> Config:
 
 
 async def migrate(engine: AsyncEngine) -> None:
-    """Bring the schema to head. On PostgreSQL an advisory lock makes concurrent starts safe."""
+    """Bring the schema to head. On PostgreSQL an advisory lock makes concurrent starts safe.
+
+    A certificate that does not verify raises `DatabaseTlsError` saying what was checked."""
+    try:
+        await _migrate(engine)
+    except Exception as error:
+        explained = explain(error, engine.url.host)
+        if explained is error:
+            raise
+        raise explained from error
+
+
+async def _migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             await connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
@@ -93,4 +106,6 @@ def run_migrations(settings: Settings) -> None:
 
 
 if __name__ == "__main__":
-    run_migrations(Settings())
+    from app.settings import load_settings
+
+    run_migrations(load_settings())

@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from app.settings import Settings
 from app.storage.repository import SAMPLE_HASH_FACTOR, SAMPLE_HASH_MODULUS
+from app.storage.tls import explain, postgres_ssl_args
 from app.storage.unavailable import CONNECTION_FAILURES
 
 SeriesKey = tuple[str, str]  # (device_id, tag)
@@ -64,8 +65,8 @@ def asyncpg_connect_args(settings: Settings, application_name: str) -> dict[str,
         "database": url.database, "timeout": settings.db_statement_timeout_seconds,
         "command_timeout": settings.db_statement_timeout_seconds,
         "server_settings": {"application_name": application_name, "statement_timeout": str(timeout_ms)},
-        # RDS forces SSL (rds.force_ssl=1); "require" encrypts without a CA bundle.
-        **({"ssl": "require"} if settings.db_sslmode == "require" else {}),
+        # RDS forces SSL (rds.force_ssl=1); verify-full checks its certificate (app/storage/tls.py).
+        **postgres_ssl_args(settings),
     }
 
 
@@ -76,6 +77,17 @@ class PlainConnection(asyncpg.Connection):
 
     def get_reset_query(self) -> str:
         return ""
+
+
+async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """asyncpg.connect, with a certificate that does not verify reported as `DatabaseTlsError`."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except Exception as error:
+        explained = explain(error, kwargs.get("host"))
+        if explained is error:
+            raise
+        raise explained from error
 
 
 class LazyPool:
@@ -93,7 +105,8 @@ class LazyPool:
             async with self._lock:
                 if self._pool is None:
                     self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections,
-                                                           connection_class=PlainConnection, **self._connect_args)
+                                                           connection_class=PlainConnection, connect=_connect,
+                                                           **self._connect_args)
         return self._pool
 
     async def close(self) -> None:

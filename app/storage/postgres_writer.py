@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from app.settings import Settings
 from app.storage.postgres_reader import LazyPool
 from app.storage.repository import ScoredReading, StoredResult
+from app.storage.tls import postgres_ssl_args
 
 STORE_GROUP = """
 WITH incoming AS (
@@ -48,7 +49,8 @@ class PostgresGroupWriter:
             "database": url.database, "timeout": settings.db_statement_timeout_seconds,
             "command_timeout": settings.db_statement_timeout_seconds,
             "server_settings": {"application_name": "sensor-ingest-writer"},
-            **({"ssl": "require"} if settings.db_sslmode == "require" else {}),
+            # RDS forces SSL (rds.force_ssl=1); verify-full checks its certificate (app/storage/tls.py).
+            **postgres_ssl_args(settings),
         }
         self._pool = LazyPool(connect_args, connections=connections)
 

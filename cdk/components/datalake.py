@@ -12,6 +12,8 @@ from cdk.config import DataLakeConfig
 RAW_PREFIX = "raw/"
 PROCESSED_PREFIX = "processed/"
 DEAD_LETTER_PREFIX = "dead-letter/"
+# The ingestion service's own letters (its role may write nowhere else; the archiver has its own prefix).
+SERVICE_DEAD_LETTER_PREFIX = f"{DEAD_LETTER_PREFIX}service/"
 ACCESS_LOG_RETENTION = Duration.days(365)
 
 

@@ -55,7 +55,7 @@ class DeploySmokeTest(Construct):
         code_directory: Path,
         service: ecs.FargateService,
         test_base_url: str,
-        verify_hostname: bool,
+        tls_server_name: str | None,
         vpc: ec2.IVpc,
         vpc_cidr: str,
         load_balancer_security_group: ec2.ISecurityGroup,
@@ -149,7 +149,8 @@ class DeploySmokeTest(Construct):
             log_group=self.log_group,
             environment={
                 "TEST_BASE_URL": test_base_url,
-                "TLS_VERIFY_HOSTNAME": "true" if verify_hostname else "false",
+                # The certificate's name: the TLS handshake (SNI) and the host-name check use it.
+                **({"TLS_SERVER_NAME": tls_server_name} if tls_server_name else {}),
                 "SMOKE_CLIENT_ID": config.smoke_client_id,
                 "SMOKE_CLIENT_SECRET_ARN": self.client_secret.secret_arn,
                 "SMOKE_STAGES": HOOK_STAGE.value,

@@ -25,11 +25,15 @@ from cdk.components.client_secret import generated_client_secret
 from cdk.components.datalake import access_log_bucket, private_bucket
 from cdk.components.nag import acknowledge, finding_text
 from cdk.components.retention import log_retention
+from cdk.components.service import HSTS_ATTRIBUTE, HSTS_HEADER_VALUE
 from cdk.config import LoadTestConfig
 
 WEB_PORT = 8089
 MASTER_PORT = 5557
 HTTPS_PORT = 443
+HTTP_PORT = 80
+# Read by loadtests/target_guard.py in every Locust process: the only host a run may target.
+TARGET_URL_ENV = "LOADTEST_TARGET_URL"
 MASTER_SERVICE_NAME = "master"
 LOCUSTFILE = "loadtests/locustfile.py"
 # Where the master writes each run (`<RESULTS_DIRECTORY>/<UTC timestamp>/`) and where it lands in S3.
@@ -178,6 +182,7 @@ class LocustUi(Construct):
                 next=elbv2.ListenerAction.forward([self.target_group]),
             ),
         )
+        self.listener.set_attribute(HSTS_ATTRIBUTE, HSTS_HEADER_VALUE)
 
 
 class LocustFleet(Construct):
@@ -187,7 +192,11 @@ class LocustFleet(Construct):
     task definitions, log group, security groups and the load-test API client's generated secret.
 
     Only the UI load balancer reaches the master's 8089 and only the workers its 5557; the workers
-    accept nothing. Tasks need outbound access (image pulls, Cloud Map, the target ALB, S3).
+    accept nothing. Outbound, the tasks may reach only the target's port (the internet-facing ALB, whose
+    addresses are not fixed, hence any address on that one port), HTTPS (image layers from S3, the
+    Secrets Manager and Logs endpoints) and, for the workers, the master's 5557: no other port, no
+    other protocol. Which host the users may call is enforced in the load generator itself
+    (`LOADTEST_TARGET_URL`, loadtests/target_guard.py).
     """
 
     def __init__(
@@ -206,6 +215,7 @@ class LocustFleet(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
+        self._target_url = target_url
         self.cluster = ecs.Cluster(
             self,
             "Cluster",
@@ -220,10 +230,19 @@ class LocustFleet(Construct):
         self.master_host = f"{MASTER_SERVICE_NAME}.loadtest.{name_prefix}.internal"
 
         self.master_security_group = ec2.SecurityGroup(
-            self, "MasterSecurityGroup", vpc=vpc, description="Locust master", allow_all_outbound=True
+            self, "MasterSecurityGroup", vpc=vpc, description="Locust master", allow_all_outbound=False
         )
         self.worker_security_group = ec2.SecurityGroup(
-            self, "WorkerSecurityGroup", vpc=vpc, description="Locust workers", allow_all_outbound=True
+            self, "WorkerSecurityGroup", vpc=vpc, description="Locust workers", allow_all_outbound=False
+        )
+        target_port = _port_of(target_url)
+        for group in (self.master_security_group, self.worker_security_group):
+            group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT),
+                                  "HTTPS: image layers (S3), Secrets Manager and Logs endpoints, the target")
+            if target_port != HTTPS_PORT:
+                group.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(target_port), "The target ALB's listener")
+        self.worker_security_group.add_egress_rule(
+            self.master_security_group, ec2.Port.tcp(MASTER_PORT), "Locust workers to master"
         )
         self.master_security_group.add_ingress_rule(
             self.worker_security_group, ec2.Port.tcp(MASTER_PORT), "Locust workers to master"
@@ -346,10 +365,18 @@ class LocustFleet(Construct):
             readonly_root_filesystem=True,
             # On SIGTERM Locust writes its HTML report and verdict, then the exporter uploads them.
             stop_timeout=Duration.seconds(120),
+            # The only host the users may send the client secret to, whatever the web UI says.
+            environment={TARGET_URL_ENV: self._target_url},
             secrets={
                 "LOADTEST_CLIENT_ID": ecs.Secret.from_secrets_manager(self.client_secret, "client_id"),
                 "LOADTEST_CLIENT_SECRET": ecs.Secret.from_secrets_manager(self.client_secret, "client_secret"),
             },
+        )
+        acknowledge(
+            task_definition,
+            "ECS2",
+            "The environment holds only the load test's target URL (not a secret: the one host the users may "
+            "call); the client credentials are injected from Secrets Manager.",
         )
         # Task-local volumes are the only writable paths; the image itself stays read-only.
         volumes = {"scratch": "/tmp", **({"results": RESULTS_DIRECTORY} if writes_results else {})}  # noqa: S108
@@ -385,6 +412,15 @@ class LocustFleet(Construct):
             f"Each run uploads files under '{results.results_prefix}<run>/'; the wildcard is that prefix of the "
             "load-test results bucket only, and the role can neither read nor delete.",
         )
+
+
+def _port_of(url: str) -> int:
+    """The TCP port of an http(s) URL (its explicit port, else the scheme's)."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    if ":" in host and host.rsplit(":", 1)[1].isdigit():
+        return int(host.rsplit(":", 1)[1])
+    return HTTPS_PORT if scheme == "https" else HTTP_PORT
 
 
 def _capacity(config: LoadTestConfig) -> dict:

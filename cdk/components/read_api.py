@@ -1,18 +1,13 @@
-"""The read-only API: the app's query endpoints in a Lambda behind an API Gateway HTTP API."""
+"""The read-only API: the app's query endpoints in a Lambda behind the service's ALB (`/read/...`)."""
 
 from __future__ import annotations
 
-import json
-
-import jsii
-from aws_cdk import Duration, RemovalPolicy
-from aws_cdk import aws_apigateway as apigateway
-from aws_cdk import aws_apigatewayv2 as apigwv2
-from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_elasticloadbalancingv2_targets as elbv2_targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk.components.archiver import ALIAS_NAME, HTTPS_PORT
@@ -24,59 +19,27 @@ from cdk.components.lambda_common import (
     log_write_statement,
     network_interface_statement,
 )
-from cdk.components.nag import acknowledge
-from cdk.components.retention import log_retention
 from cdk.config import PipelineConfig
 
-# The app's read endpoints (app/read_api.py); anything else is answered 404 by API Gateway itself.
-READ_ROUTES = (
-    (apigwv2.HttpMethod.GET, "/health"),
-    (apigwv2.HttpMethod.POST, "/auth/token"),
-    (apigwv2.HttpMethod.GET, "/data"),
-    (apigwv2.HttpMethod.GET, "/sensors/stats"),
-    (apigwv2.HttpMethod.GET, "/sensors/anomalies/count"),
-)
-# HTTP API context variables (API Gateway developer guide: "Customizing HTTP API access logs").
-ACCESS_LOG_FIELDS = {
-    "requestId": "$context.requestId",
-    "ip": "$context.identity.sourceIp",
-    "requestTime": "$context.requestTime",
-    "httpMethod": "$context.httpMethod",
-    "routeKey": "$context.routeKey",
-    "path": "$context.path",
-    "status": "$context.status",
-    "protocol": "$context.protocol",
-    "responseLength": "$context.responseLength",
-    "responseLatency": "$context.responseLatency",
-    "integrationStatus": "$context.integrationStatus",
-    "integrationLatency": "$context.integrationLatency",
-    "integrationError": "$context.integrationErrorMessage",
-}
+# Served through the service's ALB under this path prefix (the handler strips it): the same edge as
+# ingest, so the same WAF web ACL (per-IP rate limit, managed rules, redacted logging), the same TLS
+# listener with HSTS and the same access logs (docs/security.md, "The read API's edge").
+READ_PATH_PREFIX = "/read"
+# Evaluated before the service's own forward rule (priority 10), which ECS re-weights during deployments.
+READ_RULE_PRIORITY = 5
+# Where the Lambda bundle carries the RDS CA bundle (cdk/stacks/pipeline.py adds it).
+RDS_CA_BUNDLE_IN_LAMBDA = "rds-global-bundle.pem"
 # A Lambda execution environment serves one request at a time: one pooled connection is enough.
 DATABASE_POOL_SIZE = 1
-
-
-@jsii.implements(apigwv2.IAccessLogSettings)
-class _AccessLogs:
-    """Access logs of the HTTP API stage: one JSON line per request into `log_group`."""
-
-    def __init__(self, log_group: logs.ILogGroup) -> None:
-        self._destination = apigwv2.LogGroupLogDestination(log_group)
-
-    @property
-    def destination(self) -> apigwv2.IAccessLogDestination:
-        return self._destination
-
-    @property
-    def format(self) -> apigateway.AccessLogFormat:
-        return apigateway.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS, separators=(",", ":")))
 
 
 class ReadApi(Construct):
     """Owns the read-only API Lambda (the app's health, token and query endpoints served by the
     same FastAPI code through mangum), its execution role (read access to the database, token-key
     and API-client secrets only), log groups, security group and its path into the database, the
-    `live` alias, and the HTTP API (explicit routes, stage throttling, access logs) invoking it.
+    `live` alias, and its place behind the service's ALB: a Lambda target group on the alias and a
+    listener rule for `/read` and `/read/*` on the production listener (HTTPS), in front of the ECS
+    service's own rule.
 
     The function fetches its secrets at cold start; nothing secret is in its environment.
     """
@@ -99,6 +62,8 @@ class ReadApi(Construct):
         database_secret_arn: str,
         jwt_signing_key_secret_arn: str,
         api_clients_secret_arn: str,
+        listener: elbv2.IApplicationListener,
+        base_url: str,
         log_retention_days: int,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -160,7 +125,9 @@ class ReadApi(Construct):
                 "DB_SECRET_ARN": database_secret_arn,
                 "JWT_SIGNING_KEY_SECRET_ARN": jwt_signing_key_secret_arn,
                 "API_CLIENTS_SECRET_ARN": api_clients_secret_arn,
-                "SENSOR_DB_SSLMODE": "require",
+                # TLS to RDS verified against the RDS CA bundle shipped in the Lambda bundle.
+                "SENSOR_DB_SSLMODE": "verify-full",
+                "SENSOR_DB_SSL_ROOT_CERT": f"/var/task/{RDS_CA_BUNDLE_IN_LAMBDA}",
                 "SENSOR_DB_POOL_SIZE": str(DATABASE_POOL_SIZE),
             },
         )
@@ -169,45 +136,24 @@ class ReadApi(Construct):
             self, "LiveAlias", alias_name=ALIAS_NAME, version=self.function.current_version
         )
 
-        self.http_api = apigwv2.HttpApi(
+        # The ALB invokes the alias, so CodeDeploy's traffic shifting applies to ALB traffic too.
+        self.target_group = elbv2.ApplicationTargetGroup(
             self,
-            "HttpApi",
-            api_name=self.function_name,
-            description=f"{name_prefix}: read-only sensor API (bearer tokens from POST /auth/token)",
-            create_default_stage=False,
+            "TargetGroup",
+            target_type=elbv2.TargetType.LAMBDA,
+            targets=[elbv2_targets.LambdaTarget(self.alias)],
         )
-        integration = integrations.HttpLambdaIntegration(
-            "LiveAlias",
-            self.alias,
-            payload_format_version=apigwv2.PayloadFormatVersion.VERSION_2_0,
-            # Answer (even with a timeout error) before API Gateway's own 30 s limit cuts in.
-            timeout=Duration.seconds(config.read_api_timeout_seconds + 1),
-        )
-        for method, path in READ_ROUTES:
-            self.http_api.add_routes(path=path, methods=[method], integration=integration)
-        acknowledge(
-            self.http_api,
-            "APIG4",
-            "Authorization is the app's own bearer-token check, the same code as the ingestion service; "
-            "/health and POST /auth/token are public by design (the token endpoint checks client secrets).",
-        )
-
-        self.access_log_group = logs.LogGroup(
+        # The target's invoke permission names no target group (naming it would be a cycle in
+        # CloudFormation): limit it to load balancers of this account at least.
+        for child in self.alias.node.children:
+            if isinstance(child, lambda_.CfnPermission) and child.principal == "elasticloadbalancing.amazonaws.com":
+                child.source_account = Aws.ACCOUNT_ID
+        self.listener_rule = elbv2.ApplicationListenerRule(
             self,
-            "AccessLogs",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.DESTROY,
+            "ListenerRule",
+            listener=listener,
+            priority=READ_RULE_PRIORITY,
+            conditions=[elbv2.ListenerCondition.path_patterns([READ_PATH_PREFIX, f"{READ_PATH_PREFIX}/*"])],
+            action=elbv2.ListenerAction.forward([self.target_group]),
         )
-        self.stage = apigwv2.HttpStage(
-            self,
-            "DefaultStage",
-            http_api=self.http_api,
-            stage_name="$default",
-            auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(
-                rate_limit=config.read_api_throttle_rate_per_second,
-                burst_limit=config.read_api_throttle_burst,
-            ),
-            access_log_settings=_AccessLogs(self.access_log_group),
-        )
-        self.url = self.stage.url
+        self.url = f"{base_url}{READ_PATH_PREFIX}"

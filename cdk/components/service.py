@@ -23,10 +23,14 @@ from cdk.components.retention import log_retention
 from cdk.config import DashboardAuthConfig, ServiceConfig
 
 CONTAINER_NAME = "app"
+RDS_CA_BUNDLE_IN_IMAGE = "/etc/ssl/rds/global-bundle.pem"
 PRODUCTION_RULE_PRIORITY = 10
 # Evaluated before the production rule: /dashboard* is authenticated by the ALB when dashboard_auth is set.
-DASHBOARD_RULE_PRIORITY = 5
+DASHBOARD_RULE_PRIORITY = 6  # the read API's /read/* rule has 5 on the same listener
 DASHBOARD_PATHS = ["/dashboard", "/dashboard/*"]
+# HSTS on every HTTPS answer, set by the ALB itself (listener attribute), so no response can miss it.
+HSTS_HEADER_VALUE = "max-age=31536000; includeSubDomains"
+HSTS_ATTRIBUTE = "routing.http.response.strict_transport_security.header_value"
 
 
 class IngestService(Construct):
@@ -52,6 +56,7 @@ class IngestService(Construct):
         load_balancer_security_group: ec2.ISecurityGroup,
         app_security_group: ec2.ISecurityGroup,
         certificate_arn: str | None,
+        domain_name: str | None,
         access_logs_bucket: s3.IBucket,
         database_secret: secretsmanager.ISecret,
         database_name: str,
@@ -137,9 +142,12 @@ class IngestService(Construct):
         self.blue_target_group = self._target_group("Blue", vpc)
         self.green_target_group = self._target_group("Green", vpc)
         production_listener, test_listener = self._listeners(certificate_arn)
+        self.production_listener = production_listener
         self.production_rule = self._forward_rule("ProductionRule", production_listener)
         self.test_rule = self._forward_rule("TestRule", test_listener)
-        self.url = f"{'https' if certificate_arn else 'http'}://{self.load_balancer.load_balancer_dns_name}"
+        # Clients use the certificate's name (verified TLS); the ALB's DNS name only without a certificate.
+        self.url = (f"https://{domain_name}" if certificate_arn and domain_name
+                    else f"http://{self.load_balancer.load_balancer_dns_name}")
 
         self.rollback_alarms = self._rollback_alarms(name_prefix)
         self.service = ecs.FargateService(
@@ -235,7 +243,9 @@ class IngestService(Construct):
                 "MSK_CLUSTER_ARN": msk_cluster_arn,
                 "KAFKA_TOPIC": topic_name,
                 "DB_SECRET_ARN": database_secret.secret_arn,
-                "SENSOR_DB_SSLMODE": "require",
+                # TLS to RDS verified against the RDS CA bundle the image fetches at build (app/Dockerfile).
+                "SENSOR_DB_SSLMODE": "verify-full",
+                "SENSOR_DB_SSL_ROOT_CERT": RDS_CA_BUNDLE_IN_IMAGE,
             },
             secrets={
                 "DB_HOST": ecs.Secret.from_secrets_manager(database_secret, "host"),
@@ -341,7 +351,9 @@ class IngestService(Construct):
     def _listeners(
         self, certificate_arn: str | None
     ) -> tuple[elbv2.ApplicationListener, elbv2.ApplicationListener]:
-        """Production listener (443, or 80 in dev without a certificate) and the test listener.
+        """Production listener (443; port 80 only redirects) and the test listener (HTTPS), both
+        adding HSTS to every answer. Plain HTTP only in an environment that opted out explicitly
+        (`allow_plain_http`, non-production, warned at synth).
 
         Unmatched requests get a 404 from the ALB; the forward rules below carry the traffic, so
         ECS can re-weight them during a deployment.
@@ -371,6 +383,8 @@ class IngestService(Construct):
             certificates=[certificate], ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS, open=False,
             default_action=not_found,
         )
+        for listener in (production, test):
+            listener.set_attribute(HSTS_ATTRIBUTE, HSTS_HEADER_VALUE)
         return production, test
 
     def _authenticated_dashboard(

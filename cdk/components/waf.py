@@ -20,11 +20,20 @@ MANAGED_RULE_GROUPS = (
 # The common rule set blocks bodies over 8 KB; batches of 100 readings are larger, and the app
 # enforces its own body limit (413), so that one rule only counts.
 COUNT_ONLY_RULES = {"AWSManagedRulesCommonRuleSet": ("SizeRestrictions_BODY",)}
+# Never kept in the WAF log: the bearer token (Authorization), a session cookie, and the query string
+# (nothing the platform serves puts a credential there, but a client might). WAF replaces them with
+# "REDACTED" before the record is written.
+# (The logging configuration's FieldToMatch passes SingleHeader through as JSON: CloudFormation casing.)
+REDACTED_FIELDS = (
+    wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "authorization"}),
+    wafv2.CfnLoggingConfiguration.FieldToMatchProperty(single_header={"Name": "cookie"}),
+    wafv2.CfnLoggingConfiguration.FieldToMatchProperty(query_string={}),
+)
 
 
 class EdgeFirewall(Construct):
     """Owns the regional web ACL, its association with the ALB, the allow-listed IP set and the
-    WAF log group.
+    WAF log group and logging configuration (credentials redacted: `REDACTED_FIELDS`).
 
     Rule 0 is a per-IP rate limit that exempts the allow-listed CIDRs and `load_generator_ips`
     (the NAT gateways' Elastic IPs while the LoadTest stack is enabled); the managed rule groups
@@ -126,6 +135,7 @@ class EdgeFirewall(Construct):
                     arn_format=ArnFormat.COLON_RESOURCE_NAME,
                 )
             ],
+            redacted_fields=list(REDACTED_FIELDS),
         )
         logging.node.add_dependency(log_group)
 

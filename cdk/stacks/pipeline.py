@@ -15,13 +15,14 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from cdk.artifacts import RDS_CA_BUNDLE
 from cdk.components.archiver import Archiver
 from cdk.components.bundling import PythonBundle, SourceFile, package_tree, python_files, python_lambda_code
 from cdk.components.database import POSTGRES_PORT
 from cdk.components.datalake import DEAD_LETTER_PREFIX, PROCESSED_PREFIX, RAW_PREFIX
 from cdk.components.lake_catalog import LakeCatalog
 from cdk.components.lambda_deployment import LambdaApplication, LambdaDeployment, hook_code
-from cdk.components.read_api import ReadApi
+from cdk.components.read_api import RDS_CA_BUNDLE_IN_LAMBDA, ReadApi
 from cdk.components.streaming import MSK_IAM_TLS_PORT
 from cdk.config import EnvironmentConfig
 from cdk.stacks.data import DataStack
@@ -75,14 +76,19 @@ class LambdaSources:
             files=(
                 *python_files(self.read_api_directory),
                 *package_tree(self.app_package, target="app", exclude=READ_API_EXCLUDED_APP_PARTS),
+                # PostgreSQL verify-full needs the RDS CA bundle, fetched by `make rds-ca-bundle` where the
+                # build has network (make deploy runs it; cdk.preflight refuses to deploy without it).
+                *((SourceFile(RDS_CA_BUNDLE, RDS_CA_BUNDLE_IN_LAMBDA),) if RDS_CA_BUNDLE.is_file() else ()),
             ),
         )
+
+
 
 
 class PipelineStack(Stack):
     """Owns the archiver (Lambda, alias, MSK event source mapping, failure queue), the Glue database
     and table over the lake, and, when `pipeline.read_api_enabled`, the read-only API (Lambda, alias,
-    HTTP API). Each function's `live` alias moves to a new version through CodeDeploy
+    its `/read` rule on the service's ALB). Each function's `live` alias moves to a new version through CodeDeploy
     (`pipeline.lambda_deployment`), with rollback alarms and a pre-traffic hook (lambda/pre_traffic)."""
 
     def __init__(
@@ -150,6 +156,9 @@ class PipelineStack(Stack):
                 database_secret_arn=data.database.secret.secret_arn,
                 jwt_signing_key_secret_arn=service.ingest.jwt_signing_key.secret_arn,
                 api_clients_secret_arn=service.ingest.api_clients.secret_arn,
+                # The ingest path's edge: WAF web ACL, TLS listener with HSTS, access logs.
+                listener=service.ingest.production_listener,
+                base_url=service.ingest.url,
                 log_retention_days=config.log_retention_days,
             )
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Annotations, CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk.components.datalake import DEAD_LETTER_PREFIX
+from cdk.components.datalake import SERVICE_DEAD_LETTER_PREFIX
 from cdk.components.deploy_hooks import DeploySmokeTest
 from cdk.components.security_groups import PlatformSecurityGroups
 from cdk.components.service import IngestService
@@ -50,11 +50,12 @@ class ServiceStack(Stack):
             load_balancer_security_group=security_groups.load_balancer,
             app_security_group=security_groups.app,
             certificate_arn=config.certificate_arn,
+            domain_name=config.domain_name,
             access_logs_bucket=data.lake.access_logs,
             database_secret=data.database.secret,
             database_name=config.database.database_name,
             lake_bucket_name=data.lake.bucket_name,
-            dead_letter_prefix=f"{DEAD_LETTER_PREFIX}service/",  # the archiver keeps dead-letter/archiver/
+            dead_letter_prefix=SERVICE_DEAD_LETTER_PREFIX,
             msk_cluster_arn=data.stream.cluster.cluster_arn,
             topic_arn=data.stream.topic.attr_topic_arn,
             topic_name=data.stream.topic_name,
@@ -74,8 +75,9 @@ class ServiceStack(Stack):
                 f"{scheme}://{self.ingest.load_balancer.load_balancer_dns_name}:"
                 f"{config.service.test_listener_port}"
             ),
-            # The certificate names the service's domain, not the ALB's own DNS name.
-            verify_hostname=False,
+            # The ALB's own DNS name is what the hook dials; the certificate names the service's domain,
+            # so the hook verifies it against that name (SNI), with full chain and host-name checks.
+            tls_server_name=config.domain_name,
             vpc=vpc,
             vpc_cidr=config.network.vpc_cidr,
             load_balancer_security_group=security_groups.load_balancer,
@@ -92,6 +94,12 @@ class ServiceStack(Stack):
             # The LoadTest stack's workers reach the ALB from these addresses (they run in this VPC).
             load_generator_ips=tuple(_nat_public_ips(vpc)) if config.load_test.enabled else (),
         )
+        if config.allow_plain_http:
+            Annotations.of(self).add_warning_v2(
+                "sensor:plain-http",
+                f"environment {config.name!r} has no certificate (allow_plain_http: true): the ALB's "
+                "listeners carry client secrets and bearer tokens in plain HTTP. Non-production only.",
+            )
         CfnOutput(self, "LoadBalancerUrl", value=self.ingest.url)
         CfnOutput(self, "ClusterName", value=self.ingest.cluster.cluster_name)
         CfnOutput(self, "ServiceName", value=self.ingest.service.service_name)

@@ -1,7 +1,8 @@
 """The read-only API Lambda: the app's read endpoints (`app.read_api`) served through mangum.
 
-API Gateway (HTTP API, payload 2.0) invokes the `live` alias; mangum also understands ALB and REST API
-events. The bundle holds this file, the `app` package and the app's requirements.
+The service's ALB invokes the `live` alias for `/read` and `/read/*` (the ingest path's edge: WAF, TLS,
+HSTS); the `/read` prefix is stripped before mangum sees the path, so `/read/data` is the app's `/data`.
+mangum also understands API Gateway events (the pre-traffic hook invokes with one). The bundle holds this file, the `app` package and the app's requirements.
 
 Settings are built at cold start, not at import: the environment names three Secrets Manager secrets
 and the function reads them with boto3 (nothing secret is in its environment):
@@ -43,6 +44,7 @@ API_CLIENTS_VARIABLE = "API_CLIENTS_SECRET_ARN"
 SETTINGS_MAX_AGE_SECONDS = 900.0
 MIN_REBUILD_SECONDS = 30.0
 SERVER_ERROR = 500
+READ_PATH_PREFIX = "/read"  # cdk/components/read_api.py routes it here
 
 SecretReader = Callable[[str], str]
 
@@ -109,7 +111,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     now = time.monotonic()
     if _served is None or _served.stale(now):
         _served = _Served(Mangum(create_read_app(settings_from_secrets()), lifespan="auto"), built_at=now)
-    response = _served.adapter(event, context)
+    response = _served.adapter(_without_read_prefix(event), context)
     if response.get("statusCode", SERVER_ERROR) >= SERVER_ERROR:
         _served.rebuild_requested = True
     return response
+
+
+def _without_read_prefix(event: dict[str, Any]) -> dict[str, Any]:
+    """An ALB event for `/read/...` as the app's own path (`/read` alone is `/`)."""
+    path = event.get("path")
+    if "elb" not in (event.get("requestContext") or {}) or not isinstance(path, str):
+        return event
+    if path == READ_PATH_PREFIX or path.startswith(f"{READ_PATH_PREFIX}/"):
+        return {**event, "path": path[len(READ_PATH_PREFIX):] or "/"}
+    return event

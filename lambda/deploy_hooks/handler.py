@@ -21,8 +21,9 @@ for a warm function, in memory keyed by executionId.
 Environment: TEST_BASE_URL (http(s)://<alb dns>:<test port>), SMOKE_CLIENT_ID, and SMOKE_CLIENT_SECRET
 (local) or SMOKE_CLIENT_SECRET_ARN (a Secrets Manager secret, JSON with `client_secret` or plain,
 fetched once per execution environment); optional CALLBACK_DELAY_SECONDS (30), MAX_ATTEMPTS (20),
-MAX_WAIT_SECONDS (600), REQUEST_TIMEOUT_SECONDS (5), TLS_VERIFY_HOSTNAME (true; false when the URL is
-the ALB's own DNS name, which the certificate does not name: the chain is still verified),
+MAX_WAIT_SECONDS (600), REQUEST_TIMEOUT_SECONDS (5), TLS_SERVER_NAME (the name the certificate covers:
+the hook dials the ALB's own DNS name but sends this name as SNI and checks the certificate against it;
+verification is never turned off),
 SMOKE_STAGES (POST_TEST_TRAFFIC_SHIFT; other stages succeed without checks).
 
 Every step is logged as one JSON line on stdout (CloudWatch Logs), with the execution id and why it
@@ -78,9 +79,9 @@ def _client_secret() -> str:
 
 
 def _ssl_context() -> ssl.SSLContext:
+    """Chain and host name always verified (the name is TLS_SERVER_NAME when set, else the URL's host)."""
     context = ssl.create_default_context()
-    if os.environ.get("TLS_VERIFY_HOSTNAME", "true").lower() == "false":
-        context.check_hostname = False  # chain still verified (CERT_REQUIRED)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
@@ -128,6 +129,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         log=lambda **fields: log(**common, attempt=attempt, **fields),
         timeout=float(_int_env("REQUEST_TIMEOUT_SECONDS", 5)),
         ssl_context=_ssl_context() if base_url.startswith("https") else None,
+        server_name=os.environ.get("TLS_SERVER_NAME") or None,
     )
 
     if result.verdict == "passed":

@@ -11,7 +11,10 @@ wrongly: worth a rollback).
 
 from __future__ import annotations
 
+import functools
+import http.client
 import json
+import socket
 import ssl
 import urllib.error
 import urllib.request
@@ -45,11 +48,41 @@ class NotReachable(Exception):
     """No HTTP answer at all (refused, reset, timeout, DNS)."""
 
 
+class _NamedHTTPSConnection(http.client.HTTPSConnection):
+    """Dials the URL's host but runs TLS for `server_name`: SNI and the certificate's host-name check
+    use the name the certificate covers (the service's domain), while the TCP connection goes to the
+    load balancer's own DNS name. Verification stays fully on."""
+
+    def __init__(self, *args: Any, server_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout, self.source_address)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self._server_name)
+
+
+class _ServerNameHandler(urllib.request.HTTPSHandler):
+    def __init__(self, context: ssl.SSLContext, server_name: str) -> None:
+        super().__init__(context=context)
+        self._server_name = server_name
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        connection = functools.partial(_NamedHTTPSConnection, server_name=self._server_name)
+        return self.do_open(connection, req, context=self._context)
+
+
 class _Client:
-    def __init__(self, base_url: str, *, timeout: float, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(
+        self, base_url: str, *, timeout: float, ssl_context: ssl.SSLContext | None, server_name: str | None = None
+    ) -> None:
         self._base = base_url.rstrip("/")
         self._timeout = timeout
-        self._ssl_context = ssl_context
+        handlers: list[urllib.request.BaseHandler] = []
+        if ssl_context is not None:
+            handlers.append(_ServerNameHandler(ssl_context, server_name) if server_name
+                            else urllib.request.HTTPSHandler(context=ssl_context))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def request(
         self, method: str, path: str, *, body: Any = None, headers: dict[str, str] | None = None
@@ -63,9 +96,7 @@ class _Client:
                      **(headers or {})},
         )
         try:
-            with urllib.request.urlopen(  # noqa: S310 - http(s) only, see TEST_BASE_URL validation
-                request, timeout=self._timeout, context=self._ssl_context
-            ) as answer:
+            with self._opener.open(request, timeout=self._timeout) as answer:  # http(s) only (TEST_BASE_URL)
                 return Response(answer.status, _parse(answer.read()))
         except urllib.error.HTTPError as error:
             return Response(error.code, _parse(error.read()))
@@ -99,10 +130,13 @@ def run(
     log: Log,
     timeout: float = 5.0,
     ssl_context: ssl.SSLContext | None = None,
+    server_name: str | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> SmokeResult:
-    """Run every check in order; stop at the first one that does not pass."""
-    checks = _Checks(_Client(base_url, timeout=timeout, ssl_context=ssl_context), log)
+    """Run every check in order; stop at the first one that does not pass. With `server_name`, TLS
+    verifies the certificate against that name instead of the URL's host (see _NamedHTTPSConnection)."""
+    client = _Client(base_url, timeout=timeout, ssl_context=ssl_context, server_name=server_name)
+    checks = _Checks(client, log)
     try:
         checks.up_and_ready()
         auth = checks.token(client_id, client_secret)

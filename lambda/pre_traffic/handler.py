@@ -18,8 +18,8 @@ Environment (set by cdk/components/lambda_deployment.py)
     projected years (2016-2050), so Athena never returns it; its key
     `raw/year=2000/month=01/day=01/hour=00/deploy-canary-0-0-0.parquet` is overwritten by every
     deployment. Expected answer: written == 1, dead_lettered == 0.
-  - `read-api`: an API Gateway HTTP API (payload 2.0) `GET /health`. Expected: status 200 and a
-    JSON body with "status": "ok".
+  - `read-api`: the ALB event of `GET /read/health` (the read API is served through the service's ALB).
+    Expected: status 200 and a JSON body with "status": "ok".
 
 Only the standard library and boto3 (both in the Lambda runtime): no bundling.
 """
@@ -101,32 +101,17 @@ def check_archiver(payload: Any) -> None:
 
 
 def health_event(now: datetime | None = None) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload format 2.0) event for `GET /health`."""
-    now = now or datetime.now(UTC)
+    """The Application Load Balancer event for `GET /read/health`: what the service's ALB sends the read
+    API (its `/read` rule; the handler strips the prefix). `now` is unused: ALB events carry no time."""
+    del now
     return {
-        "version": "2.0",
-        "routeKey": "GET /health",
-        "rawPath": "/health",
-        "rawQueryString": "",
-        "headers": {"host": "deploy-canary.invalid", "user-agent": "codedeploy-pre-traffic-hook"},
-        "requestContext": {
-            "accountId": "000000000000",
-            "apiId": "deploy-canary",
-            "domainName": "deploy-canary.invalid",
-            "domainPrefix": "deploy-canary",
-            "http": {
-                "method": "GET",
-                "path": "/health",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "codedeploy-pre-traffic-hook",
-            },
-            "requestId": "deploy-canary",
-            "routeKey": "GET /health",
-            "stage": "$default",
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        },
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:::targetgroup/deploy-canary/0"}},
+        "httpMethod": "GET",
+        "path": "/read/health",
+        "queryStringParameters": {},
+        "headers": {"host": "deploy-canary.invalid", "user-agent": "codedeploy-pre-traffic-hook",
+                    "x-forwarded-proto": "https", "x-forwarded-port": "443", "x-forwarded-for": "127.0.0.1"},
+        "body": "",
         "isBase64Encoded": False,
     }
 

@@ -27,6 +27,7 @@ from mangum import Mangum
 from moto import mock_aws
 from pydantic import SecretStr
 
+from app.devstack.lambdas import load_handler_module
 from app.read_api import create_read_app
 from app.settings import Settings, sha256_hex
 from tests.conftest import REPO_ROOT
@@ -395,3 +396,15 @@ def test_handler_marks_the_app_for_rebuild_after_a_5xx(
     status, _, body = respond(handler.handler, http_api_event("GET", "/data", headers=auth))
     assert status == 500, body
     assert handler._served.rebuild_requested is True
+
+
+def test_handler_serves_the_alb_read_prefix_as_the_apps_paths(deployed_environment) -> None:
+    """The service's ALB forwards /read and /read/* (cdk/components/read_api.py): /read/data is /data."""
+    handler, _ = deployed_environment
+    assert respond(handler.handler, alb_event("GET", "/read/health"))[0] == 200
+    # The CodeDeploy pre-traffic hook's probe is that same ALB event.
+    assert respond(handler.handler, load_handler_module("pre_traffic").health_event())[0] == 200
+    auth = bearer(handler.handler, lambda method, path, **kw: alb_event(method, f"/read{path}", **kw), READER)
+    status, _, readings = respond(handler.handler, alb_event("GET", "/read/data", headers=auth))
+    assert status == 200 and len(readings) == 13
+    assert respond(handler.handler, alb_event("GET", "/reading"))[0] == 404  # only the exact prefix is stripped

@@ -36,7 +36,9 @@ def test_committed_environments_parse_with_documented_defaults() -> None:
     assert len(dev.network.availability_zones) == 2
     assert len(prod.network.availability_zones) == 3
     assert (dev.streaming.broker_count, prod.streaming.broker_count) == (2, 3)
-    assert dev.certificate_arn is None and prod.https
+    # HTTPS everywhere: dev has a (placeholder) certificate too, and names what it covers.
+    assert dev.https and prod.https and not dev.allow_plain_http
+    assert (dev.domain_name, prod.domain_name) == ("sensor-dev.example.com", "sensor.example.com")
     assert prod.database.multi_az and prod.database.read_replica
     assert prod.datalake.infrequent_access_after_days == 30
     assert prod.datalake.glacier_after_days == 90
@@ -50,7 +52,6 @@ def test_pipeline_settings_come_from_cdk_json_with_documented_defaults() -> None
     assert (dev.batch_size, dev.maximum_batching_window_seconds, dev.starting_position) == (1000, 5, "TRIM_HORIZON")
     assert (prod.batch_size, prod.maximum_batching_window_seconds) == (5000, 30)
     assert (prod.archiver_memory_mb, prod.archiver_timeout_seconds) == (1024, 300)
-    assert (prod.read_api_throttle_rate_per_second, prod.read_api_throttle_burst) == (100, 200)
     assert (dev.lambda_deployment, prod.lambda_deployment) == ("ALL_AT_ONCE", "CANARY_10_PERCENT_5_MINUTES")
     assert (prod.archiver_p99_duration_alarm_ms, prod.read_api_p99_duration_alarm_ms) == (120_000, 3_000)
 
@@ -62,7 +63,6 @@ def test_pipeline_settings_come_from_cdk_json_with_documented_defaults() -> None
     assert (defaults.batch_size, defaults.maximum_batching_window_seconds) == (1000, 5)
     assert defaults.starting_position == "TRIM_HORIZON"
     assert (defaults.read_api_memory_mb, defaults.read_api_timeout_seconds) == (512, 10)
-    assert (defaults.read_api_throttle_rate_per_second, defaults.read_api_throttle_burst) == (50, 100)
     assert defaults.lambda_deployment == "CANARY_10_PERCENT_5_MINUTES"  # the safe choice unless told otherwise
     assert (defaults.archiver_p99_duration_alarm_ms, defaults.read_api_p99_duration_alarm_ms) == (60_000, 3_000)
 
@@ -187,12 +187,18 @@ def test_config_is_frozen() -> None:
         pytest.param(lambda r: r["pipeline"].update(read_api_memory_mb=64),
                      "environments.dev.pipeline.read_api_memory_mb", "greater than or equal to 128",
                      id="read API memory below the Lambda minimum"),
-        pytest.param(lambda r: r["pipeline"].update(read_api_throttle_rate_per_second=0),
-                     "environments.dev.pipeline.read_api_throttle_rate_per_second", "greater than or equal to 1",
-                     id="read API rate of zero"),
-        pytest.param(lambda r: r["pipeline"].update(read_api_throttle_rate_per_second=200, read_api_throttle_burst=100),
-                     "environments.dev.pipeline.read_api_throttle_burst",
-                     "must be at least read_api_throttle_rate_per_second (100 < 200)", id="burst below the rate"),
+        pytest.param(lambda r: r["pipeline"].update(read_api_throttle_burst=100),
+                     "environments.dev.pipeline.read_api_throttle_burst", "unknown key",
+                     id="the HTTP API's throttle is gone: reads share the ALB's WAF"),
+        # HTTPS on every listener carrying credentials, unless the environment says otherwise explicitly.
+        pytest.param(lambda r: r.pop("certificate_arn"), "environments.dev.certificate_arn",
+                     'say so explicitly with "allow_plain_http": true', id="no certificate, no opt-out"),
+        pytest.param(lambda r: r.update(allow_plain_http=True), "environments.dev.allow_plain_http",
+                     "contradicts certificate_arn", id="opt-out with a certificate"),
+        pytest.param(lambda r: r.pop("domain_name"), "environments.dev.domain_name",
+                     "is required with certificate_arn", id="certificate without its name"),
+        pytest.param(lambda r: r.update(allow_plain_http="true"), "environments.dev.allow_plain_http",
+                     "valid boolean", id="opt-out as text"),
         pytest.param(lambda r: r["pipeline"].update(lambda_deployment="CANARY_50_PERCENT"),
                      "environments.dev.pipeline.lambda_deployment", "'CANARY_10_PERCENT_5_MINUTES'",
                      id="unknown Lambda deployment configuration"),
@@ -220,6 +226,9 @@ def test_dev_rules(mutate: Callable[[dict[str, Any]], None], key: str, rule: str
                      "is required in a production environment", id="prod without certificate"),
         pytest.param(lambda r: r.pop("alarm_email"), "environments.prod.alarm_email",
                      "is required in a production environment", id="prod without alarm e-mail"),
+        pytest.param(lambda r: (r.pop("certificate_arn"), r.update(allow_plain_http=True)),
+                     "environments.prod.allow_plain_http", "must not be true in a production environment",
+                     id="prod opting out of HTTPS"),
     ],
 )
 def test_production_rules(mutate: Callable[[dict[str, Any]], None], key: str, rule: str) -> None:

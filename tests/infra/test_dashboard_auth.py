@@ -46,6 +46,10 @@ def test_provider_puts_an_authenticate_action_on_dashboard_paths(synth_variant, 
                                                                                   provider: block}))
     (rule,) = dashboard_rules(env)
     assert rule["Priority"] < 10, "evaluated before the production rule's /*"
+    read_rules = env.templates["Pipeline"].find_resources("AWS::ElasticLoadBalancingV2::ListenerRule")
+    assert read_rules, "the read API's /read/* rule shares the HTTPS listener"
+    assert rule["Priority"] not in {other["Properties"]["Priority"] for other in read_rules.values()}, (
+        "an ALB listener takes each rule priority once")
     assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/dashboard", "/dashboard/*"]
     authenticate, forward = sorted(rule["Actions"], key=lambda action: action["Order"])
     assert authenticate["Type"] == action_type and forward["Type"] == "forward"

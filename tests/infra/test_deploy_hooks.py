@@ -67,7 +67,9 @@ def test_hook_function_calls_the_test_listener_with_its_smoke_client(each_env: S
     assert env["MAX_WAIT_SECONDS"] == str(config.service.smoke_test_max_wait_seconds)
     assert env["SMOKE_STAGES"] == "POST_TEST_TRAFFIC_SHIFT"
     assert "SMOKE_CLIENT_SECRET" not in env  # fetched at cold start, never in the environment
-    assert env["TLS_VERIFY_HOSTNAME"] == "false"  # the ALB's DNS name is not on the certificate
+    # TLS is verified against the certificate's name (SNI), never switched off.
+    assert "TLS_VERIFY_HOSTNAME" not in env
+    assert env.get("TLS_SERVER_NAME") == config.domain_name
 
     secret = _resources(each_env)[secret_id]["Properties"]["GenerateSecretString"]
     assert secret["GenerateStringKey"] == "client_secret"

@@ -170,7 +170,8 @@ def test_tasks_get_the_client_credentials_from_secrets_manager_and_a_read_only_r
         assert definition["ReadonlyRootFilesystem"] is True
         assert {s["Name"] for s in definition["Secrets"]} == {"LOADTEST_CLIENT_ID", "LOADTEST_CLIENT_SECRET"}
         assert all(secret in json.dumps(s["ValueFrom"]) for s in definition["Secrets"])
-        assert "Environment" not in definition
+        # The one host a run may target (loadtests/target_guard.py), the service's certificate name.
+        assert definition["Environment"] == [{"Name": "LOADTEST_TARGET_URL", "Value": f"https://{dev.config.domain_name}"}]
 
 
 # --- security groups, exactly ---------------------------------------------------------------------
@@ -182,6 +183,9 @@ def test_security_groups_are_exactly_as_narrow_as_designed(dev: Synthesized) -> 
     assert ingress_rules(dev, ui) == {(443, 443, dev.config.network.vpc_cidr)}
     # ALB: to the web UI, and to Cognito's token endpoint (the authenticate action needs it).
     assert egress_rules(dev, ui) == {(8089, 8089, "tcp", master), (443, 443, "tcp", "0.0.0.0/0")}
+    # The Locust tasks: no allow-all egress; the target's port (HTTPS), and workers to the master.
+    assert egress_rules(dev, master) == {(443, 443, "tcp", "0.0.0.0/0")}
+    assert egress_rules(dev, workers) == {(443, 443, "tcp", "0.0.0.0/0"), (5557, 5557, "tcp", master)}
 
 
 # --- results bucket and who may write it --------------------------------------------------------
@@ -251,7 +255,8 @@ def test_prod_variant_uses_the_environment_certificate_and_on_demand_workers(pro
     workers = ecs_service(env, "workers")
     assert workers["DesiredCount"] == 10 and "CapacityProviderStrategy" not in workers
     assert MASTER_COMMAND.search(flatten(container(env, ecs_service(env, "master"))["Command"])).group(1) == "10"
-    assert "--host https://<token>" in flatten(container(env, ecs_service(env, "master"))["Command"])
+    # The service's certificate name, which the users verify TLS against.
+    assert f"--host https://{env.config.domain_name} " in flatten(container(env, ecs_service(env, "master"))["Command"])
 
 
 def test_target_url_override_replaces_the_alb_url(synth_variant: Callable[..., Synthesized]) -> None:
@@ -305,8 +310,6 @@ def _rejected(name: str, mutate: Callable[[dict[str, Any]], None]) -> str:
                      id="worker cpu not a Fargate size"),
         pytest.param(lambda lt: lt.update(master_cpu=256, master_memory_mib=4096), "load_test",
                      "master_memory_mib 4096 is not a valid Fargate size for cpu 256", id="invalid master pair"),
-        pytest.param(lambda lt: lt.pop("certificate_arn"), "load_test.certificate_arn",
-                     "is required when load_test.enabled", id="enabled without any certificate"),
         pytest.param(lambda lt: lt.update(certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/abc"),
                      "load_test.certificate_arn", "must be in region 'eu-west-1'", id="certificate in another region"),
         pytest.param(lambda lt: lt.update(certificate_arn="not-an-arn"), "load_test.certificate_arn",
@@ -326,6 +329,17 @@ def _rejected(name: str, mutate: Callable[[dict[str, Any]], None]) -> str:
 def test_bad_load_test_settings_name_the_key(mutate: Callable[[dict[str, Any]], None], key: str, rule: str) -> None:
     message = _rejected("dev", lambda raw: mutate(raw["load_test"]))
     assert f"environments.dev.{key}" in message and rule in message
+
+
+def test_enabled_without_any_certificate_is_refused() -> None:
+    def no_certificates(raw: dict[str, Any]) -> None:
+        raw.pop("certificate_arn")
+        raw.pop("domain_name")
+        raw["allow_plain_http"] = True  # the environment's own listeners may opt out; the UI may not
+        raw["load_test"].pop("certificate_arn")
+
+    message = _rejected("dev", no_certificates)
+    assert "environments.dev.load_test.certificate_arn" in message and "is required when load_test.enabled" in message
 
 
 def test_disabled_needs_no_certificate() -> None:

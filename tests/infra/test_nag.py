@@ -46,7 +46,6 @@ ACKNOWLEDGED = {
 READ_API = {
     ("Pipeline/ReadApi/ExecutionRole", "AwsSolutions-IAM5[Resource::*]"),
     ("Pipeline/ReadApi/Function", "AwsSolutions-L1"),
-    ("Pipeline/ReadApi/HttpApi", "AwsSolutions-APIG4"),
     ("Pipeline/ReadApiDeployment/Hook", "AwsSolutions-L1"),
 }
 # Only while load_test.enabled (committed: dev); plus the results-prefix wildcard below.
@@ -55,6 +54,8 @@ LOAD_TEST = {
     ("LoadTest/Locust/ClientSecret", "AwsSolutions-SMG4"),
     ("LoadTest/Locust/MasterTask", "AwsSolutions-IAM5[Resource::*]"),
     ("LoadTest/Locust/WorkerTask", "AwsSolutions-IAM5[Resource::*]"),
+    ("LoadTest/Locust/MasterTask", "AwsSolutions-ECS2"),
+    ("LoadTest/Locust/WorkerTask", "AwsSolutions-ECS2"),
 }
 DEV_ONLY = {("Data/Database/Instance", "AwsSolutions-RDS10")}
 PROD_ONLY = {

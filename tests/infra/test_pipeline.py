@@ -45,13 +45,6 @@ ARCHIVER_ACTIONS = {
     "sqs:SendMessage",
     "s3:PutObject",
 }
-READ_API_ROUTES = {
-    "GET /health",
-    "POST /auth/token",
-    "GET /data",
-    "GET /sensors/stats",
-    "GET /sensors/anomalies/count",
-}
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -361,7 +354,6 @@ def test_log_groups_keep_the_environment_retention(each_env: Synthesized) -> Non
     assert {logical_id.rstrip("0123456789ABCDEF") for logical_id in groups} == {
         "ArchiverLogs",
         "ReadApiLogs",
-        "ReadApiAccessLogs",
         "ArchiverDeploymentHookLogs",
         "ReadApiDeploymentHookLogs",
     }
@@ -465,29 +457,27 @@ def test_glue_table_matches_the_archivers_parquet_schema_and_key_layout(dev: Syn
 # --- read API ----------------------------------------------------------------------------------------
 
 
-def test_read_api_http_api_serves_the_read_routes_through_the_alias(each_env: Synthesized) -> None:
-    pipeline = each_env.config.pipeline
-    routes = resources(each_env, "AWS::ApiGatewayV2::Route")
-    assert {route["Properties"]["RouteKey"] for route in routes.values()} == READ_API_ROUTES
+def test_read_api_is_served_through_the_services_alb_edge(each_env: Synthesized) -> None:
+    """The reads share the ingest path's edge (docs/security.md): the same HTTPS production listener
+    (HSTS), hence the same WAF web ACL with its per-IP rate limit, and no API Gateway of their own."""
     alias_id, _ = one(each_env, "AWS::Lambda::Alias", "ReadApiLiveAlias")
-    integration = only(each_env.pipeline, "AWS::ApiGatewayV2::Integration")["Properties"]
-    assert integration["IntegrationUri"] == {"Ref": alias_id}
-    assert (integration["IntegrationType"], integration["PayloadFormatVersion"]) == ("AWS_PROXY", "2.0")
-    assert integration["TimeoutInMillis"] == (pipeline.read_api_timeout_seconds + 1) * 1000 <= 30_000
-    permissions = resources(each_env, "AWS::Lambda::Permission", "ReadApi")
-    assert {text(permission["Properties"]["FunctionName"]) for permission in permissions.values()} == {
-        f"<{alias_id}>"
-    }
-
-    stage = only(each_env.pipeline, "AWS::ApiGatewayV2::Stage")["Properties"]
-    assert (stage["StageName"], stage["AutoDeploy"]) == ("$default", True)
-    assert stage["DefaultRouteSettings"] == {
-        "ThrottlingBurstLimit": pipeline.read_api_throttle_burst,
-        "ThrottlingRateLimit": pipeline.read_api_throttle_rate_per_second,
-    }
-    access_logs_id, _ = one(each_env, "AWS::Logs::LogGroup", "ReadApiAccessLogs")
-    assert stage["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": [access_logs_id, "Arn"]}
-    assert json.loads(stage["AccessLogSettings"]["Format"])["requestId"] == "$context.requestId"
+    target_group_id, target_group = one(each_env, "AWS::ElasticLoadBalancingV2::TargetGroup", "ReadApiTargetGroup")
+    assert target_group["Properties"]["TargetType"] == "lambda"
+    assert [text(t["Id"]) for t in target_group["Properties"]["Targets"]] == [f"<{alias_id}>"]
+    _, rule = one(each_env, "AWS::ElasticLoadBalancingV2::ListenerRule", "ReadApiListenerRule")
+    props = rule["Properties"]
+    assert props["Priority"] == 5  # before the service's own forward rule (10)
+    assert props["Conditions"] == [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/read", "/read/*"]}}]
+    assert props["Actions"] == [{"Type": "forward", "TargetGroupArn": {"Ref": target_group_id}}]
+    listener = text(props["ListenerArn"])
+    https = "Https" if each_env.config.https else "Http"
+    assert f"RefIngestLoadBalancer{https}" in listener.replace("<", "").replace(">", ""), listener
+    (permission,) = [p for p in resources(each_env, "AWS::Lambda::Permission", "ReadApi").values()
+                     if p["Properties"]["Principal"] == "elasticloadbalancing.amazonaws.com"]
+    assert text(permission["Properties"]["FunctionName"]) == f"<{alias_id}>"
+    assert permission["Properties"]["SourceAccount"] == {"Ref": "AWS::AccountId"}  # this account's ALBs only
+    for resource_type in ("AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage", "AWS::ApiGateway::RestApi"):
+        each_env.pipeline.resource_count_is(resource_type, 0)
 
 
 def test_read_api_function_fetches_its_secrets_and_runs_in_the_vpc(each_env: Synthesized) -> None:
@@ -508,7 +498,8 @@ def test_read_api_function_fetches_its_secrets_and_runs_in_the_vpc(each_env: Syn
     assert {name: value for name, value in environment.items() if not name.endswith("_SECRET_ARN")} == {
         "APP_ENV": f"sensor-{config.name}",
         "DB_NAME": config.database.database_name,
-        "SENSOR_DB_SSLMODE": "require",
+        "SENSOR_DB_SSLMODE": "verify-full",  # against the RDS CA bundle in the Lambda bundle
+        "SENSOR_DB_SSL_ROOT_CERT": "/var/task/rds-global-bundle.pem",
         "SENSOR_DB_POOL_SIZE": "1",
     }
     assert environment["DB_SECRET_ARN"].startswith(data_output(each_env, "Data", "RefDatabaseCredentials"))
@@ -528,15 +519,14 @@ def test_outputs_name_the_functions_catalog_and_api_url(each_env: Synthesized) -
     assert outputs["GlueTableName"] == "readings_raw"
     assert outputs["ArchiverFunctionName"].startswith("<ArchiverFunction")
     assert outputs["ArchiverAliasName"].endswith(":live")
-    assert outputs["ReadApiUrl"].startswith("https://<ReadApiHttpApi")
-    assert outputs["ReadApiUrl"].endswith(".execute-api.eu-west-1.<AWS::URLSuffix>/")
+    assert outputs["ReadApiUrl"] == f"https://{each_env.config.domain_name}/read"
     assert outputs["ArchiverFailedBatchesQueueUrl"].startswith("<ArchiverFailedBatches")
 
 
 def test_read_api_is_absent_when_disabled(synth_variant) -> None:
     env = synth_variant("prod", lambda raw: raw["pipeline"].update(read_api_enabled=False))
     assert env.platform.pipeline.read_api is None
-    for resource_type in ("AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage"):
+    for resource_type in ("AWS::ElasticLoadBalancingV2::ListenerRule", "AWS::ElasticLoadBalancingV2::TargetGroup"):
         env.pipeline.resource_count_is(resource_type, 0)
     functions = env.pipeline.find_resources("AWS::Lambda::Function")
     assert {name.rstrip("0123456789ABCDEF") for name in functions} == {"ArchiverFunction", "ArchiverDeploymentHook"}

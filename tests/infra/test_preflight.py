@@ -23,9 +23,18 @@ def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
 
 
-def test_credentials_for_the_pinned_account_pass(fake_credentials) -> None:
+def test_credentials_for_the_pinned_account_pass(fake_credentials, tmp_path: Path) -> None:
+    bundle = tmp_path / "rds-global-bundle.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     with mock_aws():
-        assert check("prod") == MOTO_ACCOUNT
+        assert check("prod", ca_bundle=bundle) == MOTO_ACCOUNT
+        assert check("prod") == MOTO_ACCOUNT  # diff and reports need no bundle
+
+
+def test_no_deploy_without_the_rds_ca_bundle(fake_credentials, tmp_path: Path) -> None:
+    """The read API verifies RDS's certificate (verify-full) against the bundle it ships."""
+    with mock_aws(), pytest.raises(PreflightError, match=r"rds-global-bundle.pem is missing: run `make rds-ca-bundle`"):
+        check("prod", ca_bundle=tmp_path / "rds-global-bundle.pem")
 
 
 def test_credentials_for_another_account_are_refused(fake_credentials, tmp_path: Path) -> None:
@@ -69,7 +78,8 @@ def test_make_deploy_runs_the_preflight_before_anything_else() -> None:
     makefile = (REPO_ROOT / "Makefile").read_text()
     for target in ("deploy", "diff"):
         recipe = makefile.split(f"\n{target}: ", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
-        assert recipe[0].strip() == "$(PY) -m cdk.preflight --env $(ENV)", target
+        expected = "$(PY) -m cdk.preflight --env $(ENV)" + (" --deploy" if target == "deploy" else "")
+        assert recipe[0].strip() == expected, target
     deploy = makefile.split("\ndeploy: ", 1)[1].split("\n\n", 1)[0]
     assert "-m cdk.deploy_plan deploy --env $(ENV)" in deploy
     assert "--confirm-stateful $(CONFIRM_STATEFUL)" in deploy

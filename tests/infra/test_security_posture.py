@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import pytest
 from aws_cdk import cx_api
+from aws_cdk.assertions import Annotations, Match
 
 from cdk.config import EnvironmentConfig
 from tests.infra.conftest import Synthesized
@@ -473,6 +474,9 @@ def _only_redirects_to_https(actions: list[dict[str, Any]]) -> bool:
     )
 
 
+HSTS_ATTRIBUTE = "routing.http.response.strict_transport_security.header_value"
+
+
 def listener_problems(stacks: dict[str, StackTemplate], *, plain_http_allowed: bool) -> list[str]:
     problems = []
     by_path = resources_by_path(stacks)
@@ -482,6 +486,9 @@ def listener_problems(stacks: dict[str, StackTemplate], *, plain_http_allowed: b
         if resource["Type"] == LISTENER:
             protocol = properties.get("Protocol")
             if protocol == "HTTPS":
+                attributes = {a.get("Key"): a.get("Value") for a in properties.get("ListenerAttributes", [])}
+                if not str(attributes.get(HSTS_ATTRIBUTE, "")).startswith("max-age="):
+                    problems.append(f"{where}: HTTPS listener without HSTS")
                 policy = properties.get("SslPolicy", "")
                 if not TLS12_POLICY.match(policy):
                     problems.append(f"{where}: SslPolicy {policy or '(default 2016-08)'!r} accepts TLS < 1.2")
@@ -532,29 +539,31 @@ def _listeners(env: Synthesized) -> dict[int, dict[str, Any]]:
     }
 
 
-def test_production_listeners_are_tls_only(prod: Synthesized) -> None:
-    assert prod.config.production and prod.config.https
-    stacks = synthesized_stacks(prod)
+def test_listeners_are_tls_only_in_every_committed_environment(each_env: Synthesized) -> None:
+    assert each_env.config.https and not each_env.config.allow_plain_http
+    stacks = synthesized_stacks(each_env)
     assert listener_problems(stacks, plain_http_allowed=False) == []
     # The only plain HTTP listener redirects; the blue/green test listener is HTTPS too.
-    listeners = _listeners(prod)
+    listeners = _listeners(each_env)
     assert [port for port, listener in listeners.items() if listener["Protocol"] == "HTTP"] == [80]
-    assert listeners[prod.config.service.test_listener_port]["Protocol"] == "HTTPS"
+    assert listeners[each_env.config.service.test_listener_port]["Protocol"] == "HTTPS"
 
 
-def test_dev_serves_plain_http_because_it_has_no_certificate(dev: Synthesized) -> None:
-    assert not dev.config.production and not dev.config.https
-    stacks = synthesized_stacks(dev)
-    assert listener_problems(stacks, plain_http_allowed=True) == []  # HTTPS ones still need TLS 1.2+
-    plain = sorted(port for port, listener in _listeners(dev).items() if listener["Protocol"] == "HTTP")
-    assert plain == [80, dev.config.service.test_listener_port]
+def test_plain_http_needs_an_explicit_opt_out_and_synth_warns(synth_variant) -> None:
+    def without_certificate(raw: dict) -> None:
+        raw.pop("certificate_arn")
+        raw.pop("domain_name")
+        raw["allow_plain_http"] = True
+
+    env = synth_variant("dev", without_certificate)
+    assert not env.config.https and env.config.allow_plain_http
+    stacks = synthesized_stacks(env)
+    assert listener_problems(stacks, plain_http_allowed=True) == []  # HTTPS ones still need TLS 1.2+ and HSTS
+    plain = sorted(port for port, listener in _listeners(env).items() if listener["Protocol"] == "HTTP")
+    assert plain == [80, env.config.service.test_listener_port]
     assert listener_problems(stacks, plain_http_allowed=False) != []
-
-
-def test_a_certificate_turns_dev_listeners_to_tls(synth_variant) -> None:
-    certificate = "arn:aws:acm:eu-west-1:123456789012:certificate/22222222-2222-2222-2222-222222222222"
-    env = synth_variant("dev", lambda raw: raw.update(certificate_arn=certificate))
-    assert listener_problems(synthesized_stacks(env), plain_http_allowed=False) == []
+    warnings = Annotations.from_stack(env.platform.service).find_warning("*", Match.any_value())
+    assert any("allow_plain_http: true" in str(w.entry.data) for w in warnings), warnings
 
 
 def test_msk_and_rds_refuse_plaintext_connections(each_env: Synthesized) -> None:
@@ -865,11 +874,6 @@ ALLOW_ALL_EGRESS = {
     **{endpoint: "Interface endpoint network interfaces never open connections and security groups are "
        "stateful (replies need no egress rule): the rule CDK creates here can carry no traffic."
        for endpoint in ENDPOINTS},
-    # Load-test environments only, short-lived tasks running our own Locust image. They need less
-    # (master: 443 for S3, Secrets Manager, Logs; workers: 80/443 to the public endpoint through NAT
-    # and 5557 to the master): narrowing them is open work for the LoadTest stack.
-    MASTER: "Locust master: uploads results to S3 and reads its secret and logs over 443.",
-    WORKER: "Locust workers: drive the public endpoint through NAT (80/443) and report to the master.",
 }
 
 # (direction, group, peer, ports, applies when, why). Placeholders in peers: {vpc} the VPC CIDR, {nat}
@@ -909,8 +913,11 @@ SECURITY_GROUP_MATRIX = (
     ("out", UI, MASTER, "tcp 8089", _load_test, "UI load balancer to the Locust web UI"),
     ("in", MASTER, UI, "tcp 8089", _load_test, "UI load balancer to the Locust web UI"),
     ("in", MASTER, WORKER, "tcp 5557", _load_test, "Locust workers to the master"),
-    ("out", MASTER, "0.0.0.0/0", ALL, _load_test, ALLOW_ALL_EGRESS[MASTER]),
-    ("out", WORKER, "0.0.0.0/0", ALL, _load_test, ALLOW_ALL_EGRESS[WORKER]),
+    # The Locust tasks: only the target's port (the public ALB has no fixed addresses; which host is
+    # enforced by loadtests/target_guard.py), HTTPS for image layers and endpoints, workers -> master.
+    ("out", MASTER, "0.0.0.0/0", "tcp 443", _load_test, "target ALB (HTTPS), S3 layers, endpoints"),
+    ("out", WORKER, "0.0.0.0/0", "tcp 443", _load_test, "target ALB (HTTPS), S3 layers, endpoints"),
+    ("out", WORKER, MASTER, "tcp 5557", _load_test, "Locust workers to the master"),
 )
 
 

@@ -62,20 +62,33 @@ def test_rate_limit_exempts_the_allow_listed_load_generators(prod: Synthesized, 
     assert len(dev_addresses) == dev.config.network.nat_gateways and all("Fn::Join" in a for a in dev_addresses)
 
 
-def test_listeners_use_tls_in_production_and_http_only_in_dev(dev: Synthesized, prod: Synthesized) -> None:
-    prod_listeners = prod.service.find_resources("AWS::ElasticLoadBalancingV2::Listener")
-    by_port = {listener["Properties"]["Port"]: listener["Properties"] for listener in prod_listeners.values()}
-    assert sorted(by_port) == [80, 443, prod.config.service.test_listener_port]
-    assert by_port[443]["Protocol"] == "HTTPS"
-    assert by_port[443]["Certificates"] == [{"CertificateArn": prod.config.certificate_arn}]
-    assert by_port[443]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
-    assert by_port[80]["DefaultActions"][0]["Type"] == "redirect"
-    assert by_port[prod.config.service.test_listener_port]["Protocol"] == "HTTPS"
+def test_listeners_are_https_only_with_hsts_in_every_environment(each_env: Synthesized) -> None:
+    config = each_env.config
+    listeners = each_env.service.find_resources("AWS::ElasticLoadBalancingV2::Listener")
+    by_port = {listener["Properties"]["Port"]: listener["Properties"] for listener in listeners.values()}
+    assert sorted(by_port) == [80, 443, config.service.test_listener_port]
+    for port in (443, config.service.test_listener_port):
+        assert by_port[port]["Protocol"] == "HTTPS"
+        assert by_port[port]["Certificates"] == [{"CertificateArn": config.certificate_arn}]
+        assert by_port[port]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+        # The ALB adds HSTS to every answer of the HTTPS listeners.
+        assert {"Key": "routing.http.response.strict_transport_security.header_value",
+                "Value": "max-age=31536000; includeSubDomains"} in by_port[port]["ListenerAttributes"]
+    assert by_port[80]["Protocol"] == "HTTP"
+    assert by_port[80]["DefaultActions"] == [{"Type": "redirect", "RedirectConfig": {
+        "Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301"}}]
 
-    dev_listeners = dev.service.find_resources("AWS::ElasticLoadBalancingV2::Listener")
-    assert sorted(
-        (listener["Properties"]["Port"], listener["Properties"]["Protocol"]) for listener in dev_listeners.values()
-    ) == [(80, "HTTP"), (dev.config.service.test_listener_port, "HTTP")]
+
+def test_waf_logging_redacts_credentials(each_env: Synthesized) -> None:
+    """Every WAF logging configuration drops the Authorization and Cookie headers and the query string."""
+    stacks = [each_env.service, each_env.pipeline, *([each_env.load_test] if each_env.config.load_test.enabled else [])]
+    configurations = [c for stack in stacks for c in stack.find_resources("AWS::WAFv2::LoggingConfiguration").values()]
+    assert configurations, "no WAF logging configuration"
+    for configuration in configurations:
+        redacted = configuration["Properties"]["RedactedFields"]
+        assert {"SingleHeader": {"Name": "authorization"}} in redacted
+        assert {"SingleHeader": {"Name": "cookie"}} in redacted
+        assert {"QueryString": {}} in redacted
 
 
 def test_service_deploys_blue_green_with_alternate_target_group_and_rollback(each_env: Synthesized) -> None:
@@ -178,7 +191,10 @@ def test_task_size_and_container_follow_config(each_env: Synthesized) -> None:
     assert secrets == {"DB_HOST", "DB_PORT", "DB_USERNAME", "DB_PASSWORD", "JWT_SIGNING_KEY", "SENSOR_CLIENTS"}
     environment = {item["Name"]: item["Value"] for item in container["Environment"]}
     assert not {"DB_PASSWORD", "JWT_SIGNING_KEY", "SENSOR_CLIENTS"} & set(environment)
-    assert environment["SENSOR_DB_SSLMODE"] == "require"  # RDS forces SSL
+    # TLS to RDS verified against the RDS CA bundle the image fetches at build (app/Dockerfile).
+    assert environment["SENSOR_DB_SSLMODE"] == "verify-full"
+    assert environment["SENSOR_DB_SSL_ROOT_CERT"] == "/etc/ssl/rds/global-bundle.pem"
+    assert environment["DEAD_LETTER_PREFIX"] == "dead-letter/service/"
     assert environment["WEB_CONCURRENCY"] == str(max(1, each_env.config.service.cpu // 1024))
 
 
@@ -214,6 +230,7 @@ def test_task_role_is_least_privilege(each_env: Synthesized) -> None:
     )
     assert all("*" not in action for action in actions)
     s3_objects = next(s for s in statements if s.get("Sid") == "DeadLetterObjects")
+    # Its own dead letters only: not the archiver's dead-letter/archiver/, nothing else in the lake.
     assert str(s3_objects["Resource"]).endswith("/dead-letter/service/*']]}")
     listing = next(s for s in statements if s.get("Sid") == "DeadLetterListing")
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["dead-letter/service/*"]}}
@@ -226,6 +243,6 @@ def test_outputs_name_the_endpoints_on_call_needs(each_env: Synthesized) -> None
     assert {"DataLakeBucketName", "DatabaseEndpoint", "MskClusterArn", "ReadingsTopic"} <= set(
         each_env.data.to_json()["Outputs"]
     )
-    scheme = "https" if each_env.config.https else "http"
-    url = each_env.service.to_json()["Outputs"]["LoadBalancerUrl"]["Value"]["Fn::Join"][1][0]
-    assert url == f"{scheme}://"
+    # The certificate's name: what clients (and the load generator) verify TLS against.
+    url = each_env.service.to_json()["Outputs"]["LoadBalancerUrl"]["Value"]
+    assert url == f"https://{each_env.config.domain_name}"

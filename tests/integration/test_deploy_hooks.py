@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from app.devstack.certificates import LocalCertificateAuthority, ServerCertificate
 from app.devstack.lambdas import LocalLambdaContext, load_handler
 from app.devstack.processes import free_port, wait_for_port
 from app.settings import sha256_hex
@@ -47,20 +48,22 @@ def hook_event(execution_id: str = "exec-1", stage: str = STAGE, **extra: Any) -
 
 
 @contextmanager
-def real_app(tmp_path: Path, **extra_env: str) -> Iterator[tuple[str, Path]]:
-    """uvicorn app.main:app on a free port with its own SQLite database: (base URL, database)."""
+def real_app(tmp_path: Path, *, tls: ServerCertificate | None = None, **extra_env: str) -> Iterator[tuple[str, Path]]:
+    """uvicorn app.main:app on a free port with its own SQLite database: (base URL, database). With
+    `tls`, it serves HTTPS with that certificate (like the ALB's listener)."""
     port = free_port()
     database = tmp_path / "sensors.db"
     env = {**os.environ, "SENSOR_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
            "SENSOR_DEAD_LETTER_DIR": str(tmp_path / "dl"), **extra_env}
+    tls_arguments = ["--ssl-certfile", str(tls.certificate), "--ssl-keyfile", str(tls.key)] if tls else []
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log"],
+         "--no-access-log", *tls_arguments],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
         wait_for_port(port, timeout=30, process=server)
-        yield f"http://127.0.0.1:{port}", database
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}", database
     finally:
         server.terminate()
         try:
@@ -155,6 +158,29 @@ def test_app_refusing_the_smoke_client_fails_with_the_reason(
     assert lines[-1]["outcome"] == "FAILED" and "/auth/token" in lines[-1]["reason"]
     with sqlite3.connect(database) as connection:
         assert connection.execute("SELECT count(*) FROM readings").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_tls_is_verified_against_the_certificates_name(
+    tmp_path: Path, hook: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The hook dials an address the certificate does not name (the ALB's own DNS name in AWS; here
+    127.0.0.1) and verifies the certificate against TLS_SERVER_NAME (SNI), never with verification off."""
+    authority = LocalCertificateAuthority(tmp_path / "ca")
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority.ca_file))  # the trust store the hook's context loads
+    with real_app(tmp_path, tls=authority.issue(("sensor.test",))) as (base_url, database):
+        assert base_url.startswith("https://127.0.0.1:")
+        monkeypatch.setenv("TLS_SERVER_NAME", "sensor.test")
+        assert hook(base_url, hook_event(execution_id="tls-ok")) == {"hookStatus": "SUCCEEDED"}
+        for name in ("other.test", ""):  # another name, and none (the URL's host, 127.0.0.1)
+            monkeypatch.setenv("TLS_SERVER_NAME", name)
+            assert hook(base_url, hook_event(execution_id=f"tls-{name}"))["hookStatus"] == "IN_PROGRESS"
+    lines = log_lines(capsys.readouterr().out)
+    failures = [line["reason"] for line in lines if line.get("step") == "health" and line["outcome"] != "ok"]
+    assert len(failures) == 2 and all("CERTIFICATE_VERIFY_FAILED" in reason for reason in failures), failures
+    with sqlite3.connect(database) as connection:  # only the verified run sent the secret and the canary
+        assert connection.execute("SELECT count(*) FROM readings").fetchone()[0] == 1
 
 
 def test_other_stages_succeed_without_checks(hook: Callable[..., dict[str, Any]]) -> None:

@@ -165,7 +165,7 @@ def test_the_synthetic_msk_event_is_archived_by_the_real_archiver(
     assert (row["id"], row["device_id"]) == (hook.SYNTHETIC_READING_ID, "deploy-canary")
 
 
-def test_the_health_event_is_an_http_api_v2_get() -> None:
+def test_the_health_event_is_the_albs_get_of_read_health() -> None:
     event = hook.health_event()
-    assert (event["version"], event["routeKey"], event["rawPath"]) == ("2.0", "GET /health", "/health")
-    assert event["requestContext"]["http"]["method"] == "GET"
+    assert (event["httpMethod"], event["path"]) == ("GET", "/read/health")
+    assert "elb" in event["requestContext"]
