@@ -88,6 +88,7 @@ def test_bad_dashboard_auth_names_the_key(dashboard_auth: dict, key: str, fragme
 def test_alb_authentication_needs_an_https_listener() -> None:
     raw = committed_environment("dev")
     raw.pop("certificate_arn", None)
+    raw["allow_plain_http"] = True  # the explicit opt-out: plain HTTP may serve the API, never ALB sign-in
     raw["service"]["dashboard_auth"] = {"provider": "oidc", "oidc": OIDC}
     with pytest.raises(ConfigError, match=r"service\.dashboard_auth\.provider.*certificate_arn"):
         load_environment({"dev": raw}, "dev")
