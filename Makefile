@@ -32,7 +32,7 @@ help: ## List the targets
 up: deps $(if $(filter full,$(PROFILE)),postgres) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
 	$(PY) -m app.devstack --profile $(PROFILE) --port $(PORT)
 
-test: deps postgres ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, snapshots
+test: deps postgres ## The whole suite: lint, unit, synth, cdk-nag, checkov, cfn-lint, snapshots
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -129,14 +129,31 @@ loadtest-distributed: deps ## The same run with a local Locust master and WORKER
 loadtest-ui: deps ## Locust web UI at http://127.0.0.1:8089 pointed at HOST; pick the profile under custom parameters
 	$(PY) -m loadtests.run --ui --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
 
+# The replacement guard runs first: a snapshot is never re-recorded over an unacknowledged replacement
+# of a stateful resource (cdk/components/replacement.py says how to acknowledge one).
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
+	$(PY) -m pytest tests/infra/test_replacement_guard.py -q
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q
+
+.PHONY: plan
+plan: deps ## Offline change plan of ENV against the committed snapshots: added/modified/replaced per stack
+	$(PY) -m cdk.plan --env $(ENV)
 
 lock: deps ## Re-pin every Python package (transitive) into constraints.txt
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
-deps: $(STAMPS)/venv $(STAMPS)/node vendor ## Install the Python venv and the pinned CDK CLI (idempotent)
+deps: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/checkov vendor ## Install the Python venv, checkov's venv and the pinned CDK CLI (idempotent)
+
+# checkov pins boto3 (and more) differently from the shared venv, so it gets a venv of its own.
+CHECKOV_VENV := .venv-checkov
+.PHONY: checkov-venv
+checkov-venv: $(STAMPS)/checkov ## Install checkov (requirements-checkov.txt) into .venv-checkov
+$(STAMPS)/checkov: requirements-checkov.txt
+	@mkdir -p $(STAMPS)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
 
 $(STAMPS)/venv: requirements-dev.txt app/requirements.txt lambda/archiver/requirements.txt lambda/api/requirements.txt constraints.txt
 	@mkdir -p $(STAMPS)

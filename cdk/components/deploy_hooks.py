@@ -11,9 +11,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from cdk.components.checkov import acknowledge_checkov
 from cdk.components.client_secret import generated_client_secret
 from cdk.components.lambda_common import (
     acknowledge_network_interfaces,
+    acknowledge_plain_environment,
     execution_role,
     function_log_group,
     log_write_statement,
@@ -164,6 +166,19 @@ class DeploySmokeTest(Construct):
             "L1",
             "Python 3.13 is a supported Lambda runtime pinned on purpose, like the other functions of "
             "the platform; the hook uses the standard library only and moves with them.",
+        )
+        acknowledge_plain_environment(self.function)
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_116",
+            "ECS invokes the lifecycle hook synchronously and reads hookStatus from the response; a failed "
+            "invocation fails the deployment stage and rolls back, there is no asynchronous event to keep.",
+        )
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_115",
+            "Runs only during ECS deployments; reserved concurrency would permanently take from the "
+            "account's unreserved pool for a function that is idle nearly all the time.",
         )
 
         # ECS invokes the unqualified function ARN: that ARN only (CDK's default role adds `:*`).

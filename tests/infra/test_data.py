@@ -95,7 +95,7 @@ def test_msk_uses_tls_iam_auth_encryption_and_broker_logs(each_env: Synthesized)
     assert len(cluster["BrokerNodeGroupInfo"]["ClientSubnets"]) == len(each_env.config.network.availability_zones)
     assert cluster["EncryptionInfo"]["EncryptionInTransit"] == {"ClientBroker": "TLS", "InCluster": True}
     assert "StreamingStorageKey" in str(cluster["EncryptionInfo"]["EncryptionAtRest"]["DataVolumeKMSKeyId"])
-    key = only(each_env.data, "AWS::KMS::Key")
+    (key,) = [v for k, v in each_env.data.find_resources("AWS::KMS::Key").items() if k.startswith("StreamingStorageKey")]
     assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Retain"
     assert cluster["ClientAuthentication"]["Sasl"]["Iam"]["Enabled"] is True
     assert "Unauthenticated" not in cluster["ClientAuthentication"]
