@@ -13,6 +13,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from cdk.components.deployment_alarms import link_deployment_runbooks
 from cdk.components.encryption import encrypt_logs_and_secrets
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
@@ -126,6 +127,7 @@ def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
     )
     for stack in platform.stacks:
         encrypt_logs_and_secrets(stack, config.name)
+        link_deployment_runbooks(stack, config.monitoring.runbook_base_url)
         cdk.Tags.of(stack).add("project", "sensor-platform")
         cdk.Tags.of(stack).add("environment", config.name)
     return platform

@@ -18,7 +18,10 @@ from cdk.components.checkov import acknowledge_checkov
 LOGS_KEY_ID = "LogsKey"
 SECRETS_KEY_ID = "SecretsKey"
 # What a service needs to encrypt and decrypt data keys for the data it stores on a caller's behalf.
-_SERVICE_KEY_ACTIONS = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
+_SERVICE_KEY_ACTIONS = [
+    "kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext", "kms:DescribeKey",
+]
 
 
 def encrypt_logs_and_secrets(stack: cdk.Stack, env_name: str) -> None:
@@ -70,7 +73,7 @@ def _secrets_key(stack: cdk.Stack, env_name: str) -> kms.Key:
     key.add_to_resource_policy(
         iam.PolicyStatement(
             principals=[iam.AnyPrincipal()],
-            actions=["kms:Decrypt", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey"],
+            actions=[*_SERVICE_KEY_ACTIONS, "kms:CreateGrant"],
             resources=["*"],
             conditions={
                 "StringEquals": {

@@ -148,7 +148,7 @@ def test_event_source_mapping_follows_a_changed_config(synth_variant) -> None:
 
 def test_failure_queue_is_encrypted_tls_only_and_keeps_records_fourteen_days(each_env: Synthesized) -> None:
     queue_id, queue = one(each_env, "AWS::SQS::Queue", "ArchiverFailedBatches")
-    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"  # KMS (checkov CKV_AWS_27)
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     _, policy = one(each_env, "AWS::SQS::QueuePolicy", "ArchiverFailedBatches")
     (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
