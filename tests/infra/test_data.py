@@ -108,6 +108,9 @@ def test_readings_topic_is_replicated_with_min_insync_replicas(each_env: Synthes
     assert topic["TopicName"] == each_env.config.streaming.topic_name
     assert topic["ReplicationFactor"] == replication
     assert topic["PartitionCount"] == each_env.config.streaming.partitions
+    assert each_env.config.streaming.partitions == 10  # seed 003
+    retention_ms = 7 * 24 * 3600 * 1000
+    assert f"retention.ms={retention_ms}" in base64.b64decode(topic["Configs"]).decode()
     configs = base64.b64decode(topic["Configs"]).decode()
     assert f"min.insync.replicas={replication - 1}" in configs.splitlines()
 
