@@ -100,12 +100,12 @@ END ?=
 .PHONY: load-test-deploy
 load-test-deploy: deps ## Deploy ENV's LoadTest stack (Locust master + workers on Fargate; needs AWS credentials)
 	$(PY) -m cdk.preflight --env $(ENV)
-	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
+	$(CDK) synth $(CDK_FLAGS) -c load_test=true --quiet -o $(CDK_OUT)
 	$(CDK) deploy --no-notices --app $(CDK_OUT) --exclusively --require-approval $(REQUIRE_APPROVAL) Sensor-$(ENV)-LoadTest
 .PHONY: load-test-destroy
 load-test-destroy: deps ## Remove ENV's LoadTest stack after a test (the results bucket is kept)
 	$(PY) -m cdk.preflight --env $(ENV)
-	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
+	$(CDK) synth $(CDK_FLAGS) -c load_test=true --quiet -o $(CDK_OUT)
 	$(CDK) destroy --no-notices --app $(CDK_OUT) --exclusively --force Sensor-$(ENV)-LoadTest
 .PHONY: load-test-report
 load-test-report: deps ## ALB p50/p95/p99, requests, 5xx and ECS tasks from CloudWatch for START..END (needs AWS credentials)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.anomaly import AnomalyDetector
 from app.api import auth, dashboard, data, health, ingest
 from app.api import metrics as metrics_view
+from app.api.openapi_rules import document_validation
 from app.factory import build_app
 from app.observability import metrics as m
 from app.outbox.relay import OutboxRelay, create_relay
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch=settings.max_batch_readings,
     )
     application.state.metrics = m.Metrics.from_settings(settings)
+    document_validation(application, settings)
     dashboard.mount_static(application)
     return application
 

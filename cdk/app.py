@@ -57,7 +57,21 @@ def stack_name(config: EnvironmentConfig, domain: str) -> str:
     return f"Sensor-{config.name}-{domain}"
 
 
-def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
+# `cdk deploy --all -c env=dev` deploys what `make deploy` deploys: the opt-in LoadTest stack (while
+# `load_test.enabled`) joins the app only with `-c load_test=true` (make load-test-deploy passes it).
+LOAD_TEST_CONTEXT_KEY = "load_test"
+
+
+def wants_load_test(app: cdk.App) -> bool:
+    value = app.node.try_get_context(LOAD_TEST_CONTEXT_KEY)
+    if value in (None, False, "false"):
+        return False
+    if value in (True, "true"):
+        return True
+    raise ConfigError(f"context {LOAD_TEST_CONTEXT_KEY} must be true or false, got {value!r}")
+
+
+def build_platform(app: cdk.App, config: EnvironmentConfig, *, with_load_test: bool = True) -> Platform:
     env = cdk.Environment(account=config.account, region=config.region)
     common = {"env": env}
 
@@ -110,7 +124,7 @@ def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
         **common,
     )
     load_test = None
-    if config.load_test.enabled:
+    if config.load_test.enabled and with_load_test:
         load_test = LoadTestStack(
             app,
             stack_name(config, "LoadTest"),
@@ -138,7 +152,7 @@ def build_app(app: cdk.App) -> Platform:
     config = load_environment(
         app.node.try_get_context(ENVIRONMENTS_CONTEXT_KEY), app.node.try_get_context("env")
     )
-    platform = build_platform(app, config)
+    platform = build_platform(app, config, with_load_test=wants_load_test(app))
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return platform
 

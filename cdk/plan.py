@@ -194,7 +194,7 @@ def plan_environment(env_name: str) -> list[StackPlan]:
     """Synthesize `env_name` offline (committed context, no bundling) and compare with the snapshots."""
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     context.update(json.loads((REPO_ROOT / "cdk.context.json").read_text()))
-    context.update({"env": env_name, "aws:cdk:bundling-stacks": []})
+    context.update({"env": env_name, "load_test": True, "aws:cdk:bundling-stacks": []})
     with tempfile.TemporaryDirectory() as outdir:
         app = cdk.App(outdir=outdir, context=context)
         platform = build_app(app)
