@@ -151,6 +151,8 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
     runtime.tasks.append(asyncio.create_task(
         _gauges(runtime.engine, application.state.breaker, runtime.relay, metrics), name="gauges"))
     runtime.tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
+    runtime.tasks.append(asyncio.create_task(
+        application.state.route_metrics.run_flusher(settings.metrics_flush_seconds), name="route-metrics"))
 
     _drain_on_sigterm(application)
     application.state.started = True
