@@ -30,6 +30,20 @@ TIMESTAMP_SCHEMA = {"type": "string", "format": "date-time",
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceMetadata:
+    """What a seed-004 device record says about its device, beside the metrics."""
+
+    device_type: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    status: str | None = None
+    firmware_version: str | None = None
+
+
+DEVICE_METADATA = ("device_type", "latitude", "longitude", "status", "firmware_version")
+
+
+@dataclass(frozen=True, slots=True)
 class NewReading:
     """A validated reading, before anomaly detection."""
 
@@ -37,6 +51,8 @@ class NewReading:
     tag: str
     ts: datetime
     value: float
+    # Seed 004's device record fields beside the metrics (stored and archived with each reading).
+    metadata: DeviceMetadata | None = None
 
     @property
     def key(self) -> tuple[str, str, datetime]:
@@ -234,8 +250,9 @@ def _validate_item(
 def _expand(parsed: ReadingIn | DeviceRecordIn) -> list[NewReading]:
     if isinstance(parsed, ReadingIn):
         return [NewReading(parsed.device_id or DEFAULT_DEVICE_ID, parsed.tag, parsed.timestamp, parsed.value)]
+    metadata = DeviceMetadata(*(getattr(parsed, name) for name in DEVICE_METADATA))
     return [
-        NewReading(parsed.device_id, metric, parsed.timestamp, value)
+        NewReading(parsed.device_id, metric, parsed.timestamp, value, metadata)
         for metric in DEVICE_METRICS
         if (value := getattr(parsed, metric)) is not None
     ]

@@ -39,6 +39,17 @@ class ReadingMessage(TypedDict):
     value: float
     is_anomaly: bool
     z_score: float | None
+    # Seed 004's device metadata (additive in schema 1: absent or null for plain readings).
+    device_type: str | None
+    latitude: float | None
+    longitude: float | None
+    status: str | None
+    firmware_version: str | None
+
+
+# The optional device-metadata fields and their JSON types.
+METADATA_FIELDS = {"device_type": str, "latitude": float, "longitude": float, "status": str,
+                   "firmware_version": str}
 
 
 class InvalidReadingMessage(ValueError):
@@ -77,6 +88,9 @@ def encode_reading(row: Mapping[str, Any] | Any) -> tuple[bytes, bytes]:
         "is_anomaly": bool(fields["is_anomaly"]),
         "z_score": None if z_score is None else _finite("z_score", float(z_score)),
     }
+    for name in METADATA_FIELDS:
+        if fields.get(name) is not None:
+            payload[name] = fields[name]
     value = _ENCODER.encode(payload)
     return fields["device_id"].encode(), value.encode()
 
@@ -112,7 +126,19 @@ def decode_reading(value: bytes) -> ReadingMessage:
         value=_number(document, "value"),
         is_anomaly=is_anomaly,
         z_score=None if z_score is None else _number(document, "z_score"),
+        **{name: _optional(document, name, kind) for name, kind in METADATA_FIELDS.items()},
     )
+
+
+def _optional(document: dict[str, Any], field: str, kind: type) -> Any:
+    value = document.get(field)
+    if value is None:
+        return None
+    if kind is float:
+        return _number(document, field)
+    if isinstance(value, str):
+        return value
+    raise InvalidReadingMessage(field, f"expected {'a number' if kind is float else 'a string'} or null, got {value!r}")
 
 
 def _required(document: dict[str, Any], field: str) -> Any:
