@@ -139,6 +139,10 @@ snapshot-update: deps ## Re-record template snapshots after an intended change (
 plan: deps ## Offline change plan of ENV against the committed snapshots: added/modified/replaced per stack
 	$(PY) -m cdk.plan --env $(ENV)
 
+.PHONY: image-locks
+image-locks: deps ## Re-generate the images' hashed locks (app/, loadtests/ requirements.lock) from constraints.txt
+	$(PY) -m cdk.image_locks
+
 lock: deps ## Re-pin every Python package (transitive) into constraints.txt
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
