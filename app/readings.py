@@ -22,6 +22,8 @@ from pydantic_core import from_json
 DEFAULT_DEVICE_ID = "default"
 DEVICE_METRICS = ("temperature", "humidity", "battery_level", "energy_consumption")
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:@/-]{1,128}$"
+# Stored text (seed-004 metadata): no control characters (PostgreSQL text cannot hold NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 # Native (Rust) constraints: they run inside pydantic's single pass over a whole batch.
 Finite = Field(allow_inf_nan=False)
 # The timestamp validators are plain functions, so their JSON schema is stated here (else it says "any").
@@ -106,15 +108,15 @@ class DeviceRecordIn(BaseModel):
 
     device_id: str = Field(pattern=DEVICE_ID_PATTERN)
     timestamp: datetime = Field(json_schema_extra=TIMESTAMP_SCHEMA)
-    device_type: str | None = Field(default=None, max_length=64)
+    device_type: str | None = Field(default=None, max_length=64, pattern=PRINTABLE)
     temperature: float | None = Field(default=None, allow_inf_nan=False)
     humidity: float | None = Field(default=None, allow_inf_nan=False)
     battery_level: float | None = Field(default=None, allow_inf_nan=False)
     energy_consumption: float | None = Field(default=None, allow_inf_nan=False)
     latitude: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
-    status: str | None = Field(default=None, max_length=32)
-    firmware_version: str | None = Field(default=None, max_length=32)
+    status: str | None = Field(default=None, max_length=32, pattern=PRINTABLE)
+    firmware_version: str | None = Field(default=None, max_length=32, pattern=PRINTABLE)
 
     @field_validator("timestamp", mode="plain")
     @classmethod

@@ -47,7 +47,7 @@ def resolve(requirements: Path) -> list[tuple[str, str, str]]:
             *(argument for platform in PLATFORMS for argument in ("--platform", platform)),
             "-r", str(requirements), "-c", str(REPO_ROOT / "constraints.txt"),
         ]
-        subprocess.run(command, check=True, capture_output=True, text=True)
+        subprocess.run(command, check=True, capture_output=True, text=True)  # noqa: S603 - fixed argv: this interpreter's pip, repository paths
         installs = json.loads(report.read_text())["install"]
     return sorted(
         (item["metadata"]["name"].lower(), item["metadata"]["version"],

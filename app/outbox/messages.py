@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 # Built once: `json.dumps` with any non-default option constructs a new encoder on every call.
@@ -39,12 +39,12 @@ class ReadingMessage(TypedDict):
     value: float
     is_anomaly: bool
     z_score: float | None
-    # Seed 004's device metadata (additive in schema 1: absent or null for plain readings).
-    device_type: str | None
-    latitude: float | None
-    longitude: float | None
-    status: str | None
-    firmware_version: str | None
+    # Seed 004's device metadata (additive in schema 1: absent for plain readings).
+    device_type: NotRequired[str]
+    latitude: NotRequired[float]
+    longitude: NotRequired[float]
+    status: NotRequired[str]
+    firmware_version: NotRequired[str]
 
 
 # The optional device-metadata fields and their JSON types.
@@ -126,7 +126,8 @@ def decode_reading(value: bytes) -> ReadingMessage:
         value=_number(document, "value"),
         is_anomaly=is_anomaly,
         z_score=None if z_score is None else _number(document, "z_score"),
-        **{name: _optional(document, name, kind) for name, kind in METADATA_FIELDS.items()},
+        **{name: _optional(document, name, kind) for name, kind in METADATA_FIELDS.items()
+           if document.get(name) is not None},
     )
 
 

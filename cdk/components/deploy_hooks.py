@@ -24,7 +24,7 @@ from cdk.components.lambda_common import (
 from cdk.components.nag import acknowledge
 from cdk.config import ServiceConfig
 
-HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_13
+HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_11  # = LAMBDA_RUNTIME, the tests' Python
 HOOK_STAGE = ecs.DeploymentLifecycleStage.POST_TEST_TRAFFIC_SHIFT
 HTTPS_PORT = 443
 # ECS calls the hook again after this delay while the green tasks are not answering yet.
@@ -164,7 +164,7 @@ class DeploySmokeTest(Construct):
         acknowledge(
             self.function,
             "L1",
-            "Python 3.13 is a supported Lambda runtime pinned on purpose, like the other functions of "
+            "Python 3.11 is a supported Lambda runtime pinned on purpose, like the other functions of "
             "the platform; the hook uses the standard library only and moves with them.",
         )
         acknowledge_plain_environment(self.function)

@@ -48,8 +48,8 @@ def acknowledge_pinned_runtime(function: lambda_.Function) -> None:
     acknowledge(
         function,
         "L1",
-        "Python 3.13 is a supported Lambda runtime pinned on purpose: the bundle's compiled wheels "
-        "target exactly this version, so a newer runtime is a reviewed change of LAMBDA_RUNTIME and a "
+        "Python 3.11 is a supported Lambda runtime pinned on purpose: it is the tests' interpreter and the "
+        "bundle's compiled wheels target exactly it, so a newer runtime is a reviewed change of LAMBDA_RUNTIME and a "
         "rebuilt bundle.",
     )
 

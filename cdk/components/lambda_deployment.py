@@ -157,7 +157,7 @@ class LambdaDeployment(Construct):
         acknowledge(
             self.hook_function,
             "L1",
-            "Python 3.13 is a supported runtime, pinned like every function of this stack "
+            "Python 3.11 is a supported runtime, pinned like every function of this stack "
             "(cdk/stacks/pipeline.py LAMBDA_RUNTIME) so that all Lambdas move to a new runtime in one change.",
         )
         acknowledge_plain_environment(self.hook_function)

@@ -73,3 +73,16 @@ def test_service_requirements_are_all_used() -> None:
         and not re.search(rf"^\s*(from|import) {re.escape(name.replace('-', '_'))}\b", sources, flags=re.M)
     ]
     assert unused == []
+
+
+SERVER_ONLY = {"uvicorn", "aiokafka", "aws-msk-iam-sasl-signer-python", "aiosqlite"}
+
+
+def test_read_api_bundle_holds_only_what_the_handler_imports() -> None:
+    read_api = _requirements(REPO_ROOT / "lambda" / "api" / "requirements.txt")
+    assert "-r" not in (REPO_ROOT / "lambda" / "api" / "requirements.txt").read_text()
+    assert not SERVER_ONLY & set(read_api)
+    app = _requirements(REPO_ROOT / "app" / "requirements.txt")
+    # Same pins as the app where they overlap.
+    assert {name: app[name] for name in read_api if name in app} == {
+        name: version for name, version in read_api.items() if name in app}
