@@ -36,7 +36,7 @@ help: ## List the targets
 up: deps $(if $(filter full,$(PROFILE)),postgres redis) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
 	$(PY) -m app.devstack --profile $(PROFILE) --port $(PORT)
 
-test: deps postgres redis haproxy chromium ## The whole suite: lint, unit, synth, cdk-nag, cfn-lint, snapshots, browser tests (headless Chromium)
+test: deps postgres redis haproxy chromium ## The whole suite: lint, unit, synth, cdk-nag, checkov, cfn-lint, snapshots, browser tests (headless Chromium)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -146,12 +146,12 @@ END ?=
 .PHONY: load-test-deploy
 load-test-deploy: deps rds-ca-bundle ## Deploy ENV's LoadTest stack (Locust master + workers on Fargate; needs AWS credentials)
 	$(PY) -m cdk.preflight --env $(ENV)
-	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
+	$(CDK) synth $(CDK_FLAGS) -c load_test=true --quiet -o $(CDK_OUT)
 	$(CDK) deploy --no-notices --app $(CDK_OUT) --exclusively --require-approval $(REQUIRE_APPROVAL) Sensor-$(ENV)-LoadTest
 .PHONY: load-test-destroy
 load-test-destroy: deps ## Remove ENV's LoadTest stack after a test (the results bucket is kept)
 	$(PY) -m cdk.preflight --env $(ENV)
-	$(CDK) synth $(CDK_FLAGS) --quiet -o $(CDK_OUT)
+	$(CDK) synth $(CDK_FLAGS) -c load_test=true --quiet -o $(CDK_OUT)
 	$(CDK) destroy --no-notices --app $(CDK_OUT) --exclusively --force Sensor-$(ENV)-LoadTest
 .PHONY: load-test-report
 load-test-report: deps ## ALB p50/p95/p99, requests, 5xx and ECS tasks from CloudWatch for START..END (needs AWS credentials)
@@ -175,24 +175,39 @@ loadtest-distributed: deps ## The same run with a local Locust master and WORKER
 loadtest-ui: deps ## Locust web UI at http://127.0.0.1:8089 pointed at HOST; pick the profile under custom parameters
 	$(PY) -m loadtests.run --ui --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
 
-# checkov runs from its own virtualenv: its pins (boto3 among them) conflict with this project's.
-CHECKOV_VENV := .checkov-venv
-CHECKOV_VERSION := 3.3.30
-.PHONY: checkov
-checkov: lint ## checkov on both environments' templates (accepted findings: cdk/components/checkov.py)
-	test -x $(CHECKOV_VENV)/bin/checkov || { $(PYTHON) -m venv $(CHECKOV_VENV) && \
-		$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION); }
-	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/dev
-	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet -d cdk.out/prod
-
+# The replacement guard runs first: a snapshot is never re-recorded over an unacknowledged replacement
+# of a stateful resource (cdk/components/replacement.py says how to acknowledge one).
 snapshot-update: deps ## Re-record template snapshots after an intended change (review the diff!)
+	$(PY) -m pytest tests/infra/test_replacement_guard.py -q
 	$(PY) -m pytest tests/infra/test_snapshots.py --snapshot-update -q
+
+.PHONY: plan
+plan: deps ## Offline change plan of ENV against the committed snapshots: added/modified/replaced per stack
+	$(PY) -m cdk.plan --env $(ENV)
+
+.PHONY: image-locks
+image-locks: deps ## Re-generate the images' hashed locks (app/, loadtests/ requirements.lock) from constraints.txt
+	$(PY) -m cdk.image_locks
 
 lock: deps ## Re-pin every Python package (transitive) into constraints.txt
 	{ head -2 constraints.txt; $(VENV)/bin/pip freeze --exclude-editable; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
-deps: $(STAMPS)/venv $(STAMPS)/node vendor ## Install the Python venv and the pinned CDK CLI (idempotent)
+deps: $(STAMPS)/venv $(STAMPS)/node $(STAMPS)/checkov vendor ## Install the Python venv, checkov's venv and the pinned CDK CLI (idempotent)
+
+# checkov pins boto3 (and more) differently from the shared venv, so it gets a venv of its own.
+.PHONY: checkov
+checkov: deps ## checkov over both environments' templates (also part of make test): 0 unacknowledged failures
+	$(PY) -m pytest -q tests/infra/test_checkov.py
+
+CHECKOV_VENV := .venv-checkov
+.PHONY: checkov-venv
+checkov-venv: $(STAMPS)/checkov ## Install checkov (requirements-checkov.txt) into .venv-checkov
+$(STAMPS)/checkov: requirements-checkov.txt
+	@mkdir -p $(STAMPS)
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
 
 $(STAMPS)/venv: requirements-dev.txt app/requirements.txt lambda/archiver/requirements.txt lambda/api/requirements.txt constraints.txt
 	@mkdir -p $(STAMPS)

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.anomaly import AnomalyDetector
 from app.api import auth, dashboard, data, health, ingest
 from app.api import metrics as metrics_view
+from app.api.openapi_rules import document_validation
 from app.factory import build_app
 from app.observability import metrics as m
 from app.outbox.relay import OutboxRelay, create_relay
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_batch=settings.max_batch_readings,
     )
     application.state.metrics = m.Metrics.from_settings(settings)
+    document_validation(application, settings)
     return application
 
 
@@ -193,6 +195,8 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
     runtime.tasks.append(asyncio.create_task(
         _gauges(runtime.engine, application.state.breaker, runtime.relay, metrics), name="gauges"))
     runtime.tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
+    runtime.tasks.append(asyncio.create_task(
+        application.state.route_metrics.run_flusher(settings.metrics_flush_seconds), name="route-metrics"))
 
     _drain_on_sigterm(application)
     application.state.started = True

@@ -22,11 +22,27 @@ from pydantic_core import from_json
 DEFAULT_DEVICE_ID = "default"
 DEVICE_METRICS = ("temperature", "humidity", "battery_level", "energy_consumption")
 DEVICE_ID_PATTERN = r"^[A-Za-z0-9_.:@/-]{1,128}$"
+# Stored text (seed-004 metadata): no control characters (PostgreSQL text cannot hold NUL).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 # Native (Rust) constraints: they run inside pydantic's single pass over a whole batch.
 Finite = Field(allow_inf_nan=False)
 # The timestamp validators are plain functions, so their JSON schema is stated here (else it says "any").
 TIMESTAMP_SCHEMA = {"type": "string", "format": "date-time",
                     "description": "ISO-8601; UTC when it has no offset", "examples": ["2025-11-23T10:30:45"]}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMetadata:
+    """What a seed-004 device record says about its device, beside the metrics."""
+
+    device_type: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    status: str | None = None
+    firmware_version: str | None = None
+
+
+DEVICE_METADATA = ("device_type", "latitude", "longitude", "status", "firmware_version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +53,8 @@ class NewReading:
     tag: str
     ts: datetime
     value: float
+    # Seed 004's device record fields beside the metrics (stored and archived with each reading).
+    metadata: DeviceMetadata | None = None
 
     @property
     def key(self) -> tuple[str, str, datetime]:
@@ -90,15 +108,15 @@ class DeviceRecordIn(BaseModel):
 
     device_id: str = Field(pattern=DEVICE_ID_PATTERN)
     timestamp: datetime = Field(json_schema_extra=TIMESTAMP_SCHEMA)
-    device_type: str | None = Field(default=None, max_length=64)
+    device_type: str | None = Field(default=None, max_length=64, pattern=PRINTABLE)
     temperature: float | None = Field(default=None, allow_inf_nan=False)
     humidity: float | None = Field(default=None, allow_inf_nan=False)
     battery_level: float | None = Field(default=None, allow_inf_nan=False)
     energy_consumption: float | None = Field(default=None, allow_inf_nan=False)
     latitude: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
     longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
-    status: str | None = Field(default=None, max_length=32)
-    firmware_version: str | None = Field(default=None, max_length=32)
+    status: str | None = Field(default=None, max_length=32, pattern=PRINTABLE)
+    firmware_version: str | None = Field(default=None, max_length=32, pattern=PRINTABLE)
 
     @field_validator("timestamp", mode="plain")
     @classmethod
@@ -234,8 +252,9 @@ def _validate_item(
 def _expand(parsed: ReadingIn | DeviceRecordIn) -> list[NewReading]:
     if isinstance(parsed, ReadingIn):
         return [NewReading(parsed.device_id or DEFAULT_DEVICE_ID, parsed.tag, parsed.timestamp, parsed.value)]
+    metadata = DeviceMetadata(*(getattr(parsed, name) for name in DEVICE_METADATA))
     return [
-        NewReading(parsed.device_id, metric, parsed.timestamp, value)
+        NewReading(parsed.device_id, metric, parsed.timestamp, value, metadata)
         for metric in DEVICE_METRICS
         if (value := getattr(parsed, metric)) is not None
     ]

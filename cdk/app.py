@@ -13,7 +13,8 @@ from pathlib import Path
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from cdk.components.checkov import CheckovAcknowledgements
+from cdk.components.deployment_alarms import link_deployment_runbooks
+from cdk.components.encryption import encrypt_logs_and_secrets
 from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
 from cdk.stacks.load_test import LoadTestStack
@@ -56,7 +57,21 @@ def stack_name(config: EnvironmentConfig, domain: str) -> str:
     return f"Sensor-{config.name}-{domain}"
 
 
-def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
+# `cdk deploy --all -c env=dev` deploys what `make deploy` deploys: the opt-in LoadTest stack (while
+# `load_test.enabled`) joins the app only with `-c load_test=true` (make load-test-deploy passes it).
+LOAD_TEST_CONTEXT_KEY = "load_test"
+
+
+def wants_load_test(app: cdk.App) -> bool:
+    value = app.node.try_get_context(LOAD_TEST_CONTEXT_KEY)
+    if value in (None, False, "false"):
+        return False
+    if value in (True, "true"):
+        return True
+    raise ConfigError(f"context {LOAD_TEST_CONTEXT_KEY} must be true or false, got {value!r}")
+
+
+def build_platform(app: cdk.App, config: EnvironmentConfig, *, with_load_test: bool = True) -> Platform:
     env = cdk.Environment(account=config.account, region=config.region)
     common = {"env": env}
 
@@ -109,7 +124,7 @@ def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
         **common,
     )
     load_test = None
-    if config.load_test.enabled:
+    if config.load_test.enabled and with_load_test:
         load_test = LoadTestStack(
             app,
             stack_name(config, "LoadTest"),
@@ -125,6 +140,8 @@ def build_platform(app: cdk.App, config: EnvironmentConfig) -> Platform:
         load_test=load_test,
     )
     for stack in platform.stacks:
+        encrypt_logs_and_secrets(stack, config.name)
+        link_deployment_runbooks(stack, config.monitoring.runbook_base_url)
         cdk.Tags.of(stack).add("project", "sensor-platform")
         cdk.Tags.of(stack).add("environment", config.name)
     return platform
@@ -135,10 +152,8 @@ def build_app(app: cdk.App) -> Platform:
     config = load_environment(
         app.node.try_get_context(ENVIRONMENTS_CONTEXT_KEY), app.node.try_get_context("env")
     )
-    platform = build_platform(app, config)
+    platform = build_platform(app, config, with_load_test=wants_load_test(app))
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
-    # checkov's accepted findings, explained next to each resource (`make checkov`).
-    cdk.Aspects.of(app).add(CheckovAcknowledgements())
     return platform
 
 

@@ -232,7 +232,9 @@ class StreamingConfig(_Section):
     broker_instance_type: str = "kafka.t3.small"
     broker_volume_gib: int = Field(default=100, ge=1, le=16384)
     topic_name: str = "sensor-readings"
-    partitions: int = Field(default=6, ge=1, le=1000)
+    # Seed 003's topic: 10 partitions, 7 days of retention (docs/seed-compatibility.md).
+    partitions: int = Field(default=10, ge=1, le=1000)
+    retention_hours: int = Field(default=168, ge=1, le=8760)
 
     @field_validator("broker_instance_type")
     @classmethod

@@ -421,6 +421,18 @@ WARNING: tuple[AlarmSpec, ...] = (
         period_seconds=300, evaluation_periods=1, datapoints_to_alarm=1,
     ),
     AlarmSpec(
+        "anomaly-rate", "warning",
+        "More than 10 % of the readings committed in 5 minutes were flagged anomalous (z-score): a "
+        "process or sensor fault (seed 001 alerts on anomalies; the simulator injects 5 %).",
+        lambda d: MathExpression(
+            "IF(readings > 0, 100 * anomalies / readings, 0)",
+            {"anomalies": service_metric(d, "AnomaliesDetected", "Sum"),
+             "readings": service_metric(d, "ReadingsIngested", "Sum")},
+            "Anomalous readings, % of committed",
+        ),
+        10, _GT, period_seconds=300, evaluation_periods=1, datapoints_to_alarm=1,
+    ),
+    AlarmSpec(
         "waf-blocked-spike", "warning",
         "The web ACL blocked more than 1000 requests in 5 minutes (attack or misbehaving devices).",
         waf_blocked, 1000, _GT, period_seconds=300, evaluation_periods=1, datapoints_to_alarm=1,
@@ -428,6 +440,53 @@ WARNING: tuple[AlarmSpec, ...] = (
 )
 
 ALARMS: tuple[AlarmSpec, ...] = CRITICAL + WARNING
+
+
+@dataclass(frozen=True)
+class DeploymentAlarmSpec:
+    """An alarm that rolls back a deployment in progress (ECS blue/green or CodeDeploy for a Lambda).
+
+    Its metric and threshold live with the deployment it guards (cdk/components/service.py,
+    cdk/components/lambda_deployment.py); its name suffix, severity and runbook live here, and
+    cdk/components/deployment_alarms.py writes them into the alarm's description.
+    """
+
+    suffix: str  # the alarm name ends with it: `sensor-<env>-deployment-target-5xx`, `<function>-deploy-errors`
+    severity: Severity
+    description: str
+    runbook: str  # under runbooks/alarms/, with an anchor per alarm
+
+    def alarm_description(self, runbook_base_url: str, detail: str) -> str:
+        return f"[{self.severity}] {self.description} {detail} Runbook: {runbook_base_url}{self.runbook}"
+
+
+_ECS_ROLLBACK = "ecs-deployment-rollback.md"
+_LAMBDA_ROLLBACK = "lambda-deployment-rollback.md"
+DEPLOYMENT_ALARMS: tuple[DeploymentAlarmSpec, ...] = (
+    DeploymentAlarmSpec("-deployment-target-5xx", "warning",
+                        "ECS deployment guard: the tasks answer 5xx; ECS rolls the deployment back.",
+                        f"{_ECS_ROLLBACK}#deployment-target-5xx"),
+    DeploymentAlarmSpec("-deployment-unhealthy-targets", "warning",
+                        "ECS deployment guard: targets fail ALB health checks; ECS rolls the deployment back.",
+                        f"{_ECS_ROLLBACK}#deployment-unhealthy-targets"),
+    DeploymentAlarmSpec("-deployment-p99-latency", "warning",
+                        "ECS deployment guard: p99 target response time too high; ECS rolls the deployment back.",
+                        f"{_ECS_ROLLBACK}#deployment-p99-latency"),
+    DeploymentAlarmSpec("-deploy-errors", "warning",
+                        "Lambda deployment guard: invocations through the alias fail; CodeDeploy rolls back.",
+                        f"{_LAMBDA_ROLLBACK}#deploy-errors"),
+    DeploymentAlarmSpec("-deploy-throttles", "warning",
+                        "Lambda deployment guard: invocations through the alias are throttled; CodeDeploy rolls back.",
+                        f"{_LAMBDA_ROLLBACK}#deploy-throttles"),
+    DeploymentAlarmSpec("-deploy-p99-duration", "warning",
+                        "Lambda deployment guard: p99 duration through the alias too high; CodeDeploy rolls back.",
+                        f"{_LAMBDA_ROLLBACK}#deploy-p99-duration"),
+)
+
+
+def deployment_alarm(alarm_name: str) -> DeploymentAlarmSpec | None:
+    """The deployment alarm spec whose suffix ends `alarm_name`, if any."""
+    return next((spec for spec in DEPLOYMENT_ALARMS if alarm_name.endswith(spec.suffix)), None)
 # Composite: the platform is down when targets are unhealthy AND requests fail.
 PLATFORM_DOWN = "platform-down"
 PLATFORM_DOWN_ALL_OF = "alb-unhealthy-hosts"

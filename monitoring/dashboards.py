@@ -160,6 +160,17 @@ ONCALL = Dashboard(
     ),
 )
 
+def _per_route(metric: str, statistic: str, label: str) -> Callable[[Deployed], Sequence[Source]]:
+    """One line per route template (app/observability/route_metrics.py), found by a SEARCH expression."""
+
+    def sources(d: Deployed) -> Sequence[Source]:
+        query = (f"{{{c.CUSTOM_NAMESPACE},Environment,Route,Service}} MetricName=\"{metric}\" "
+                 f"Environment=\"{d.app_env}\" Service=\"{c.SERVICE_DIMENSION_VALUE}\"")
+        return (c.MathExpression(f"SEARCH('{query}', '{statistic}', 60)", {}, label),)
+
+    return sources
+
+
 SERVICE = Dashboard(
     "service",
     "ServiceDashboardUrl",
@@ -172,6 +183,10 @@ SERVICE = Dashboard(
         Graph("ECS CPU and memory (%)", _saturation, thresholds=("ecs-cpu-high", "ecs-memory-high")),
         Graph("Tasks running", _tasks, lines=_max_tasks),
         Graph("Readings ingested / dead-lettered / rejected", _ingest_rate),
+        Graph("Per route: requests", _per_route("RouteRequests", "Sum", "requests")),
+        Graph("Per route: 4xx", _per_route("Route4xx", "Sum", "4xx")),
+        Graph("Per route: 5xx", _per_route("Route5xx", "Sum", "5xx")),
+        Graph("Per route: p99 latency (ms)", _per_route("RouteLatency", "p99", "p99 ms")),
         Graph("Database circuit breaker", _alarm_source("db-circuit-open"), thresholds=("db-circuit-open",)),
         Graph("Shared state store: decisions by the per-task fallback", _alarm_source("state-store-fallback"),
               thresholds=("state-store-fallback",)),

@@ -34,6 +34,12 @@ class ReadingOut(BaseModel):
     value: float
     is_anomaly: bool
     z_score: float | None
+    # Seed 004's device record fields, null for plain readings.
+    device_type: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    status: str | None = None
+    firmware_version: str | None = None
 
 
 class TagStatsOut(BaseModel):

@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 SCHEMA_VERSION = 1
 # Built once: `json.dumps` with any non-default option constructs a new encoder on every call.
@@ -39,6 +39,17 @@ class ReadingMessage(TypedDict):
     value: float
     is_anomaly: bool
     z_score: float | None
+    # Seed 004's device metadata (additive in schema 1: absent for plain readings).
+    device_type: NotRequired[str]
+    latitude: NotRequired[float]
+    longitude: NotRequired[float]
+    status: NotRequired[str]
+    firmware_version: NotRequired[str]
+
+
+# The optional device-metadata fields and their JSON types.
+METADATA_FIELDS = {"device_type": str, "latitude": float, "longitude": float, "status": str,
+                   "firmware_version": str}
 
 
 class InvalidReadingMessage(ValueError):
@@ -77,6 +88,9 @@ def encode_reading(row: Mapping[str, Any] | Any) -> tuple[bytes, bytes]:
         "is_anomaly": bool(fields["is_anomaly"]),
         "z_score": None if z_score is None else _finite("z_score", float(z_score)),
     }
+    for name in METADATA_FIELDS:
+        if fields.get(name) is not None:
+            payload[name] = fields[name]
     value = _ENCODER.encode(payload)
     return fields["device_id"].encode(), value.encode()
 
@@ -112,7 +126,20 @@ def decode_reading(value: bytes) -> ReadingMessage:
         value=_number(document, "value"),
         is_anomaly=is_anomaly,
         z_score=None if z_score is None else _number(document, "z_score"),
+        **{name: _optional(document, name, kind) for name, kind in METADATA_FIELDS.items()
+           if document.get(name) is not None},
     )
+
+
+def _optional(document: dict[str, Any], field: str, kind: type) -> Any:
+    value = document.get(field)
+    if value is None:
+        return None
+    if kind is float:
+        return _number(document, field)
+    if isinstance(value, str):
+        return value
+    raise InvalidReadingMessage(field, f"expected {'a number' if kind is float else 'a string'} or null, got {value!r}")
 
 
 def _required(document: dict[str, Any], field: str) -> Any:

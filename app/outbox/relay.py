@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.messages import InvalidReadingMessage, encode_reading
 from app.outbox.producer import create_producer
+from app.readings import DEVICE_METADATA
 from app.settings import Settings
 from app.storage import repository
 from app.storage.models import outbox, readings
@@ -164,6 +165,7 @@ class OutboxRelay:
                 readings.c.value,
                 readings.c.is_anomaly,
                 readings.c.z_score,
+                *(readings.c[name] for name in DEVICE_METADATA),
             )
             .select_from(outbox.outerjoin(readings, readings.c.id == outbox.c.reading_id))
             .order_by(outbox.c.id)

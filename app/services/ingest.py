@@ -109,7 +109,7 @@ class IngestService:
         for reading in readings:
             verdict = self._detector.score((reading.device_id, reading.tag), reading.value)
             scored.append(ScoredReading(reading.device_id, reading.tag, reading.ts, reading.value,
-                                        verdict.is_anomaly, verdict.z_score))
+                                        verdict.is_anomaly, verdict.z_score, reading.metadata))
         return scored
 
     async def _store(self, scored: list[ScoredReading]):

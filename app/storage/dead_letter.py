@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
+from app.readings import DEVICE_METADATA, DeviceMetadata
 from app.storage.repository import ScoredReading
 
 SCHEMA_VERSION = 1
@@ -43,7 +44,8 @@ def encode(readings: list[ScoredReading]) -> bytes:
         "schema_version": SCHEMA_VERSION,
         "readings": [
             {"device_id": r.device_id, "tag": r.tag, "timestamp": r.ts.isoformat(), "value": r.value,
-             "is_anomaly": r.is_anomaly, "z_score": r.z_score}
+             "is_anomaly": r.is_anomaly, "z_score": r.z_score,
+             **({"metadata": dict(zip(DEVICE_METADATA, r.metadata_values(), strict=True))} if r.metadata else {})}
             for r in readings
         ],
     }).encode()
@@ -55,7 +57,8 @@ def decode(raw: bytes) -> list[ScoredReading]:
         raise ValueError(f"unsupported dead-letter schema_version {document.get('schema_version')!r}")
     return [
         ScoredReading(r["device_id"], r["tag"], datetime.fromisoformat(r["timestamp"]), float(r["value"]),
-                      bool(r["is_anomaly"]), r["z_score"])
+                      bool(r["is_anomaly"]), r["z_score"],
+                      DeviceMetadata(**r["metadata"]) if r.get("metadata") else None)
         for r in document["readings"]
     ]
 

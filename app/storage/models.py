@@ -29,6 +29,12 @@ class Reading(Base):
     value: Mapped[float] = mapped_column(Float, nullable=False)
     is_anomaly: Mapped[bool] = mapped_column(Boolean, nullable=False)
     z_score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Seed 004's device record fields (app.readings.DEVICE_METADATA); null for plain readings.
+    device_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    latitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    longitude: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    firmware_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )

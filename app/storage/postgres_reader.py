@@ -21,10 +21,13 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
+from app.readings import DEVICE_METADATA
 from app.settings import Settings
 from app.storage.repository import SAMPLE_HASH_FACTOR, SAMPLE_HASH_MODULUS
 from app.storage.tls import explain, postgres_ssl_args
 from app.storage.unavailable import CONNECTION_FAILURES
+
+_METADATA_COLUMNS = ", ".join(DEVICE_METADATA)
 
 SeriesKey = tuple[str, str]  # (device_id, tag)
 
@@ -142,11 +145,11 @@ class PostgresReader:
         arguments.append(limit)
         where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
         # S608: only the fixed clauses above are joined in; every value is a bind parameter.
-        statement = (f"SELECT id, device_id, tag, ts, value, is_anomaly, z_score FROM readings {where} "  # noqa: S608
-                     f"ORDER BY ts DESC, id DESC LIMIT ${len(arguments)}")
+        statement = (f"SELECT id, device_id, tag, ts, value, is_anomaly, z_score, {_METADATA_COLUMNS} "  # noqa: S608
+                     f"FROM readings {where} ORDER BY ts DESC, id DESC LIMIT ${len(arguments)}")
         return [
             {"id": r[0], "device_id": r[1], "tag": r[2], "timestamp": r[3], "value": r[4], "is_anomaly": r[5],
-             "z_score": r[6]}
+             "z_score": r[6], **dict(zip(DEVICE_METADATA, r[7:], strict=True))}
             for r in await self._fetch(statement, *arguments)
         ]
 

@@ -19,11 +19,15 @@ from app.storage.tls import postgres_ssl_args
 
 STORE_GROUP = """
 WITH incoming AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::boolean[], $6::float8[])
-        WITH ORDINALITY AS r(device_id, tag, ts, value, is_anomaly, z_score, ord)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::boolean[], $6::float8[],
+                         $7::text[], $8::float8[], $9::float8[], $10::text[], $11::text[])
+        WITH ORDINALITY AS r(device_id, tag, ts, value, is_anomaly, z_score,
+                             device_type, latitude, longitude, status, firmware_version, ord)
 ), inserted AS (
-    INSERT INTO readings (device_id, tag, ts, value, is_anomaly, z_score)
-    SELECT device_id, tag, ts, value, is_anomaly, z_score FROM incoming ORDER BY ord
+    INSERT INTO readings (device_id, tag, ts, value, is_anomaly, z_score,
+                          device_type, latitude, longitude, status, firmware_version)
+    SELECT device_id, tag, ts, value, is_anomaly, z_score,
+           device_type, latitude, longitude, status, firmware_version FROM incoming ORDER BY ord
     ON CONFLICT ON CONSTRAINT uq_readings_device_tag_ts DO NOTHING
     RETURNING id, device_id, tag, ts, is_anomaly
 ), queued AS (
@@ -62,6 +66,7 @@ class PostgresGroupWriter:
                 STORE_GROUP,
                 [r.device_id for r in batch], [r.tag for r in batch], [r.ts for r in batch],
                 [r.value for r in batch], [r.is_anomaly for r in batch], [r.z_score for r in batch],
+                *(list(column) for column in zip(*(r.metadata_values() for r in batch), strict=True)),
             )
             results: list[StoredResult | None] = [None] * len(batch)
             for ordinal, reading_id, is_anomaly in rows:

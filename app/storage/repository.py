@@ -15,10 +15,11 @@ from sqlalchemy import func, literal_column, or_, select, tuple_
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.readings import DEVICE_METADATA, DeviceMetadata
 from app.storage.models import outbox, readings
 
-# Keep statement parameters under SQLite's 32766 limit (6 columns per row).
-_SQLITE_CHUNK = 4000
+# Keep statement parameters under SQLite's 32766 limit (11 columns per row).
+_SQLITE_CHUNK = 2900
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +32,19 @@ class ScoredReading:
     value: float
     is_anomaly: bool
     z_score: float | None
+    metadata: DeviceMetadata | None = None
 
     @property
     def key(self) -> tuple[str, str, datetime]:
         return (self.device_id, self.tag, self.ts)
+
+    def metadata_values(self) -> tuple:
+        """The DEVICE_METADATA columns' values (all None for a plain reading)."""
+        meta = self.metadata or _NO_METADATA
+        return tuple(getattr(meta, name) for name in DEVICE_METADATA)
+
+
+_NO_METADATA = DeviceMetadata()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +114,7 @@ def _row(reading: ScoredReading) -> dict:
     return {
         "device_id": reading.device_id, "tag": reading.tag, "ts": reading.ts, "value": reading.value,
         "is_anomaly": reading.is_anomaly, "z_score": reading.z_score,
+        **dict(zip(DEVICE_METADATA, reading.metadata_values(), strict=True)),
     }
 
 
@@ -170,7 +181,7 @@ async def query_readings(
         conditions.append(readings.c.ts < until)
     statement = (
         select(readings.c.id, readings.c.device_id, readings.c.tag, readings.c.ts, readings.c.value,
-               readings.c.is_anomaly, readings.c.z_score)
+               readings.c.is_anomaly, readings.c.z_score, *(readings.c[name] for name in DEVICE_METADATA))
         .where(*conditions)
         .order_by(readings.c.ts.desc(), readings.c.id.desc())
         .limit(limit)
@@ -179,7 +190,7 @@ async def query_readings(
         rows = (await connection.execute(statement)).all()
     return [
         {"id": r.id, "device_id": r.device_id, "tag": r.tag, "timestamp": _utc(r.ts), "value": r.value,
-         "is_anomaly": r.is_anomaly, "z_score": r.z_score}
+         "is_anomaly": r.is_anomaly, "z_score": r.z_score, **{name: r._mapping[name] for name in DEVICE_METADATA}}
         for r in rows
     ]
 

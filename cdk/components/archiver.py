@@ -10,9 +10,11 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from cdk.components.checkov import acknowledge_checkov
 from cdk.components.lambda_common import (
     EVENT_SOURCE_NETWORK_ACTIONS,
     acknowledge_pinned_runtime,
+    acknowledge_plain_environment,
     execution_role,
     function_log_group,
     log_write_statement,
@@ -78,7 +80,8 @@ class Archiver(Construct):
         self.failure_queue = sqs.Queue(
             self,
             "FailedBatches",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            # KMS (aws/sqs) rather than SQS-managed SSE: the encryption checkov CKV_AWS_27 recognises.
+            encryption=sqs.QueueEncryption.KMS_MANAGED,
             enforce_ssl=True,
             retention_period=FAILURE_RETENTION,
             # Holds pointers (topic, partition, offsets) to batches, not the readings themselves:
@@ -127,6 +130,19 @@ class Archiver(Construct):
             },
         )
         acknowledge_pinned_runtime(self.function)
+        acknowledge_plain_environment(self.function)
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_116",
+            "Invoked only synchronously by its MSK event source mapping, whose on-failure destination "
+            "(FailedBatches) already keeps every failed batch; a function DLQ would never receive one.",
+        )
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_115",
+            "The MSK event source mapping runs at most one invocation per topic partition, which bounds "
+            "concurrency; reserving it would also take from the account's unreserved pool (10 on new accounts).",
+        )
         self.alias = lambda_.Alias(
             self, "LiveAlias", alias_name=ALIAS_NAME, version=self.function.current_version
         )
@@ -243,6 +259,12 @@ class Archiver(Construct):
         acknowledge(
             role,
             "IAM5[Resource::*]",
+            "EC2 network-interface and Describe actions for the VPC function and its MSK pollers "
+            "support no resource-level permissions (same actions as AWSLambdaMSKExecutionRole).",
+        )
+        acknowledge_checkov(
+            role,
+            "CKV_AWS_111",
             "EC2 network-interface and Describe actions for the VPC function and its MSK pollers "
             "support no resource-level permissions (same actions as AWSLambdaMSKExecutionRole).",
         )

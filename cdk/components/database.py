@@ -8,6 +8,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
 from constructs import Construct
 
+from cdk.components.checkov import acknowledge_checkov
 from cdk.components.nag import acknowledge
 from cdk.components.retention import log_retention
 from cdk.config import DatabaseConfig
@@ -85,6 +86,9 @@ class SensorDatabase(Construct):
             security_groups=[self.security_group],
             multi_az=config.multi_az,
             storage_encrypted=True,
+            # IAM database authentication available for people and tools (checkov CKV_AWS_161); the
+            # service keeps its Secrets Manager password, so enabling it changes no existing login.
+            iam_authentication=True,
             storage_type=rds.StorageType.GP3,
             allocated_storage=config.allocated_storage_gib,
             max_allocated_storage=config.max_allocated_storage_gib,
@@ -165,6 +169,18 @@ class SensorDatabase(Construct):
                 "RDS2",
                 "A replica of an encrypted primary is encrypted with the primary's key; "
                 "CloudFormation rejects StorageEncrypted together with SourceDBInstanceIdentifier.",
+            )
+            acknowledge_checkov(
+                self.read_replica,
+                "CKV_AWS_16",
+                "A replica of an encrypted primary is encrypted with the primary's key; "
+                "CloudFormation rejects StorageEncrypted together with SourceDBInstanceIdentifier.",
+            )
+            acknowledge_checkov(
+                self.read_replica,
+                "CKV_AWS_157",
+                "The replica serves reads only and is rebuilt from the Multi-AZ primary; a second "
+                "standby for it would double its cost without protecting any data.",
             )
             acknowledge(
                 self.read_replica,

@@ -11,9 +11,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from cdk.components.checkov import acknowledge_checkov
 from cdk.components.client_secret import generated_client_secret
 from cdk.components.lambda_common import (
     acknowledge_network_interfaces,
+    acknowledge_plain_environment,
     execution_role,
     function_log_group,
     log_write_statement,
@@ -22,7 +24,7 @@ from cdk.components.lambda_common import (
 from cdk.components.nag import acknowledge
 from cdk.config import ServiceConfig
 
-HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_13
+HOOK_RUNTIME = lambda_.Runtime.PYTHON_3_11  # = LAMBDA_RUNTIME, the tests' Python
 HOOK_STAGE = ecs.DeploymentLifecycleStage.POST_TEST_TRAFFIC_SHIFT
 HTTPS_PORT = 443
 # ECS calls the hook again after this delay while the green tasks are not answering yet.
@@ -163,8 +165,21 @@ class DeploySmokeTest(Construct):
         acknowledge(
             self.function,
             "L1",
-            "Python 3.13 is a supported Lambda runtime pinned on purpose, like the other functions of "
+            "Python 3.11 is a supported Lambda runtime pinned on purpose, like the other functions of "
             "the platform; the hook uses the standard library only and moves with them.",
+        )
+        acknowledge_plain_environment(self.function)
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_116",
+            "ECS invokes the lifecycle hook synchronously and reads hookStatus from the response; a failed "
+            "invocation fails the deployment stage and rolls back, there is no asynchronous event to keep.",
+        )
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_115",
+            "Runs only during ECS deployments; reserved concurrency would permanently take from the "
+            "account's unreserved pool for a function that is idle nearly all the time.",
         )
 
         # ECS invokes the unqualified function ARN: that ARN only (CDK's default role adds `:*`).

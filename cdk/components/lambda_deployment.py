@@ -11,7 +11,13 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from cdk.components.lambda_common import execution_role, function_log_group, log_write_statement
+from cdk.components.checkov import acknowledge_checkov
+from cdk.components.lambda_common import (
+    acknowledge_plain_environment,
+    execution_role,
+    function_log_group,
+    log_write_statement,
+)
 from cdk.components.nag import acknowledge
 from cdk.config import LambdaDeploymentName
 
@@ -151,8 +157,27 @@ class LambdaDeployment(Construct):
         acknowledge(
             self.hook_function,
             "L1",
-            "Python 3.13 is a supported runtime, pinned like every function of this stack "
+            "Python 3.11 is a supported runtime, pinned like every function of this stack "
             "(cdk/stacks/pipeline.py LAMBDA_RUNTIME) so that all Lambdas move to a new runtime in one change.",
+        )
+        acknowledge_plain_environment(self.hook_function)
+        acknowledge_checkov(
+            self.hook_function,
+            "CKV_AWS_116",
+            "CodeDeploy invokes the hook once per deployment and waits for its status report; a lost "
+            "invocation fails the deployment at the hook timeout and rolls back, so a DLQ adds nothing.",
+        )
+        acknowledge_checkov(
+            self.hook_function,
+            "CKV_AWS_115",
+            "Runs once per deployment; reserved concurrency would permanently take from the account's "
+            "unreserved pool for a function that is idle nearly all the time.",
+        )
+        acknowledge_checkov(
+            self.hook_function,
+            "CKV_AWS_117",
+            "Calls only the public Lambda and CodeDeploy APIs (invoke the new version, report the hook "
+            "status) and reaches no private resource, so VPC attachment would only add ENIs and NAT use.",
         )
 
         self.group = codedeploy.LambdaDeploymentGroup(

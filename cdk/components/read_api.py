@@ -11,9 +11,11 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from cdk.components.archiver import ALIAS_NAME, HTTPS_PORT
+from cdk.components.checkov import acknowledge_checkov
 from cdk.components.lambda_common import (
     acknowledge_network_interfaces,
     acknowledge_pinned_runtime,
+    acknowledge_plain_environment,
     execution_role,
     function_log_group,
     log_write_statement,
@@ -132,6 +134,19 @@ class ReadApi(Construct):
             },
         )
         acknowledge_pinned_runtime(self.function)
+        acknowledge_plain_environment(self.function)
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_116",
+            "Invoked only synchronously by the HTTP API, which returns any error to the caller; there is "
+            "no asynchronous invocation whose event a dead-letter queue could keep.",
+        )
+        acknowledge_checkov(
+            self.function,
+            "CKV_AWS_115",
+            "The HTTP API stage throttles requests (read_api_throttle_rate_per_second), which bounds "
+            "concurrency; reserving it would also take from the account's unreserved pool (10 on new accounts).",
+        )
         self.alias = lambda_.Alias(
             self, "LiveAlias", alias_name=ALIAS_NAME, version=self.function.current_version
         )

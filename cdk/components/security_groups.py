@@ -8,6 +8,7 @@ from __future__ import annotations
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
+from cdk.components.checkov import acknowledge_checkov
 from cdk.components.nag import acknowledge
 
 
@@ -48,6 +49,12 @@ class PlatformSecurityGroups(Construct):
             "EC23",
             "Internet-facing ALB for devices: listeners are open to 0.0.0.0/0 by design; the WAF "
             "web ACL (rate limit, AWS managed rules) filters requests before they reach the app.",
+        )
+        acknowledge_checkov(
+            self.load_balancer,
+            "CKV_AWS_260",
+            "Port 80 is public for the permanent redirect to HTTPS (or dev's certificate-less listener); "
+            "the WAF filters it like 443. Issue 20 (HTTPS-only listeners) revisits this acknowledgement.",
         )
         for port in public_ports:
             self.load_balancer.add_ingress_rule(

@@ -18,6 +18,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from cdk.components.checkov import acknowledge_checkov
 from cdk.components.nag import acknowledge, finding_text
 from cdk.components.retention import log_retention
 from cdk.config import DashboardAuthConfig, ServiceConfig
@@ -370,6 +371,14 @@ class IngestService(Construct):
                 "Test", port=self._config.test_listener_port, protocol=elbv2.ApplicationProtocol.HTTP,
                 open=False, default_action=not_found,
             )
+            for listener in (production, test):
+                for check in ("CKV_AWS_2", "CKV_AWS_103"):
+                    acknowledge_checkov(
+                        listener,
+                        check,
+                        "Plain HTTP only in an environment without certificate_arn (dev); production "
+                        "requires a certificate. Issue 20 turns this into an explicit no-certificate opt-out.",
+                    )
             return production, test
 
         certificate = elbv2.ListenerCertificate.from_arn(certificate_arn)

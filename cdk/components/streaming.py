@@ -90,7 +90,8 @@ class SensorStream(Construct):
         replication_factor = min(3, config.broker_count)
         # acks=all producers keep writing while one replica is down.
         min_in_sync = max(1, replication_factor - 1)
-        topic_configs = f"min.insync.replicas={min_in_sync}\ncleanup.policy=delete\n"
+        retention_ms = config.retention_hours * 3600 * 1000
+        topic_configs = f"min.insync.replicas={min_in_sync}\ncleanup.policy=delete\nretention.ms={retention_ms}\n"
         self.topic = msk_l1.CfnTopic(
             self,
             "ReadingsTopic",

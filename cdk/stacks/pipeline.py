@@ -28,10 +28,11 @@ from cdk.config import EnvironmentConfig
 from cdk.stacks.data import DataStack
 from cdk.stacks.service import ServiceStack
 
-# Python 3.13: the newest runtime every bundled wheel (pyarrow, asyncpg, pydantic-core, uvloop) is
-# published for. ARM64 (Graviton): about 20 % cheaper per GB-second than x86_64 at equal or better
+# Python 3.11: the version the tests run on (CI's setup-python, the development venv, the images'
+# python:3.11-slim), so the handlers run in AWS on the interpreter they were tested with
+# (tests/infra/test_pipeline.py checks). Move all of them together. ARM64 (Graviton): about 20 % cheaper per GB-second than x86_64 at equal or better
 # speed for this I/O-bound work, and all those wheels exist for manylinux aarch64 too.
-LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_13
+LAMBDA_RUNTIME = lambda_.Runtime.PYTHON_3_11
 LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 # The archiver writes here and nowhere else in the bucket.
 ARCHIVER_DEAD_LETTER_PREFIX = f"{DEAD_LETTER_PREFIX}archiver/"
@@ -66,7 +67,7 @@ class LambdaSources:
         )
 
     def read_api_bundle(self) -> PythonBundle:
-        """The handler plus the whole app package, with the app's requirements and mangum."""
+        """The handler plus the whole app package, with only the read path's requirements (lambda/api/requirements.txt)."""
         return PythonBundle(
             name="read-api",
             runtime=LAMBDA_RUNTIME,

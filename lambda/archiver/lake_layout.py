@@ -30,6 +30,7 @@ JSON_CONTENT_TYPE = "application/json"
 # Bumped only with an incompatible change of PARQUET_SCHEMA; within a version columns are only added.
 LAKE_SCHEMA_VERSION = "1"
 
+DEVICE_METADATA_COLUMNS = ("device_type", "latitude", "longitude", "status", "firmware_version")
 PARQUET_SCHEMA = pa.schema(
     [
         pa.field("id", pa.int64(), nullable=False),
@@ -39,6 +40,12 @@ PARQUET_SCHEMA = pa.schema(
         pa.field("value", pa.float64(), nullable=False),
         pa.field("is_anomaly", pa.bool_(), nullable=False),
         pa.field("z_score", pa.float64(), nullable=True),
+        # Seed 004's device metadata (added within schema version 1: null for plain readings).
+        pa.field("device_type", pa.string(), nullable=True),
+        pa.field("latitude", pa.float64(), nullable=True),
+        pa.field("longitude", pa.float64(), nullable=True),
+        pa.field("status", pa.string(), nullable=True),
+        pa.field("firmware_version", pa.string(), nullable=True),
         pa.field("kafka_topic", pa.string(), nullable=False),
         pa.field("kafka_partition", pa.int32(), nullable=False),
         pa.field("kafka_offset", pa.int64(), nullable=False),
@@ -107,6 +114,7 @@ def to_parquet(rows: Sequence[DecodedRecord]) -> bytes:
         "value": [reading["value"] for reading in readings],
         "is_anomaly": [reading["is_anomaly"] for reading in readings],
         "z_score": [reading["z_score"] for reading in readings],
+        **{name: [reading.get(name) for reading in readings] for name in DEVICE_METADATA_COLUMNS},
         "kafka_topic": [record.coordinates.topic for record in rows],
         "kafka_partition": [record.coordinates.partition for record in rows],
         "kafka_offset": [record.coordinates.offset for record in rows],

@@ -182,9 +182,11 @@ def test_hostile_characters_in_ignored_extra_fields_do_not_reach_storage(serve, 
     with serve(backend_settings) as client:
         response = client.post("/ingest", json=reading(note="\x00\u202e\U0001f600", firmware_version="\x00"))
         assert response.status_code == 201, response.text
-        record = {"device_id": "sensor-1", "timestamp": ts(), "temperature": 20.0, "status": "\x00",
-                  "device_type": "\u202e"}
+        record = {"device_id": "sensor-1", "timestamp": ts(), "temperature": 20.0, "device_type": "\u202e"}
         assert client.post("/ingest", json=record).status_code == 201
+        # Device metadata is stored (seed 004): a control character in it is refused, naming the field.
+        refused = client.post("/ingest", json={**record, "status": "\x00"})
+        assert refused.status_code == 422 and refused.json()["error"]["details"][0]["loc"] == ["status"]
         assert len(stored(client)) == 2
 
 

@@ -105,6 +105,16 @@ def test_seed_004_device_record_becomes_one_reading_per_metric(serve, backend_se
         assert {r["tag"]: r["value"] for r in stored} == {
             "temperature": 22.5, "humidity": 45.0, "battery_level": 87.0, "energy_consumption": 1.8,
         }
+        # The record reads back whole: every metric carries the record's device metadata.
+        for reading in stored:
+            assert {k: reading[k] for k in ("device_type", "latitude", "longitude", "status", "firmware_version")} == {
+                "device_type": "environmental", "latitude": 40.7, "longitude": -74.0, "status": "active",
+                "firmware_version": "2.1.0",
+            }
+        plain = client.post("/ingest", json={"timestamp": ts(9), "tag": "fermenter_temp", "value": 37.0})
+        assert plain.status_code == 201
+        (reading,) = client.get("/data", params={"tag": "fermenter_temp"}).json()
+        assert reading["device_type"] is None and reading["firmware_version"] is None
         bad = client.post("/ingest", json={**record, "humidity": 140})
         assert bad.status_code == 422 and bad.json()["error"]["details"][0]["loc"] == ["humidity"]
 

@@ -71,6 +71,8 @@ def synthesize(env_name: str, raw: dict[str, Any], outdir: Path) -> Synthesized:
     context = committed_context()
     context["environments"] = {env_name: raw}
     context["env"] = env_name
+    # The opt-in LoadTest stack too (cdk deploy leaves it out unless asked: `-c load_test=true`).
+    context["load_test"] = True
     context.update(SKIP_BUNDLING)
     app = cdk.App(outdir=str(outdir), context=context)
     platform = build_app(app)

@@ -95,8 +95,7 @@ def test_msk_uses_tls_iam_auth_encryption_and_broker_logs(each_env: Synthesized)
     assert len(cluster["BrokerNodeGroupInfo"]["ClientSubnets"]) == len(each_env.config.network.availability_zones)
     assert cluster["EncryptionInfo"]["EncryptionInTransit"] == {"ClientBroker": "TLS", "InCluster": True}
     assert "StreamingStorageKey" in str(cluster["EncryptionInfo"]["EncryptionAtRest"]["DataVolumeKMSKeyId"])
-    (key,) = [key for logical_id, key in each_env.data.find_resources("AWS::KMS::Key").items()
-              if logical_id.startswith("StreamingStorageKey")]
+    (key,) = [v for k, v in each_env.data.find_resources("AWS::KMS::Key").items() if k.startswith("StreamingStorageKey")]
     assert key["Properties"]["EnableKeyRotation"] is True and key["DeletionPolicy"] == "Retain"
     assert cluster["ClientAuthentication"]["Sasl"]["Iam"]["Enabled"] is True
     assert "Unauthenticated" not in cluster["ClientAuthentication"]
@@ -109,6 +108,9 @@ def test_readings_topic_is_replicated_with_min_insync_replicas(each_env: Synthes
     assert topic["TopicName"] == each_env.config.streaming.topic_name
     assert topic["ReplicationFactor"] == replication
     assert topic["PartitionCount"] == each_env.config.streaming.partitions
+    assert each_env.config.streaming.partitions == 10  # seed 003
+    retention_ms = 7 * 24 * 3600 * 1000
+    assert f"retention.ms={retention_ms}" in base64.b64decode(topic["Configs"]).decode()
     configs = base64.b64decode(topic["Configs"]).decode()
     assert f"min.insync.replicas={replication - 1}" in configs.splitlines()
 

@@ -52,7 +52,7 @@ def test_service_runs_the_hook_after_the_test_traffic_shift(each_env: Synthesize
 def test_hook_function_calls_the_test_listener_with_its_smoke_client(each_env: Synthesized) -> None:
     _, function = _function(each_env)
     config = each_env.config
-    assert function["Runtime"] == "python3.13"
+    assert function["Runtime"] == "python3.11"
     assert function["Handler"] == "handler.handler"
     assert function["FunctionName"] == f"sensor-{config.name}-deploy-smoke"
     env = function["Environment"]["Variables"]

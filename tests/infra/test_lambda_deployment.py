@@ -116,7 +116,7 @@ def test_hook_is_named_for_the_managed_policy_and_probes_the_new_version(each_en
         props = hook["Properties"]
         # AWSCodeDeployRoleForLambdaLimited lets CodeDeploy invoke only functions named CodeDeployHook_*.
         assert props["FunctionName"] == f"CodeDeployHook_sensor-{name}-{suffix}"
-        assert props["Runtime"] == "python3.13"
+        assert props["Runtime"] == "python3.11"
         assert props["Handler"] == "handler.handler"
         assert props["Environment"]["Variables"] == {
             "TARGET_FUNCTION_NAME": {"Ref": function_id},

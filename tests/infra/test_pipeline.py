@@ -19,6 +19,8 @@ from aws_cdk.assertions import Template
 from cdk.app import LAMBDA_SOURCES
 from cdk.components import bundling
 from cdk.components.bundling import BundlingError, PipLocalBundling, PythonBundle, SourceFile
+from cdk.components.deploy_hooks import HOOK_RUNTIME
+from cdk.stacks.pipeline import LAMBDA_RUNTIME
 from tests.conftest import REPO_ROOT
 from tests.infra.conftest import SKIP_BUNDLING, Synthesized, only
 
@@ -141,7 +143,7 @@ def test_event_source_mapping_follows_a_changed_config(synth_variant) -> None:
 
 def test_failure_queue_is_encrypted_tls_only_and_keeps_records_fourteen_days(each_env: Synthesized) -> None:
     queue_id, queue = one(each_env, "AWS::SQS::Queue", "ArchiverFailedBatches")
-    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    assert queue["Properties"]["KmsMasterKeyId"] == "alias/aws/sqs"  # KMS (checkov CKV_AWS_27)
     assert queue["Properties"]["MessageRetentionPeriod"] == 14 * 24 * 3600
     _, policy = one(each_env, "AWS::SQS::QueuePolicy", "ArchiverFailedBatches")
     (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
@@ -168,7 +170,7 @@ def test_archiver_function_runtime_size_network_and_environment(each_env: Synthe
     props = function["Properties"]
     assert props["FunctionName"] == f"sensor-{config.name}-archiver"
     assert (props["Runtime"], props["Architectures"], props["Handler"]) == (
-        "python3.13",
+        "python3.11",
         ["arm64"],
         "handler.handler",
     )
@@ -417,6 +419,11 @@ def test_glue_table_projects_hourly_partitions_over_raw(each_env: Synthesized) -
         ("value", "double"),
         ("is_anomaly", "boolean"),
         ("z_score", "double"),
+        ("device_type", "string"),
+        ("latitude", "double"),
+        ("longitude", "double"),
+        ("status", "string"),
+        ("firmware_version", "string"),
         ("kafka_topic", "string"),
         ("kafka_partition", "int"),
         ("kafka_offset", "bigint"),
@@ -486,7 +493,7 @@ def test_read_api_function_fetches_its_secrets_and_runs_in_the_vpc(each_env: Syn
     props = function["Properties"]
     assert props["FunctionName"] == f"sensor-{config.name}-read-api"
     assert (props["Runtime"], props["Architectures"], props["Handler"]) == (
-        "python3.13",
+        "python3.11",
         ["arm64"],
         "handler.handler",
     )
@@ -602,7 +609,8 @@ def test_read_api_bundle_holds_the_app_package_without_local_tooling() -> None:
     )
     assert "app/Dockerfile" not in targets
     requirement_files = bundling._requirement_files(bundle.requirements)
-    assert requirement_files == [bundle.requirements, REPO_ROOT / "app" / "requirements.txt"]
+    # Only the read path's own list: not the service's requirements (uvicorn, aiokafka, ...).
+    assert requirement_files == [bundle.requirements]
 
 
 def test_pip_targets_the_lambda_runtime_and_architecture() -> None:
@@ -610,7 +618,7 @@ def test_pip_targets_the_lambda_runtime_and_architecture() -> None:
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
     assert "--only-binary=:all:" in command and "--no-compile" in command
     flags = list(itertools.pairwise(command))
-    assert ("--python-version", "3.13") in flags and ("--implementation", "cp") in flags
+    assert ("--python-version", "3.11") in flags and ("--implementation", "cp") in flags
     assert [value for flag, value in flags if flag == "--platform"] == [
         "manylinux2014_aarch64",
         "manylinux_2_28_aarch64",
@@ -686,10 +694,15 @@ def test_local_bundling_fails_loudly_instead_of_falling_back_to_docker(tmp_path:
 
     monkeypatch.setattr(bundling.subprocess, "run", failing_pip)
     with pytest.raises(
-        BundlingError, match=r"(?s)toy: pip install for Python 3\.13 on manylinux2014_aarch64.*No matching"
+        BundlingError, match=r"(?s)toy: pip install for Python 3\.11 on manylinux2014_aarch64.*No matching"
     ):
         PipLocalBundling(bundle).try_bundle(str(tmp_path / "out"), None)
     with pytest.raises(BundlingError, match="missing bundle inputs"):
         bundling.python_lambda_code(
             dataclasses.replace(bundle, files=(SourceFile(tmp_path / "gone.py", "gone.py"),))
         )
+
+
+def test_lambda_runtime_is_the_python_the_tests_run_on() -> None:
+    tested = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert LAMBDA_RUNTIME.name == HOOK_RUNTIME.name == tested

@@ -24,9 +24,11 @@ ALARM_CATALOGUE = {
         "ecs-tasks-at-max", "ecs-cpu-high", "ecs-memory-high", "rds-cpu-high", "rds-connections-high",
         "rds-replica-lag", "msk-disk-used", "msk-under-replicated-partitions", "archiver-errors",
         "archiver-throttles", "archiver-offset-lag", "state-store-fallback", "state-store-throttled",
-        "state-store-memory-high", "waf-blocked-spike",
+        "state-store-memory-high", "anomaly-rate", "waf-blocked-spike",
     ),
 }
+# Deployment guards (monitoring.catalogue.DEPLOYMENT_ALARMS): one runbook per kind of deployment.
+DEPLOYMENT_RUNBOOKS = ("ecs-deployment-rollback", "lambda-deployment-rollback")
 ALARM_RUNBOOKS = sorted(f"alarms/{path.name}" for path in ALARMS.glob("*.md"))
 RUNBOOK_FILES = sorted(path.name for path in RUNBOOKS.glob("*.md") if path.name != "README.md") + ALARM_RUNBOOKS
 LINK = r"\]\(([\w./-]+\.md)\)"
@@ -60,6 +62,7 @@ def test_the_blue_green_runbooks_are_there() -> None:
 
 def test_one_runbook_per_catalogued_alarm() -> None:
     expected = {f"alarms/{name}.md" for names in ALARM_CATALOGUE.values() for name in names}
+    expected |= {f"alarms/{name}.md" for name in DEPLOYMENT_RUNBOOKS}
     assert set(ALARM_RUNBOOKS) == expected
 
 

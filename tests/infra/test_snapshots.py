@@ -5,26 +5,11 @@ Update on purpose with `make snapshot-update` and read the diff.
 
 from __future__ import annotations
 
-import json
-import re
-from typing import Any
-
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
+from cdk.plan import scrubbed
 from tests.infra.conftest import Synthesized
-
-_ASSET_HASH = re.compile(r"[0-9a-f]{64}")
-# A Lambda version's logical id ends with a hash of the function's code and configuration, so any
-# change to app/ or lambda/ would rename it; the alias tests pin what the version points at.
-_LAMBDA_VERSION_HASH = re.compile(r"(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}")
-
-
-def scrubbed(template: dict[str, Any]) -> dict[str, Any]:
-    resources = {k: v for k, v in template["Resources"].items() if v["Type"] != "AWS::CDK::Metadata"}
-    text = json.dumps({**template, "Resources": resources}, sort_keys=True)
-    text = _LAMBDA_VERSION_HASH.sub(r"\1<code-hash>", text)
-    return json.loads(_ASSET_HASH.sub("<asset-hash>", text))
 
 
 @pytest.fixture

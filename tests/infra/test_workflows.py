@@ -39,8 +39,8 @@ def test_workflow_parses_and_pins_every_action(name: str) -> None:
     for job in workflow["jobs"].values():
         assert job["runs-on"] == "ubuntu-latest"
         for action in uses(job):
-            # owner/name@vN (major tag) or @<40-hex commit SHA>; never a branch.
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@(v\d+|[0-9a-f]{40})", action), action
+            # owner/name@<40-hex commit SHA>: a tag can be moved, a commit cannot.
+            assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
 
 
 def test_ci_runs_the_suite_on_pull_requests_and_main() -> None:
@@ -70,7 +70,7 @@ def test_deploy_runs_on_version_tags_with_oidc() -> None:
             step for step in job["steps"]
             if step.get("uses", "").startswith("aws-actions/configure-aws-credentials@")
         ]
-        assert credentials["with"]["role-to-assume"].startswith("${{ vars.AWS_DEPLOY_ROLE_ARN_")
+        assert credentials["with"]["role-to-assume"].startswith(("${{ vars.AWS_DEPLOY_ROLE_ARN_", "${{ vars.AWS_DIFF_ROLE_ARN_"))
         assert "aws-access-key-id" not in credentials["with"]  # OIDC only, no long-lived keys
 
 
@@ -78,8 +78,8 @@ def test_dev_deploys_first_then_prod_after_approval_with_explicit_confirmation()
     jobs = load("deploy.yml")["jobs"]
     dev, prod = jobs["dev"], jobs["prod"]
     assert "needs" not in dev
-    # prod waits for dev's post-deploy verification too
-    assert prod["needs"] in (["dev", "verify-dev"], ["verify-dev", "dev"])
+    # prod waits for dev's post-deploy verification and shows the approver the change first
+    assert sorted(prod["needs"]) == ["dev", "prod-diff", "verify-dev"]
     assert prod["environment"] == "production"
     assert "environment" not in dev or dev["environment"] != "production"
     assert dev["steps"][-1]["run"].startswith("make deploy ENV=dev")
@@ -119,3 +119,15 @@ def test_a_post_deploy_job_verifies_each_environment() -> None:
         assert job["needs"] == env
         assert any(line.startswith(f"make verify ENV={env}") and "--json" in line for line in run_lines(job))
     assert jobs["verify-prod"]["environment"] == "production"
+
+
+def test_a_read_only_prod_diff_runs_before_the_approval() -> None:
+    jobs = load("deploy.yml")["jobs"]
+    diff = jobs["prod-diff"]
+    assert "environment" not in diff  # runs without waiting for the approval
+    assert "prod-diff" in jobs["prod"]["needs"] and jobs["prod"]["environment"] == "production"
+    lines = "\n".join(run_lines(diff))
+    assert "make diff ENV=prod" in lines and "make plan ENV=prod" in lines and "GITHUB_STEP_SUMMARY" in lines
+    assert "make deploy" not in lines
+    roles = [step["with"]["role-to-assume"] for step in diff["steps"] if "role-to-assume" in step.get("with", {})]
+    assert roles == ["${{ vars.AWS_DIFF_ROLE_ARN_PROD }}"]

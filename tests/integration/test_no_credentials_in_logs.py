@@ -4,7 +4,7 @@ The local platform runs for real: `uvicorn app.main:app` with its access log on 
 is logged), the device simulator, and a short Locust run. The test drives every flow that carries a
 secret or a token: token issue (JSON, OAuth2 form, and a client that puts its secret in the query
 string), a wrong secret, single and batch ingest, every read, the metrics view, the dashboard page
-(header, and the `?token=` URL form), an invalid token. Then it scans every file the platform wrote and
+(sign-in form, session cookie, page, live stream, and a `?token=` URL), an invalid token. Then it scans every file the platform wrote and
 everything it printed: zero bearer tokens (any JWT, and each token issued here), zero client secrets,
 zero signing keys.
 
@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from app.devstack.processes import free_port, stop, wait_for_port
+from app.security.sessions import COOKIE_NAME as SESSION_COOKIE
 from app.settings import LOCAL_SIGNING_KEY
 from tests.conftest import REPO_ROOT
 
@@ -90,9 +91,20 @@ def _drive_every_flow(base: str, tokens: list[str]) -> None:
         assert client.post("/ingest/batch", json=batch, headers=writer).status_code == 201
         for path in ("/data?device_id=scan-1", "/sensors/stats", "/sensors/anomalies/count", "/metrics"):
             assert client.get(path, headers=reader).status_code == 200, path
-        assert client.get("/dashboard", headers=reader).status_code == 200
-        # The URL form of the dashboard sign-in as it exists on this branch (status not asserted: the page's
-        # sign-in may no longer take a token in the URL, but the request line is logged either way).
+        # The dashboard: sign-in form -> HttpOnly session cookie (itself a token), the page, the session
+        # probe and the live stream, all carrying the cookie.
+        signed_in = client.post("/dashboard/sign-in", data={"client_id": "dashboard",
+                                                             "client_secret": "dashboard-local-secret"},
+                                headers={"Sec-Fetch-Site": "same-origin"})
+        assert signed_in.status_code == 303 and signed_in.headers["location"] == "/dashboard", signed_in.text
+        tokens.append(client.cookies[SESSION_COOKIE])
+        assert client.get("/dashboard").status_code == 200
+        assert client.get("/dashboard/session").status_code == 200
+        with client.stream("GET", "/dashboard/stream") as stream:
+            assert stream.status_code == 200
+            next(stream.iter_bytes())
+        # An old bookmark or a hand-made link with the token in the URL: refused now, and the request line
+        # the access log records must still not keep the token.
         client.get(f"/dashboard?token={tokens[1]}")
         assert client.get("/data", headers={"Authorization": f"Bearer {tokens[0]}x"}).status_code == 401
 
@@ -138,5 +150,5 @@ def test_no_bearer_token_or_client_secret_in_any_log(tmp_path: Path) -> None:
     app_lines = (work / "app.log").read_text()
     assert "POST /ingest HTTP/1.1" in app_lines and "/dashboard?token=[REDACTED]" in app_lines
     assert "client_secret=[REDACTED]" in app_lines  # the URL was logged, the secret in it was not
-    assert len(tokens) == 2
+    assert len(tokens) == 3
     assert find_credentials(files, tokens) == []

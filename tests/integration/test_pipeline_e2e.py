@@ -516,3 +516,37 @@ def test_embedded_profile_outbox_drainer_archives_accepted_readings(
     anomalies = list((lake_dir / "processed" / "anomalies").rglob("*.parquet"))
     assert sum(pq.read_table(path).num_rows for path in anomalies) == posted.anomalies > 0
     assert not [path for path in lake_dir.rglob("*") if path.name.endswith(".tmp")]
+
+
+def test_seed_004_record_reads_back_whole_from_the_lake(settings_for: Any, serve: Any, tmp_path: Path) -> None:
+    """A device record with all its fields: its metadata is in every archived reading's Parquet row."""
+    settings = settings_for()
+    lake_dir = tmp_path / "datalake"
+    log_path = tmp_path / "drainer.log"
+    record = {
+        "device_id": "sensor-0042", "device_type": "environmental", "temperature": 22.5, "humidity": 45.0,
+        "battery_level": 87.0, "energy_consumption": 1.8, "latitude": 40.7, "longitude": -74.0,
+        "status": "active", "firmware_version": "2.1.0",
+        "timestamp": datetime.now(UTC).replace(microsecond=0, tzinfo=None).isoformat(),
+    }
+    with serve(settings) as client, open(log_path, "wb") as log:
+        assert client.post("/ingest", json=record).status_code == 201
+        drainer = subprocess.Popen(
+            [sys.executable, "-m", "app.devstack.pipeline", "outbox", "--database-url", settings.database_url,
+             "--lake-dir", str(lake_dir), "--idle-seconds", "0.1"],
+            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until(lambda: parquet_rows_in(lake_dir).total() >= 4, "the record did not reach the lake",
+                       timeout=LAKE_TIMEOUT, check=lambda: process_alive(drainer, log_path))
+            drainer.send_signal(signal.SIGTERM)
+            assert drainer.wait(timeout=15) == 0, log_path.read_text()
+        finally:
+            stop(drainer)
+    rows = [row for path in (lake_dir / "raw").rglob("*.parquet") for row in pq.read_table(path).to_pylist()]
+    assert {row["tag"]: row["value"] for row in rows} == {
+        "temperature": 22.5, "humidity": 45.0, "battery_level": 87.0, "energy_consumption": 1.8,
+    }
+    for row in rows:
+        assert (row["device_type"], row["latitude"], row["longitude"], row["status"], row["firmware_version"]) == (
+            "environmental", 40.7, -74.0, "active", "2.1.0")

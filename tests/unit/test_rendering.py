@@ -18,16 +18,21 @@ def _model_json(annotation, content) -> bytes:
     return adapter.dump_json(adapter.validate_python(content))
 
 
+# The readers return every metadata column (null for plain readings).
+NO_METADATA = dict.fromkeys(("device_type", "latitude", "longitude", "status", "firmware_version"))
+
+
 def test_readings_match_the_response_model():
     rows = [
         {"id": 1, "device_id": "dev-1", "tag": "t", "timestamp": MOMENT, "value": 37.2, "is_anomaly": False,
-         "z_score": None},
+         "z_score": None, **NO_METADATA},
         {"id": 2, "device_id": "dév-ü", "tag": "t\"q", "timestamp": MOMENT.replace(microsecond=0),
-         "value": 1e-05, "is_anomaly": True, "z_score": -3.25},
+         "value": 1e-05, "is_anomaly": True, "z_score": -3.25, **NO_METADATA},
         {"id": 3, "device_id": "d", "tag": "t", "timestamp": MOMENT.astimezone(timezone(timedelta(hours=2))),
-         "value": 1e300, "is_anomaly": False, "z_score": 0.0},
+         "value": 1e300, "is_anomaly": False, "z_score": 0.0, **NO_METADATA},
         {"id": 4, "device_id": "d", "tag": "t", "timestamp": MOMENT.replace(tzinfo=None), "value": 0.1,
-         "is_anomaly": False, "z_score": float("nan")},
+         "is_anomaly": False, "z_score": float("nan"), "device_type": "env", "latitude": 40.7,
+         "longitude": -74.0, "status": "active", "firmware_version": "2.1.0"},
     ]
     assert json_response(rows).body == _model_json(list[ReadingOut], rows)
 
