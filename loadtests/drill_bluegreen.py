@@ -118,6 +118,18 @@ class DrillResult:
 # --- proxy -----------------------------------------------------------------------------------------
 
 
+def runtime_command(socket_path: Path, line: str) -> str:
+    """One HAProxy runtime API command over its admin socket; returns the answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(5)
+        connection.connect(str(socket_path))
+        connection.sendall(line.encode() + b"\n")
+        chunks = []
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
 def ensure_haproxy() -> str:
     """The haproxy binary; installed with apt-get when missing (like `make postgres`)."""
     found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
@@ -199,14 +211,7 @@ class HAProxy:
 
     def command(self, line: str) -> str:
         """One runtime API command; returns its answer."""
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(5)
-            connection.connect(str(self.socket))
-            connection.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := connection.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+        return runtime_command(self.socket, line)
 
     def servers(self) -> dict[str, dict[str, str]]:
         """`show stat` rows of the app backend's servers, by server name."""

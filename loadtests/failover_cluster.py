@@ -15,7 +15,6 @@ import asyncio
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,6 +24,7 @@ import asyncpg
 
 from app.devstack.postgres import DATABASE, PostgresServer
 from app.devstack.processes import free_port, stop, wait_for_port
+from loadtests.drill_bluegreen import runtime_command
 
 STANDBY_NAME = "standby"
 REPLICATION_CONF = "wal_level = replica\nmax_wal_senders = 5\nwal_keep_size = '512MB'\nhot_standby = on\n"
@@ -69,14 +69,7 @@ class DatabaseEndpoint:
         wait_for_port(self.port, timeout=10, process=self.process)
 
     def command(self, line: str) -> str:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-            connection.settimeout(5)
-            connection.connect(str(self.socket))
-            connection.sendall(line.encode() + b"\n")
-            chunks = []
-            while chunk := connection.recv(65536):
-                chunks.append(chunk)
-        return b"".join(chunks).decode()
+        return runtime_command(self.socket, line)
 
     def fence_primary(self) -> None:
         """No new connection reaches the old primary, and every open one is cut."""

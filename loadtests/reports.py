@@ -14,6 +14,7 @@ import csv
 import json
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import matplotlib
@@ -121,3 +122,17 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def new_results_dir(parent: Path, name: str, now: datetime | None = None) -> Path:
+    """A new `<UTC time>-<name>` folder under `parent` (suffixed -2, -3... when one exists already)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 100):
+        candidate = parent / (f"{stamp}-{name}" + (f"-{attempt}" if attempt > 1 else ""))
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"could not create a results folder under {parent}")

@@ -24,12 +24,11 @@ import signal
 import subprocess
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 from app.devstack.processes import free_port, stop
 from loadtests.profiles import DEFAULT_PROFILE, OVERRIDE_OPTIONS, PROFILES
-from loadtests.reports import HISTORY_FILE, plot_run
+from loadtests.reports import HISTORY_FILE, new_results_dir, plot_run
 from loadtests.target_guard import TARGET_ENV
 from loadtests.thresholds import format_overrides, parse_override
 from loadtests.users import CLIENT_ID_ENV
@@ -127,19 +126,6 @@ def profile_arguments(args: argparse.Namespace) -> list[str]:
     if args.client_id:
         arguments += ["--loadtest-client-id", args.client_id]
     return arguments
-
-
-def new_results_dir(parent: Path, profile: str, now: datetime | None = None) -> Path:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, 100):
-        candidate = parent / (f"{stamp}-{profile}" + (f"-{attempt}" if attempt > 1 else ""))
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a results folder under {parent}")
 
 
 def commands(args: argparse.Namespace, results: Path | None) -> tuple[list[str], list[list[str]]]:

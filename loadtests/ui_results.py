@@ -20,23 +20,10 @@ import gevent
 from locust.html import get_html_report
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
-from loadtests.reports import CSV_PREFIX, plot_run
+from loadtests.reports import CSV_PREFIX, new_results_dir, plot_run
 
 log = logging.getLogger("loadtests")
 SAMPLE_SECONDS = 1.0
-
-
-def new_results_dir(parent: Path, name: str) -> Path:
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(1, 100):
-        candidate = parent / (f"{stamp}-{name}" + (f"-{attempt}" if attempt > 1 else ""))
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"could not create a results folder under {parent}")
 
 
 class UiRunRecorder:
