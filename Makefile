@@ -98,7 +98,7 @@ bench-replay: deps postgres ## Dead-letter drain rate (local store, moto S3 + 30
 
 # Same Locust mix, same uvicorn command line, one run: ceiling (bare ASGI), app on PostgreSQL + tansu, light load.
 .PHONY: bench
-bench: deps postgres redis ## 1000 users against the app and a bare ASGI ceiling, then 1000 x 1 req/s; appends to docs/benchmarks.md
+bench: deps postgres redis ## 1000 users and 1000 x 1 req/s against a bare ASGI ceiling and the app, CPU per process per 1k requests; appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench --users 1000 --ramp 30 --hold 60
 
 # Hostile input and auth abuse: schemathesis over every OpenAPI operation (case count printed and kept in

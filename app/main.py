@@ -26,6 +26,7 @@ from app.api import auth, dashboard, data, health, ingest
 from app.api import metrics as metrics_view
 from app.factory import build_app
 from app.observability import metrics as m
+from app.observability.loop_lag import watch_event_loop_lag
 from app.outbox.relay import OutboxRelay, create_relay
 from app.readings import ReadingRules
 from app.services.ingest import IngestService
@@ -135,7 +136,7 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
         return await repository.recent_values_many(engine, keys, limit)
 
     committer = GroupCommitter(store_group, max_rows=settings.commit_max_rows, writers=writers,
-                               on_commit=on_commit)
+                               on_commit=on_commit, on_wait=lambda ms: metrics.observe(m.COMMIT_WAIT, ms))
     dead_letters = _dead_letter_store(settings)
     detector = AnomalyDetector(window=settings.zscore_window, threshold=settings.zscore_threshold,
                                min_samples=settings.zscore_min_samples)
@@ -193,6 +194,7 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
     runtime.tasks.append(asyncio.create_task(
         _gauges(runtime.engine, application.state.breaker, runtime.relay, metrics), name="gauges"))
     runtime.tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
+    runtime.tasks.append(asyncio.create_task(watch_event_loop_lag(metrics), name="event-loop-lag"))
 
     _drain_on_sigterm(application)
     application.state.started = True
