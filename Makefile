@@ -89,7 +89,7 @@ cost: deps ## Monthly cost ESTIMATE per stack for ENV at min and max tasks, the 
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)
 
-bench-ingest: deps postgres ## Measure ingest throughput into PostgreSQL (one app process); appends to docs/benchmarks.md
+bench-ingest: deps postgres ## Ingest throughput into PostgreSQL (one app process) and its ratio to a COPY of the same rows; appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench_ingest --duration 20 --concurrency 32 --batch-size 100
 
 .PHONY: bench-replay
