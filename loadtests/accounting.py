@@ -8,7 +8,7 @@ difference, divided by the window's requests, is CPU seconds per 1,000 requests 
 `app_timings(log, start, end, interval)` reads the app's EMF metric lines (app/observability/metrics.py)
 whose interval overlaps [start, end) and sums their exact distribution statistics: event-loop lag, group
 commit size, the wait before a group's transaction and the commit's own duration (PostgreSQL commit
-latency as the writer sees it: one statement plus COMMIT).
+latency as the writer sees it: the one statement, its commit included).
 """
 
 from __future__ import annotations

@@ -73,7 +73,7 @@ each process group, from /proc via psutil (a group is a process and all its desc
 reaped children), and the app's own timings from its EMF lines (5 s intervals overlapping the window):
 event-loop lag (how late a 100 ms timer fired on a worker's loop), group-commit size in readings, how
 long a group's oldest request waited before its transaction began, and the commit's duration as the
-writer sees it (PostgreSQL commit latency: one statement plus COMMIT). `-`: no such process in that
+writer sees it (PostgreSQL commit latency: the one statement, its commit included). `-`: no such process in that
 phase (the relay runs inside the app workers unless a separate relay process is listed).
 """
 READY_TIMEOUT = 90.0
