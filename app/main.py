@@ -188,7 +188,7 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
         await runtime.state_store.load_scripts()  # a store that is down now is retried on use
     runtime.committer.start()
     runtime.tasks.append(asyncio.create_task(runtime.replayer.run(), name="dead-letter-replayer"))
-    if settings.kafka_enabled:
+    if settings.kafka_enabled and settings.relay_in_process:
         runtime.relay = await create_relay(runtime.engine, settings)
         runtime.relay_task = asyncio.create_task(_run_relay(runtime.relay, migrated), name="outbox-relay")
     runtime.tasks.append(asyncio.create_task(

@@ -189,7 +189,7 @@ def serve(asgi_app: str, workers: int, env: dict[str, str], log: Path) -> tuple[
 
 
 def app_environment(postgres: PostgresServer, broker: TansuBroker | None, results: Path,
-                    state_store: RedisServer | None = None) -> dict[str, str]:
+                    state_store: RedisServer | None = None, *, relay_process: bool = False) -> dict[str, str]:
     """The full local profile: PostgreSQL, the broker (the relay publishes), the shared state store, temp dead
     letters, loadtest client."""
     env = {**os.environ, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
@@ -197,6 +197,7 @@ def app_environment(postgres: PostgresServer, broker: TansuBroker | None, result
            "SENSOR_METRICS_FLUSH_SECONDS": str(METRICS_FLUSH_SECONDS)}
     if broker is not None:
         env["SENSOR_KAFKA_BOOTSTRAP"] = broker.bootstrap
+        env["SENSOR_RELAY_IN_PROCESS"] = "false" if relay_process else "true"
     if state_store is not None:
         env["SENSOR_STATE_STORE_URL"] = state_store.url
     return env
@@ -264,7 +265,8 @@ def measurement(target: str, summary: dict) -> Measurement:
     )
 
 
-def run_bench(config: BenchConfig, results: Path, *, broker: bool = True, state_store: bool = True) -> BenchResult:
+def run_bench(config: BenchConfig, results: Path, *, broker: bool = True, state_store: bool = True,
+              relay_process: bool = False) -> BenchResult:
     """Ceiling, then the app on PostgreSQL (+ broker), then light load on the same app. Everything the
     run produces stays in `results`: server logs (the app's holds its EMF metrics: commit latency and
     batch sizes, outbox backlog) and Locust's reports in {ceiling,app,light}/."""
@@ -291,20 +293,28 @@ def run_bench(config: BenchConfig, results: Path, *, broker: bool = True, state_
         store = RedisServer(log_path=results / "redis.log").start() if state_store else None
         if store is not None:
             cleanup.callback(store.stop)
-        app_process, app_url = serve(APP, config.app_workers, app_environment(postgres, tansu, results, store),
-                                     results / "app.log")
+        environment = app_environment(postgres, tansu, results, store, relay_process=relay_process and broker)
+        app_process, app_url = serve(APP, config.app_workers, environment, results / "app.log")
         cleanup.callback(stop, app_process, timeout=60)
+        relay = None
+        if relay_process and tansu is not None:  # the relay's own process (app/outbox/standalone.py)
+            relay = subprocess.Popen([sys.executable, "-m", "app.outbox.standalone"], env=environment,
+                                     stdout=(results / "relay.log").open("ab"), stderr=subprocess.STDOUT)
+            cleanup.callback(stop, relay, timeout=30)
 
         def app_groups() -> dict[str, list[int]]:
             return {"app workers": [app_process.pid], "PostgreSQL": _postmaster(postgres),
                     "broker": [tansu.process.pid] if tansu is not None and tansu.process else [],
-                    "redis": [store.process.pid] if store is not None and store.process else []}
+                    "redis": [store.process.pid] if store is not None and store.process else [],
+                    "relay": [relay.pid] if relay is not None else []}
 
         app, accounting["app"] = run_load("app", BENCH_PROFILE, app_url, config, results / "app",
                                           groups=app_groups, app_log=results / "app.log")
         light, accounting["light"] = run_load("app, light load", LIGHT_PROFILE, app_url, config,
                                               results / "light", groups=app_groups, app_log=results / "app.log")
         _still_running(app_process, "the app", results / "app.log")
+        if relay is not None:
+            _still_running(relay, "the relay process", results / "relay.log")
     return BenchResult(ceiling=ceiling, app=app, light=light, ceiling_light=ceiling_light, accounting=accounting)
 
 
@@ -329,13 +339,14 @@ def _row(cells: tuple[str, ...] | list[str]) -> str:
 
 
 def result_rows(result: BenchResult, config: BenchConfig, *, when: datetime, host_machine: str,
-                git_revision: str, broker: bool = True) -> list[str]:
+                git_revision: str, broker: bool = True, relay_process: bool = False) -> list[str]:
     """The four rows of one run (ceiling, ceiling light load, app, app light load)."""
+    relay_note = "outbox relay to tansu in its own process" if relay_process else "outbox relay to tansu"
     setup = f"uvicorn --workers {config.app_workers}, {config.generator}, ramp {config.ramp:g} s, hold {config.hold:g} s"
     notes = {
         "ceiling": f"bare ASGI, no database; {setup}",
         "ceiling_light": "1 req/s per user; the light-load floor of this machine",
-        "app": f"PostgreSQL, {'outbox relay to tansu' if broker else 'no broker (outbox kept)'}; "
+        "app": f"PostgreSQL, {relay_note if broker else 'no broker (outbox kept)'}; "
                f"verdict {verdict(result)[0]}",
         "light": f"1 req/s per user; p50 {result.light_p50_factor:.1f}x (target ≤ {LIGHT_P50_FACTOR:g}x), "
                  f"p99 {result.light_p99_factor:.1f}x (target ≤ {LIGHT_P99_FACTOR:g}x) the ceiling's light load: "
@@ -442,6 +453,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="Locust worker processes under a master; 0 = one Locust process (0-16)")
     parser.add_argument("--no-broker", action="store_true",
                         help="run the app without tansu (the outbox stays in PostgreSQL, no relay)")
+    parser.add_argument("--relay-process", action="store_true",
+                        help="run the outbox relay as its own process instead of inside every app worker")
     parser.add_argument("--no-state-store", action="store_true",
                         help="run the app without redis-server (per-process rate limits and anomaly windows)")
     parser.add_argument("--doc", type=Path, default=DOC, help=f"where the rows are appended (default {DOC})")
@@ -469,16 +482,18 @@ def main(argv: list[str] | None = None) -> int:
     config = BenchConfig(users=args.users, ramp=args.ramp, hold=args.hold, app_workers=args.app_workers,
                          locust_workers=args.locust_workers)
     results = args.results_dir / f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-bench"
-    print(f"bench: {config}, broker {'off' if args.no_broker else 'on'}, state store "
+    print(f"bench: {config}, broker {'off' if args.no_broker else 'on'}, relay "
+          f"{'own process' if args.relay_process else 'in the app workers'}, state store "
           f"{'off' if args.no_state_store else 'on'}; logs and Locust reports in {results}", flush=True)
     try:
-        result = run_bench(config, results, broker=not args.no_broker, state_store=not args.no_state_store)
+        result = run_bench(config, results, broker=not args.no_broker, state_store=not args.no_state_store,
+                           relay_process=args.relay_process)
     except Exception as error:
         print(f"bench broke: {error}\nlogs in {results}", file=sys.stderr)
         return 1
     when, git_revision = datetime.now(UTC), revision()
     rows = result_rows(result, config, when=when, host_machine=machine(), git_revision=git_revision,
-                       broker=not args.no_broker)
+                       broker=not args.no_broker, relay_process=args.relay_process)
     cpu = cpu_rows(result, when=when, git_revision=git_revision)
     print("\n".join([_row(COLUMNS), *rows]))
     print("\nwhere the core-seconds went (per 1,000 requests of each hold window):")
