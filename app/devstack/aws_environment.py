@@ -162,7 +162,7 @@ def local_deployed(env_name: str, *, max_tasks: int = 20, read_replica: bool = F
         green_target_group="targetgroup/green/0", cluster_name=prefix, service_name=f"{prefix}-ingest",
         db_instance=prefix, db_replica=f"{prefix}-replica" if read_replica else None, msk_cluster=prefix,
         msk_broker_ids=(1, 2), archiver_function=f"{prefix}-archiver", archiver_alias=ARCHIVER_ALIAS,
-        web_acl=f"{prefix}-edge", max_tasks=max_tasks)
+        web_acl=f"{prefix}-edge", max_tasks=max_tasks, state_cache=f"{prefix}-state", state_cache_max_gib=1)
 
 
 def _alarm_metric(source: catalogue.Source, period: int) -> dict[str, Any]:

@@ -205,6 +205,7 @@ def test_a_tiny_bench_against_the_real_processes_records_its_rows(tmp_path: Path
     for row in accounted:  # every window burnt CPU in its server and in Locust
         assert float(row["app workers CPU s/1k"]) > 0 and float(row["Locust CPU s/1k"]) > 0, output
     app_row = accounted[2]
-    assert float(app_row["PostgreSQL CPU s/1k"]) > 0 and float(app_row["redis CPU s/1k"]) > 0
+    assert float(app_row["PostgreSQL CPU s/1k"]) > 0
+    assert app_row["redis CPU s/1k"] != "-" and app_row["broker CPU s/1k"] != "-"  # accounted (may round to 0.00)
     assert app_row["group rows avg/max"] != "-" and app_row["commit ms avg/max"] != "-", output
     assert accounted[0]["PostgreSQL CPU s/1k"] == "-"  # no database behind the ceiling
