@@ -103,7 +103,7 @@ rds-ca-bundle: ## Fetch the RDS CA bundle into certs/ (make deploy runs it)
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)
 
-bench-ingest: deps postgres ## Measure ingest throughput into PostgreSQL (one app process); appends to docs/benchmarks.md
+bench-ingest: deps postgres ## Ingest throughput into PostgreSQL (one app process) and its ratio to a COPY of the same rows; appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench_ingest --duration 20 --concurrency 32 --batch-size 100
 
 .PHONY: bench-replay
@@ -112,7 +112,7 @@ bench-replay: deps postgres ## Dead-letter drain rate (local store, moto S3 + 30
 
 # Same Locust mix, same uvicorn command line, one run: ceiling (bare ASGI), app on PostgreSQL + tansu, light load.
 .PHONY: bench
-bench: deps postgres redis ## 1000 users against the app and a bare ASGI ceiling, then 1000 x 1 req/s; appends to docs/benchmarks.md
+bench: deps postgres redis ## 1000 users and 1000 x 1 req/s against a bare ASGI ceiling and the app, CPU per process per 1k requests; appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench --users 1000 --ramp 30 --hold 60
 
 # Hostile input and auth abuse: schemathesis over every OpenAPI operation (case count printed and kept in

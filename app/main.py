@@ -27,6 +27,7 @@ from app.api import metrics as metrics_view
 from app.api.openapi_rules import document_validation
 from app.factory import build_app
 from app.observability import metrics as m
+from app.observability.loop_lag import watch_event_loop_lag
 from app.outbox.relay import OutboxRelay, create_relay
 from app.readings import ReadingRules
 from app.services.ingest import IngestService
@@ -137,7 +138,7 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
         return await repository.recent_values_many(engine, keys, limit)
 
     committer = GroupCommitter(store_group, max_rows=settings.commit_max_rows, writers=writers,
-                               on_commit=on_commit)
+                               on_commit=on_commit, on_wait=lambda ms: metrics.observe(m.COMMIT_WAIT, ms))
     dead_letters = _dead_letter_store(settings)
     detector = AnomalyDetector(window=settings.zscore_window, threshold=settings.zscore_threshold,
                                min_samples=settings.zscore_min_samples)
@@ -189,7 +190,7 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
         await runtime.state_store.load_scripts()  # a store that is down now is retried on use
     runtime.committer.start()
     runtime.tasks.append(asyncio.create_task(runtime.replayer.run(), name="dead-letter-replayer"))
-    if settings.kafka_enabled:
+    if settings.kafka_enabled and settings.relay_in_process:
         runtime.relay = await create_relay(runtime.engine, settings)
         runtime.relay_task = asyncio.create_task(_run_relay(runtime.relay, migrated), name="outbox-relay")
     runtime.tasks.append(asyncio.create_task(
@@ -197,6 +198,7 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
     runtime.tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
     runtime.tasks.append(asyncio.create_task(
         application.state.route_metrics.run_flusher(settings.metrics_flush_seconds), name="route-metrics"))
+    runtime.tasks.append(asyncio.create_task(watch_event_loop_lag(metrics), name="event-loop-lag"))
 
     _drain_on_sigterm(application)
     application.state.started = True

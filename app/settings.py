@@ -156,6 +156,8 @@ class Settings(BaseSettings):
     kafka_topic: str = Field(default="sensor-readings", validation_alias=AliasChoices("SENSOR_KAFKA_TOPIC", "KAFKA_TOPIC"))
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_idle_seconds: float = Field(default=0.2, gt=0)
+    # false: the app workers do not relay; `python -m app.outbox.standalone` does (its own process/container).
+    relay_in_process: bool = True
     aws_region: str = Field(default="eu-west-1", validation_alias=AliasChoices("SENSOR_AWS_REGION", "AWS_REGION"))
 
     # --- auth and limits ------------------------------------------------------------------

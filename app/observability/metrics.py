@@ -95,6 +95,8 @@ DB_CIRCUIT_OPEN = "DbCircuitOpen"
 STATE_STORE_FALLBACKS = "StateStoreFallbacks"
 STATE_STORE_UNAVAILABLE = "StateStoreUnavailable"
 STATE_STORE_ROUND_TRIPS = "StateStoreRoundTrips"
+COMMIT_WAIT = "CommitWait"
+EVENT_LOOP_LAG = "EventLoopLag"
 
 _DEFINITIONS = (
     MetricDefinition(READINGS_INGESTED, Unit.COUNT, Kind.COUNTER, "readings accepted and committed"),
@@ -113,6 +115,10 @@ _DEFINITIONS = (
     MetricDefinition(OUTBOX_OLDEST_AGE, Unit.SECONDS, Kind.GAUGE, "age of the oldest unpublished outbox row"),
     MetricDefinition(COMMIT_LATENCY, Unit.MILLISECONDS, Kind.DISTRIBUTION, "duration of one group commit"),
     MetricDefinition(COMMIT_BATCH_SIZE, Unit.COUNT, Kind.DISTRIBUTION, "readings in one group commit"),
+    MetricDefinition(COMMIT_WAIT, Unit.MILLISECONDS, Kind.DISTRIBUTION,
+                     "how long a group's oldest request queued before its transaction started"),
+    MetricDefinition(EVENT_LOOP_LAG, Unit.MILLISECONDS, Kind.DISTRIBUTION,
+                     "how late a 100 ms timer fired on the worker's event loop (time the loop was busy)"),
     MetricDefinition(RELAY_PUBLISHED, Unit.COUNT, Kind.COUNTER, "outbox rows published to Kafka"),
     MetricDefinition(RELAY_FAILURES, Unit.COUNT, Kind.COUNTER, "failed outbox publish attempts"),
     MetricDefinition(DB_CIRCUIT_OPEN, Unit.COUNT, Kind.GAUGE, "1 while the database circuit breaker is open"),

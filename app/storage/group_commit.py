@@ -26,6 +26,7 @@ StoreGroup = Callable[[Sequence[ScoredReading]], Awaitable[list[StoredResult]]]
 class _Pending:
     readings: Sequence[ScoredReading]
     future: asyncio.Future[list[StoredResult]]
+    queued_at: float
 
 
 class GroupCommitter:
@@ -36,11 +37,13 @@ class GroupCommitter:
         max_rows: int,
         writers: int = 1,
         on_commit: Callable[[int, float], None] | None = None,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._store_group = store_group
         self._max_rows = max_rows
         self._writers = writers
         self._on_commit = on_commit
+        self._on_wait = on_wait  # ms the group's oldest request queued before its transaction began
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -55,7 +58,7 @@ class GroupCommitter:
         if self._closing:
             raise RuntimeError("group commit is shutting down")
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(readings, future))
+        self._queue.append(_Pending(readings, future, time.perf_counter()))
         self._wakeup.set()
         return await future
 
@@ -91,6 +94,8 @@ class GroupCommitter:
             return
         batch = [reading for pending in group for reading in pending.readings]
         started = time.perf_counter()
+        if self._on_wait is not None:
+            self._on_wait((started - group[0].queued_at) * 1000)
         try:
             results = await self._store_group(batch)
         except Exception as error:  # every waiting request learns the group failed

@@ -2,7 +2,10 @@
 
 One statement per group: the inputs are unnested WITH ORDINALITY, inserted (ON CONFLICT DO
 NOTHING), chained to the outbox insert, and joined back so the database answers "input #k got id
-N" — no per-row matching in Python. Writers use their own small asyncpg pool (no SQLAlchemy
+N" — no per-row matching in Python. The statement runs on its own, without BEGIN/COMMIT around it: a
+single statement is its own transaction in PostgreSQL (both inserts or neither), committed before the
+server reports the statement complete, so asyncpg's `fetch` returns only after the commit (and raises
+if it failed) with one round trip per group instead of three. Writers use their own small asyncpg pool (no SQLAlchemy
 checkout, pre-ping or greenlet hop per transaction); SQLAlchemy still serves migrations and reads.
 """
 
@@ -61,7 +64,8 @@ class PostgresGroupWriter:
     async def store(self, batch: Sequence[ScoredReading]) -> list[StoredResult]:
         """Store `batch` and its outbox rows in one transaction; one result per input, in order."""
         pool = await self._pool.get()
-        async with pool.acquire() as connection, connection.transaction():
+        async with pool.acquire() as connection:
+            # One statement, one implicit transaction: returns after its COMMIT (see the module doc).
             rows = await connection.fetch(
                 STORE_GROUP,
                 [r.device_id for r in batch], [r.tag for r in batch], [r.ts for r in batch],
@@ -73,7 +77,8 @@ class PostgresGroupWriter:
                 results[ordinal - 1] = StoredResult(reading_id, is_anomaly, duplicate=False)
             missing = [index for index, result in enumerate(results) if result is None]
             if missing:
-                # Already stored earlier, or repeated within this group.
+                # Already stored earlier, or repeated within this group: committed rows, read afterwards
+                # (readings are never updated or deleted, so a separate read sees what the insert saw).
                 for reading_id, is_anomaly, ordinal in await connection.fetch(
                     EXISTING, [batch[i].device_id for i in missing], [batch[i].tag for i in missing],
                     [batch[i].ts for i in missing],

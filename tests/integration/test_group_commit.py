@@ -61,11 +61,17 @@ def test_concurrent_submissions_share_transactions(database_url: str) -> None:
             transactions += 1
             return await store(batch)
 
-        committer = GroupCommitter(counted, max_rows=10_000, writers=1)
+        sizes: list[int] = []
+        waits: list[float] = []
+        committer = GroupCommitter(counted, max_rows=10_000, writers=1,
+                                   on_commit=lambda rows, _ms: sizes.append(rows), on_wait=waits.append)
         committer.start()
         requests = [[reading(f"d{r}", s) for s in range(5)] for r in range(200)]
         results = await asyncio.gather(*(committer.submit(batch) for batch in requests))
         await committer.close()
+        # Every group reports its size after the commit and its oldest request's wait before it.
+        assert sum(sizes) == 1000 and len(sizes) == len(waits) == transactions
+        assert all(wait >= 0 for wait in waits) and max(waits) > 0
         await close()
         async with engine.connect() as connection:
             stored = (await connection.execute(select(func.count()).select_from(readings))).scalar_one()

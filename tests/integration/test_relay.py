@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -24,11 +28,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ProducerClosed, UnknownError
 from aiokafka.structs import ConsumerRecord
 from botocore.stub import Stubber
+from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.devstack.processes import free_port
 from app.devstack.tansu import TansuBroker
+from app.main import create_app
 from app.outbox import producer as producer_module
 from app.outbox.messages import SCHEMA_VERSION, InvalidReadingMessage, decode_reading, encode_reading
 from app.outbox.producer import MskIamTokenProvider, connection_options, create_producer
@@ -36,6 +42,7 @@ from app.outbox.relay import KafkaPublisher, OutboxRelay, PublishError, create_r
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
 from app.storage.models import outbox, readings
+from tests.support.app import token_headers
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -701,3 +708,66 @@ async def test_tansu_rejects_aiokafka_idempotent_producer(kafka_bootstrap: str) 
             await asyncio.wait_for(producer.start(), 10)
     finally:
         await producer.stop()
+
+
+# --- the relay as its own process (app/outbox/standalone.py) --------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_relay_process_publishes_everything_once_and_stops_cleanly_on_sigterm(
+    engine: AsyncEngine, postgres_url: str, kafka_bootstrap: str, topic: str
+) -> None:
+    """What the app workers no longer do with SENSOR_RELAY_IN_PROCESS=false: a separate process drains
+    the outbox, reports its counters as EMF, and on SIGTERM finishes its batch and exits 0."""
+    await migrate(engine)
+    reading_ids = await insert_readings(engine, 500)
+    env = {**os.environ, "SENSOR_DATABASE_URL": postgres_url, "SENSOR_KAFKA_BOOTSTRAP": kafka_bootstrap,
+           "SENSOR_KAFKA_TOPIC": topic, "SENSOR_RELAY_IDLE_SECONDS": "0.05", "SENSOR_METRICS_FLUSH_SECONDS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "app.outbox.standalone"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 40
+        while await pending_outbox_ids(engine):
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert time.monotonic() < deadline, "the relay process did not drain the outbox"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.5)  # one metrics interval with the counters in it
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, output.decode()
+    published = sum(json.loads(line).get("RelayPublished", 0)
+                    for line in output.decode().splitlines() if line.startswith('{"_aws"'))
+    assert published == 500
+    await assert_published_exactly_once(engine, kafka_bootstrap, topic, reading_ids)
+
+
+@pytest.mark.parametrize("in_process", [True, False])
+def test_the_app_relays_only_when_the_relay_runs_in_process(
+    in_process: bool, settings_for, postgres_url: str, kafka_bootstrap: str
+) -> None:
+    """SENSOR_RELAY_IN_PROCESS=false: the workers leave the outbox to the relay process."""
+    settings = settings_for(postgres_url, kafka_bootstrap=kafka_bootstrap, relay_idle_seconds=0.05,
+                            relay_in_process=in_process, kafka_topic=f"readings-{uuid.uuid4().hex[:12]}")
+    with TestClient(create_app(settings)) as client:
+        client.headers.update(token_headers(client))
+        body = {"timestamp": "2026-01-02T03:04:05Z", "tag": "fermenter_ph", "value": 7.0, "device_id": "d-1"}
+        assert client.post("/ingest", json=body).status_code == 201
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and asyncio.run(pending_count(postgres_url)) == 1 and in_process:
+            time.sleep(0.1)
+        time.sleep(0.5 if in_process else 2.0)  # long enough for an in-process relay to have published
+        pending = asyncio.run(pending_count(postgres_url))
+    assert pending == (0 if in_process else 1)
+
+
+async def pending_count(postgres_url: str) -> int:
+    engine = create_engine(Settings(database_url=postgres_url))
+    try:
+        async with engine.connect() as connection:
+            return (await connection.execute(select(func.count()).select_from(outbox))).scalar_one()
+    finally:
+        await engine.dispose()

@@ -13,15 +13,19 @@ import httpx
 import pytest
 
 from app.devstack.processes import stop
+from loadtests.accounting import Timing
 from loadtests.bench import (
     CEILING_APP,
     COLUMNS,
+    CPU_SECTION,
     SECTION,
     SEED_ROW,
+    Accounting,
     BenchConfig,
     BenchResult,
     Measurement,
     append_rows,
+    cpu_rows,
     main,
     read_rows,
     result_rows,
@@ -101,18 +105,25 @@ def test_bad_flags_stop_with_a_message_naming_the_flag(flags: list[str], named: 
     assert named in capsys.readouterr().err
 
 
-def measurement(target: str, rps: float, failures: int = 0, p99: float = 40.0) -> Measurement:
+def measurement(target: str, rps: float, failures: int = 0, p99: float = 40.0, p50: float = 15.0) -> Measurement:
     return Measurement(target=target, users=1000, requests=int(rps * 60), failures=failures, rps=rps,
-                       avg_ms=20.0, p50_ms=15.0, p95_ms=30.0, p99_ms=p99)
+                       avg_ms=20.0, p50_ms=p50, p95_ms=30.0, p99_ms=p99)
+
+
+CEILING_LIGHT = measurement("ceiling, light load", 1000, p50=10.0, p99=40.0)
 
 
 def test_verdict_names_each_missed_target() -> None:
-    light = measurement("app, light load", 1000)
-    assert verdict(BenchResult(measurement("ceiling", 4000), measurement("app", 2000), light)) == ("PASS", [])
-    outcome, missed = verdict(BenchResult(measurement("ceiling", 4000), measurement("app", 1000, failures=3), light))
+    light = measurement("app, light load", 1000, p50=30.0, p99=80.0)  # exactly 3x and 2x: within target
+    assert verdict(BenchResult(measurement("ceiling", 4000), measurement("app", 2400), light, CEILING_LIGHT)) \
+        == ("PASS", [])
+    outcome, missed = verdict(BenchResult(measurement("ceiling", 4000), measurement("app", 2000, failures=3),
+                                          measurement("app, light load", 1000, p50=31.0, p99=81.0), CEILING_LIGHT))
     assert outcome == "MISS"
     assert any("3 failed requests" in item for item in missed)
-    assert any("25% of the ceiling" in item for item in missed)
+    assert any("50% of the ceiling" in item for item in missed)
+    assert any("light load p50 3.1x" in item for item in missed)
+    assert any("light load p99 2.0x" in item for item in missed)
 
 
 @pytest.mark.parametrize("start", ["the repository's doc", "a doc without the section"])
@@ -123,36 +134,48 @@ def test_rows_create_the_section_once_and_parse_back(tmp_path: Path, start: str)
     else:
         doc.write_text("# Benchmarks\n\n## Something else\n\nText.\n")
     before = doc.read_text()
+    accounting = {"app": Accounting({"app workers": 0.5, "PostgreSQL": 0.25, "Locust": 0.125},
+                                    {"CommitLatency": Timing(10, 4.0, 9.0)})}
     result = BenchResult(measurement("ceiling", 4000), measurement("app", 2500, failures=1),
-                         measurement("app, light load", 990, p99=75.0))
-    rows = result_rows(result, BenchConfig(), when=datetime(2026, 11, 22, 21, 0, tzinfo=UTC),
+                         measurement("app, light load", 990, p99=175.0), CEILING_LIGHT, accounting)
+    when = datetime(2026, 11, 22, 21, 0, tzinfo=UTC)
+    rows = result_rows(result, BenchConfig(), when=when,
                        host_machine="2 cores (test CPU), 8 GiB RAM", git_revision="abc1234+dirty")
+    cpu = cpu_rows(result, when=when, git_revision="abc1234+dirty")
     existing = len(read_rows(doc)) if SECTION in before else 1
-    append_rows(doc, rows)
-    append_rows(doc, rows)
+    existing_cpu = len(read_rows(doc, CPU_SECTION)) if CPU_SECTION in before else 0
+    append_rows(doc, rows, cpu)
+    append_rows(doc, rows, cpu)
 
     text = doc.read_text()
-    kept = [line for line in text.splitlines() if line not in rows]
+    kept = [line for line in text.splitlines() if line not in rows + cpu]
     assert kept[:len(before.splitlines())] == before.splitlines()  # rows added, nothing rewritten or moved
-    assert text.count(SECTION) == 1
+    assert text.count(SECTION) == 1 and text.count(CPU_SECTION) == 1
     parsed = read_rows(doc)
-    assert len(parsed) == existing + 6
+    assert len(parsed) == existing + 8
     assert all(set(row) == set(COLUMNS) for row in parsed)
     assert parsed[0]["date (UTC)"] == SEED_ROW[0] and parsed[0]["req/s"] == "5000"
-    ceiling, app, light = parsed[-3:]
-    assert [row["target"] for row in (ceiling, app, light)] == ["ceiling", "app", "app, light load"]
+    ceiling, ceiling_light, app, light = parsed[-4:]
+    assert [row["target"] for row in (ceiling, ceiling_light, app, light)] == [
+        "ceiling", "ceiling, light load", "app", "app, light load"]
+    accounted = read_rows(doc, CPU_SECTION)
+    assert len(accounted) == existing_cpu + 2  # only the app phase had accounting
+    assert accounted[-1]["phase"] == "app" and accounted[-1]["app workers CPU s/1k"] == "0.50"
+    assert accounted[-1]["total CPU s/1k"] == "0.88" and accounted[-1]["broker CPU s/1k"] == "-"
+    assert accounted[-1]["commit ms avg/max"] == "4.0 / 9" and accounted[-1]["loop lag ms avg/max"] == "-"
     assert app["revision"] == "abc1234+dirty" and app["date (UTC)"] == "2026-11-22 21:00"
     assert app["machine"] == "2 cores (test CPU), 8 GiB RAM"
     assert (ceiling["ratio to ceiling"], app["ratio to ceiling"], light["ratio to ceiling"]) == ("1.00", "0.62", "—")
     assert app["failures"] == "1 (0.001 %)" and "MISS" in app["notes"]
-    assert light["p99 ms"] == "75" and "MISS" in light["notes"]
+    assert light["p99 ms"] == "175" and "MISS" in light["notes"] and "p99 4.4x" in light["notes"]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_tiny_bench_against_the_real_processes_records_its_rows(tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    """20 users, 3 s hold: ceiling, app on PostgreSQL + tansu, light load; rows land in a copy of the doc."""
+    """20 users, 3 s hold: ceiling and its light load, app on PostgreSQL + tansu + redis and its light load;
+    rows and the core-seconds accounting land in a copy of the doc."""
     doc = tmp_path / "benchmarks.md"
     shutil.copy(DOC, doc)
     before = len(read_rows(doc)) if SECTION in doc.read_text() else 1
@@ -163,10 +186,11 @@ def test_a_tiny_bench_against_the_real_processes_records_its_rows(tmp_path: Path
     output = capsys.readouterr().out
     assert code == 0, output
     rows = read_rows(doc)
-    assert len(rows) == before + 3
-    ceiling, app, light = rows[-3:]
-    assert [row["target"] for row in (ceiling, app, light)] == ["ceiling", "app", "app, light load"]
-    for row in (ceiling, app, light):
+    assert len(rows) == before + 4
+    ceiling, ceiling_light, app, light = rows[-4:]
+    assert [row["target"] for row in (ceiling, ceiling_light, app, light)] == [
+        "ceiling", "ceiling, light load", "app", "app, light load"]
+    for row in (ceiling, ceiling_light, app, light):
         assert row["users"] == "20"
         assert row["failures"] == "0 (0.000 %)", output
         assert float(row["req/s"]) > 0
@@ -175,4 +199,13 @@ def test_a_tiny_bench_against_the_real_processes_records_its_rows(tmp_path: Path
     assert "verdict: " in output
     # Locust's reports of each measurement are kept
     reports = sorted(path.parent.parent.name for path in (tmp_path / "results").glob("*-bench/*/*/summary.json"))
-    assert reports == ["app", "ceiling", "light"]
+    assert reports == ["app", "ceiling", "ceiling-light", "light"]
+    accounted = read_rows(doc, CPU_SECTION)[-4:]
+    assert [row["phase"] for row in accounted] == ["ceiling", "ceiling, light load", "app", "app, light load"]
+    for row in accounted:  # every window burnt CPU in its server and in Locust
+        assert float(row["app workers CPU s/1k"]) > 0 and float(row["Locust CPU s/1k"]) > 0, output
+    app_row = accounted[2]
+    assert float(app_row["PostgreSQL CPU s/1k"]) > 0
+    assert app_row["redis CPU s/1k"] != "-" and app_row["broker CPU s/1k"] != "-"  # accounted (may round to 0.00)
+    assert app_row["group rows avg/max"] != "-" and app_row["commit ms avg/max"] != "-", output
+    assert accounted[0]["PostgreSQL CPU s/1k"] == "-"  # no database behind the ceiling
