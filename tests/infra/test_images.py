@@ -16,6 +16,7 @@ DOCKERFILES = (REPO_ROOT / "app" / "Dockerfile", REPO_ROOT / "loadtests" / "Dock
 UNPINNED_BASE_IMAGES = {("app/Dockerfile", "python:3.11-slim"), ("loadtests/Dockerfile", "python:3.11-slim")}
 # Installed without an `import` in our code, each for a stated reason.
 USED_WITHOUT_IMPORT = {
+    "hiredis": "redis-py loads it as its reply parser when it is installed (no import of ours)",
     "uvicorn": "the image's CMD runs it",
     "python-multipart": "FastAPI parses the OAuth2 form of POST /auth/token with it",
     "aiosqlite": "SQLAlchemy's sqlite+aiosqlite driver (local database)",
