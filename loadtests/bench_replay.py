@@ -156,7 +156,7 @@ async def replay_benchmarks(args: argparse.Namespace, workdir: Path) -> list[Dra
 
 def live_ingest(args: argparse.Namespace) -> float:
     ingest_args = argparse.Namespace(duration=args.ingest_duration, concurrency=32, batch_size=100)
-    batch, _single = asyncio.run(bench_ingest.benchmark(ingest_args))
+    batch, _single, _copy = asyncio.run(bench_ingest.benchmark(ingest_args))
     return batch.readings / batch.seconds
 
 
