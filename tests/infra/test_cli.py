@@ -24,7 +24,6 @@ def run_cdk(args: list[str], cwd: Path, tmp_path: Path) -> subprocess.CompletedP
         "CDK_DISABLE_CLI_TELEMETRY": "true",
         "CDK_DISABLE_VERSION_CHECK": "1",
         "CDK_HOME": str(tmp_path / "cdk-home"),
-        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
         "PYTHONPATH": str(REPO_ROOT),
     }
     return subprocess.run(
