@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -37,37 +36,28 @@ LOADTEST = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
 START = datetime.now(UTC) - timedelta(hours=1)
 
 
-@pytest.fixture(scope="module")
-def moto() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def bucket(moto: MotoServer, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+def bucket(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
     for key, value in LOCAL_AWS.items():
         monkeypatch.setenv(key, value)
     name = f"lake-{request.node.name.lower().replace('_', '-')[:40]}-{time.time_ns() % 100000}"
-    s3(moto).create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": LOCAL_AWS["AWS_DEFAULT_REGION"]})
+    s3(moto_server).create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": LOCAL_AWS["AWS_DEFAULT_REGION"]})
     return name
 
 
-def s3(moto: MotoServer):
-    return boto3.client("s3", endpoint_url=moto.endpoint_url, region_name=LOCAL_AWS["AWS_DEFAULT_REGION"],
+def s3(moto_server: MotoServer):
+    return boto3.client("s3", endpoint_url=moto_server.endpoint_url, region_name=LOCAL_AWS["AWS_DEFAULT_REGION"],
                         aws_access_key_id=LOCAL_AWS["AWS_ACCESS_KEY_ID"],
                         aws_secret_access_key=LOCAL_AWS["AWS_SECRET_ACCESS_KEY"])
 
 
-def store(moto: MotoServer, bucket: str) -> S3DeadLetterStore:
+def store(moto_server: MotoServer, bucket: str) -> S3DeadLetterStore:
     return S3DeadLetterStore(bucket=bucket, prefix=PREFIX, region=LOCAL_AWS["AWS_DEFAULT_REGION"],
-                             endpoint_url=moto.endpoint_url)
+                             endpoint_url=moto_server.endpoint_url)
 
 
-def keys(moto: MotoServer, bucket: str) -> list[str]:
-    pages = s3(moto).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dead-letter/")
+def keys(moto_server: MotoServer, bucket: str) -> list[str]:
+    pages = s3(moto_server).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="dead-letter/")
     return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
 
 
@@ -76,10 +66,10 @@ def scored(number: int, device: str = "dev-1") -> ScoredReading:
 
 
 def test_concurrent_failed_groups_share_letters_that_are_durable_before_anyone_is_answered(
-        moto: MotoServer, bucket: str) -> None:
-    target = store(moto, bucket)
+        moto_server: MotoServer, bucket: str) -> None:
+    target = store(moto_server, bucket)
     writer = CoalescingDeadLetterWriter(target, window_seconds=0.05)
-    client = s3(moto)
+    client = s3(moto_server)
     durable_when_answered = []
 
     async def one_request(number: int) -> None:
@@ -91,7 +81,7 @@ def test_concurrent_failed_groups_share_letters_that_are_durable_before_anyone_i
         await asyncio.gather(*(one_request(n) for n in range(300)))
 
     asyncio.run(burst())
-    found = keys(moto, bucket)
+    found = keys(moto_server, bucket)
     assert all(durable_when_answered) and len(durable_when_answered) == 300
     assert 1 <= len(found) <= 30, f"{len(found)} letters for 300 requests: not coalesced"
     assert all(key.startswith(PREFIX) and key[len(PREFIX):].split("/")[0].isdigit() for key in found), found
@@ -100,9 +90,9 @@ def test_concurrent_failed_groups_share_letters_that_are_durable_before_anyone_i
 
 
 def test_letters_spread_over_shard_prefixes_and_one_task_stays_under_its_put_bound(
-        moto: MotoServer, bucket: str) -> None:
+        moto_server: MotoServer, bucket: str) -> None:
     window = 0.05
-    writer = CoalescingDeadLetterWriter(store(moto, bucket), window_seconds=window)
+    writer = CoalescingDeadLetterWriter(store(moto_server, bucket), window_seconds=window)
 
     async def steady_failures(seconds: float) -> None:
         async def client(number: int) -> None:
@@ -116,13 +106,13 @@ def test_letters_spread_over_shard_prefixes_and_one_task_stays_under_its_put_bou
     started = time.monotonic()
     asyncio.run(steady_failures(1.5))
     elapsed = time.monotonic() - started
-    found = keys(moto, bucket)
+    found = keys(moto_server, bucket)
     assert len(found) <= puts_per_second_bound(window) * elapsed + 1, (len(found), elapsed)
     assert len({key[len(PREFIX):].split("/")[0] for key in found}) > 1, "every letter under one prefix"
 
 
-def test_a_failed_put_fails_every_request_of_its_letter(moto: MotoServer, bucket: str) -> None:
-    writer = CoalescingDeadLetterWriter(store(moto, "no-such-bucket-anywhere"), window_seconds=0.02)
+def test_a_failed_put_fails_every_request_of_its_letter(moto_server: MotoServer, bucket: str) -> None:
+    writer = CoalescingDeadLetterWriter(store(moto_server, "no-such-bucket-anywhere"), window_seconds=0.02)
 
     async def burst() -> list:
         return await asyncio.gather(*(writer.put([scored(n)]) for n in range(10)), return_exceptions=True)
@@ -140,8 +130,8 @@ async def _stored(url: str) -> list[tuple[str, datetime]]:
 
 
 def test_several_replayers_at_once_store_each_reading_once_and_empty_the_store(
-        moto: MotoServer, bucket: str, postgres_url: str) -> None:
-    target = store(moto, bucket)
+        moto_server: MotoServer, bucket: str, postgres_url: str) -> None:
+    target = store(moto_server, bucket)
     expected = set()
 
     async def scenario() -> list[int]:
@@ -155,7 +145,7 @@ def test_several_replayers_at_once_store_each_reading_once_and_empty_the_store(
         for committer in committers:
             committer.start()
         # Three tasks' replayers over the same bucket, small rounds and batches so that they overlap.
-        replayers = [DeadLetterReplayer(store=store(moto, bucket), committer=c, interval_seconds=1,
+        replayers = [DeadLetterReplayer(store=store(moto_server, bucket), committer=c, interval_seconds=1,
                                         breaker=CircuitBreaker(failure_threshold=3, reset_seconds=1),
                                         metrics=Metrics("test", {}, sink=lambda _: None), letters_per_round=16,
                                         batch_readings=50, fetch_concurrency=8) for c in committers]
@@ -172,12 +162,12 @@ def test_several_replayers_at_once_store_each_reading_once_and_empty_the_store(
     assert len(rows) == len(set(rows)) == 1200, "a reading was lost or stored twice"
     assert set(rows) == expected
     assert sum(replayed) >= 1200  # overlapping passes may both commit a letter: stored once anyway
-    assert keys(moto, bucket) == [], "letters left behind after their readings committed"
+    assert keys(moto_server, bucket) == [], "letters left behind after their readings committed"
 
 
-def test_a_letter_is_kept_when_its_commit_fails(moto: MotoServer, bucket: str,
+def test_a_letter_is_kept_when_its_commit_fails(moto_server: MotoServer, bucket: str,
                                                  postgres_server: PostgresServer, postgres_url: str) -> None:
-    target = store(moto, bucket)
+    target = store(moto_server, bucket)
 
     async def scenario() -> int:
         await target.put([scored(1)])
@@ -196,14 +186,14 @@ def test_a_letter_is_kept_when_its_commit_fails(moto: MotoServer, bucket: str,
             await writer.close()
 
     assert asyncio.run(scenario()) == 0
-    assert len(keys(moto, bucket)) == 1
+    assert len(keys(moto_server, bucket)) == 1
 
 
 def test_the_service_dead_letters_to_s3_during_an_outage_and_replays_exactly_once(
-        moto: MotoServer, bucket: str, settings_for, postgres_server: PostgresServer, postgres_url: str) -> None:
+        moto_server: MotoServer, bucket: str, settings_for, postgres_server: PostgresServer, postgres_url: str) -> None:
     settings = settings_for(postgres_url, breaker_failure_threshold=2, breaker_reset_seconds=0.5,
                             db_statement_timeout_seconds=2.0, data_lake_bucket=bucket,
-                            s3_endpoint_url=moto.endpoint_url, aws_region=LOCAL_AWS["AWS_DEFAULT_REGION"])
+                            s3_endpoint_url=moto_server.endpoint_url, aws_region=LOCAL_AWS["AWS_DEFAULT_REGION"])
     acknowledged: set[tuple[str, str]] = set()
 
     def post(client: TestClient, number: int) -> int:
@@ -222,14 +212,14 @@ def test_the_service_dead_letters_to_s3_during_an_outage_and_replays_exactly_onc
             with ThreadPoolExecutor(16) as pool:
                 codes = list(pool.map(lambda n: post(client, n), range(10, 170)))
             assert set(codes) == {202}, codes
-            letters = keys(moto, bucket)
+            letters = keys(moto_server, bucket)
             assert letters and len(letters) < 160 // 2, f"{len(letters)} letters for 160 requests"
         finally:
             postgres_server.start()
         deadline = time.monotonic() + 30
-        while keys(moto, bucket) and time.monotonic() < deadline:
+        while keys(moto_server, bucket) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert keys(moto, bucket) == [], "dead letters were not replayed"
+        assert keys(moto_server, bucket) == [], "dead letters were not replayed"
 
     rows = asyncio.run(_stored(postgres_url))
     assert len(rows) == len(set(rows)) == 170

@@ -189,15 +189,6 @@ class Lake:
         time.sleep(1.0)
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    server = MotoServer().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def lake(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Lake:
     """A fresh bucket name (not created yet) that the archiver handler targets through its environment."""

@@ -29,10 +29,9 @@ import pytest
 import redis
 
 from app.anomaly import AnomalyDetector, SeriesKey
-from app.settings import Settings
-from app.storage.database import create_engine, migrate
 from loadtests.simulator import SEED002_TAGS, Device, format_timestamp, make_devices, seed002_reading
 from tests.support.cluster import LOADTEST_CREDENTIALS, AppCluster
+from tests.support.services import create_migrated_database
 
 PROCESSES = 4
 RATE_SECONDS = 20.0
@@ -52,23 +51,7 @@ def database_url(postgres_server) -> str:
 
 
 def _fresh_database(port: int) -> str:
-    name = f"shared_state_{os.getpid()}_{int(time.time() * 1000)}"
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{name}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
-        try:
-            await connection.execute(f"CREATE DATABASE {name}")
-        finally:
-            await connection.close()
-        engine = create_engine(Settings(database_url=url))
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(create())
-    return url
+    return create_migrated_database(port, f"shared_state_{os.getpid()}_{int(time.time() * 1000)}")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,8 @@
 """Session-wide PostgreSQL and tansu, plus a fresh database per test.
 
 Use the fixtures `postgres_url` (fresh database, migrated to head), `postgres_server` (the running
-cluster, e.g. to stop it mid-test) and `kafka_bootstrap` (a running tansu broker).
+cluster, e.g. to stop it mid-test), `kafka_bootstrap` (a running tansu broker) and `moto_server` (a moto
+server for one test module).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
+from app.devstack.moto_s3 import MotoServer
 from app.devstack.postgres import PostgresServer
 from app.devstack.tansu import TansuBroker
 from app.settings import Settings
@@ -30,15 +32,12 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.destroy()
 
 
-@pytest.fixture
-def postgres_url(postgres_server: PostgresServer) -> str:
-    """A new, migrated database on the session cluster (SQLAlchemy asyncpg URL)."""
-    name = f"test_{next(_database_numbers)}"
+def create_migrated_database(port: int, name: str) -> str:
+    """Create database `name` on the cluster at `port`, migrate it to head; its SQLAlchemy asyncpg URL."""
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{port}/{name}"
 
     async def create() -> None:
-        connection = await asyncpg.connect(
-            host="127.0.0.1", port=postgres_server.port, user="postgres", database="postgres"
-        )
+        connection = await asyncpg.connect(host="127.0.0.1", port=port, user="postgres", database="postgres")
         try:
             await connection.execute(f"CREATE DATABASE {name}")
         finally:
@@ -49,9 +48,24 @@ def postgres_url(postgres_server: PostgresServer) -> str:
         finally:
             await engine.dispose()
 
-    url = f"postgresql+asyncpg://postgres@127.0.0.1:{postgres_server.port}/{name}"
     asyncio.run(create())
     return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A new, migrated database on the session cluster (SQLAlchemy asyncpg URL)."""
+    return create_migrated_database(postgres_server.port, f"test_{next(_database_numbers)}")
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    """A moto server (S3 and the other AWS APIs the tests fake) shared by one test module."""
+    server = MotoServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
