@@ -118,6 +118,18 @@ class DrillResult:
 # --- proxy -----------------------------------------------------------------------------------------
 
 
+def wait_for_admin_socket(socket_path: Path, process: subprocess.Popen, timeout: float = 10) -> None:
+    """HAProxy opens its listening port and its admin socket one after the other: a caller that only waited
+    for the port could find no socket yet."""
+    deadline = time.monotonic() + timeout
+    while not socket_path.exists():
+        if process.poll() is not None:
+            raise RuntimeError(f"HAProxy exited ({process.returncode}) before creating {socket_path}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"HAProxy did not create its admin socket {socket_path} within {timeout} s")
+        time.sleep(0.02)
+
+
 def runtime_command(socket_path: Path, line: str) -> str:
     """One HAProxy runtime API command over its admin socket; returns the answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
@@ -208,6 +220,7 @@ class HAProxy:
         self.process = subprocess.Popen(  # noqa: S603 - our config, the binary found by ensure_haproxy()
             [binary, "-db", "-f", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, timeout=10, process=self.process)
+        wait_for_admin_socket(self.socket, self.process)
 
     def command(self, line: str) -> str:
         """One runtime API command; returns its answer."""

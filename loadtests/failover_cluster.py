@@ -24,7 +24,7 @@ import asyncpg
 
 from app.devstack.postgres import DATABASE, PostgresServer
 from app.devstack.processes import free_port, stop, wait_for_port
-from loadtests.drill_bluegreen import runtime_command
+from loadtests.drill_bluegreen import runtime_command, wait_for_admin_socket
 
 STANDBY_NAME = "standby"
 REPLICATION_CONF = "wal_level = replica\nmax_wal_senders = 5\nwal_keep_size = '512MB'\nhot_standby = on\n"
@@ -67,6 +67,7 @@ class DatabaseEndpoint:
         self.process = subprocess.Popen(  # noqa: S603 - our config, the binary found by ensure_haproxy()
             [binary, "-db", "-f", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, timeout=10, process=self.process)
+        wait_for_admin_socket(self.socket, self.process)
 
     def command(self, line: str) -> str:
         return runtime_command(self.socket, line)
