@@ -69,6 +69,10 @@ def install_security(
         app.state.settings = settings
     app.state.tokens = tokens if tokens is not None else TokenService(settings)
     app.state.limiter = limiter if limiter is not None else LeakyBucketLimiter()
+    # Present from the start (the lifespan may set the shared limiter): on the hot path a missing
+    # attribute of Starlette's `State` costs an AttributeError per lookup.
+    app.state.shared_limiter = None
+    app.state.security_client_index = None
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
@@ -89,12 +93,14 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
                 headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
         # Guards stacked on one request (router + route) must count the request once, not once per guard.
-        decision: Decision | None = getattr(request.state, "rate_limit", None)
+        # `request.state`'s own dict: a `State` attribute that is not there yet would cost an exception.
+        request_state: dict = request.scope.setdefault("state", {})
+        decision: Decision | None = request_state.get("rate_limit")
         if decision is None:
             decision = await _count_request(state, principal)
-            request.state.rate_limit = decision
+            request_state["rate_limit"] = decision
         response.headers.update(rate_limit_headers(decision))
-        request.state.principal = principal
+        request_state["principal"] = principal
         return principal
 
     authorize.__name__ = f"require_scope_{scope}"
@@ -116,7 +122,7 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
 async def check_bucket(state: State, key: str, rate_per_second: float, burst: int) -> Decision:
     """One request against `key`'s bucket: the shared store's when the service has one (every task
     counts against it), else this process's."""
-    shared = getattr(state, "shared_limiter", None)
+    shared = state.shared_limiter
     if shared is not None:
         return await shared.check(key, rate_per_second, burst)
     return state.limiter.check(key, rate_per_second, burst)
@@ -148,7 +154,7 @@ class _ClientIndex:
 
 def _client_config(state: State, client_id: str) -> ClientConfig | None:
     clients = state.settings.clients
-    index: _ClientIndex | None = getattr(state, "security_client_index", None)
+    index: _ClientIndex | None = state.security_client_index
     # Identity check: O(1) per request, and a replaced settings object is picked up.
     if index is None or index.source is not clients:
         index = _ClientIndex(clients)
