@@ -36,7 +36,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 up: deps $(if $(filter full,$(PROFILE)),postgres redis) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
-	$(PY) -m app.devstack --profile $(PROFILE) --port $(PORT)
+	$(PY) -m devstack --profile $(PROFILE) --port $(PORT)
 
 # The five-viewer browser test holds its load for 30 s inside the suite (keeps `make test` within its
 # 10-minute budget); `make browser-soak` holds it for the full 60 s.

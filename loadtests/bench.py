@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.devstack.postgres import PostgresServer
-from app.devstack.processes import free_port, stop
-from app.devstack.redis import RedisServer
-from app.devstack.tansu import TansuBroker
+from devstack.postgres import PostgresServer
+from devstack.processes import free_port, stop
+from devstack.redis import RedisServer
+from devstack.tansu import TansuBroker
 from loadtests.accounting import GROUPS, TIMINGS, CpuMeter, Timing, app_timings, per_thousand
 from loadtests.drill_bluegreen import wait_ready
 from loadtests.progress import locust_progress, ticking

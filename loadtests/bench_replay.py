@@ -30,10 +30,6 @@ from pathlib import Path
 
 import boto3
 
-from app.devstack.__main__ import LOCAL_AWS
-from app.devstack.moto_s3 import MotoServer
-from app.devstack.postgres import PostgresServer
-from app.devstack.processes import stop, wait_for_port
 from app.observability.metrics import Metrics
 from app.services.replay import DeadLetterReplayer
 from app.settings import Settings
@@ -43,6 +39,10 @@ from app.storage.dead_letter import DeadLetterStore, LocalDeadLetterStore, S3Dea
 from app.storage.group_commit import GroupCommitter
 from app.storage.postgres_writer import PostgresGroupWriter
 from app.storage.repository import ScoredReading
+from devstack.local_resources import LOCAL_AWS
+from devstack.moto_s3 import MotoServer
+from devstack.postgres import PostgresServer
+from devstack.processes import stop, wait_for_port
 from loadtests import bench_ingest
 from loadtests.provenance import machine, revision
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import sys
 
-from app.devstack.processes import free_port
+from devstack.processes import free_port
 
 CHUNK = 65536
 

@@ -49,8 +49,8 @@ from pathlib import Path
 
 import asyncpg
 
-from app.devstack.postgres import PostgresServer
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.postgres import PostgresServer
+from devstack.processes import free_port, stop, wait_for_port
 from loadtests.provenance import machine, revision
 
 RESULTS = Path("docs/reliability.md")

@@ -67,11 +67,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from app.devstack.__main__ import ARCHIVER_WINDOW_SECONDS, LOCAL_AWS, LOCAL_BUCKET, LOCAL_TOPIC
-from app.devstack.moto_s3 import MotoServer
-from app.devstack.postgres import PostgresServer
-from app.devstack.processes import free_port, stop
-from app.devstack.tansu import TansuBroker, s3_storage_env
+from devstack.local_resources import ARCHIVER_WINDOW_SECONDS, LOCAL_AWS, LOCAL_BUCKET, LOCAL_TOPIC
+from devstack.moto_s3 import MotoServer
+from devstack.postgres import PostgresServer
+from devstack.processes import free_port, stop
+from devstack.tansu import TansuBroker, s3_storage_env
 from loadtests.drill_bluegreen import (
     EXIT_TIMEOUT,
     HAProxy,
@@ -242,7 +242,7 @@ class FullStack:
         return start_app(name, self.ports[name], self.postgres.url, self.workdir, extra_env=self.app_env)
 
     def start_pipeline(self) -> subprocess.Popen:
-        command = [sys.executable, "-m", "app.devstack.pipeline", "kafka", "--bootstrap", self.broker.bootstrap,
+        command = [sys.executable, "-m", "devstack.pipeline", "kafka", "--bootstrap", self.broker.bootstrap,
                    "--topic", LOCAL_TOPIC, "--group", "archiver", "--bucket", LOCAL_BUCKET,
                    "--s3-endpoint", self.s3.endpoint_url, "--batching-window-seconds", ARCHIVER_WINDOW_SECONDS]
         return subprocess.Popen(command, env={**os.environ, **LOCAL_AWS},  # noqa: S603 - fixed command

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import asyncpg
 
-from app.devstack.postgres import DATABASE, PostgresServer
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.postgres import DATABASE, PostgresServer
+from devstack.processes import free_port, stop, wait_for_port
 from loadtests.drill_bluegreen import runtime_command, wait_for_admin_socket
 
 STANDBY_NAME = "standby"
@@ -115,7 +115,7 @@ class ReplicatedDatabase:
         root = Path(tempfile.mkdtemp(prefix="sensor-pg-standby-"))
         owner = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
         if owner is not None:
-            os.chmod(root, 0o755)  # noqa: S103 - the postgres user must traverse it (as in app.devstack.postgres)
+            os.chmod(root, 0o755)  # noqa: S103 - the postgres user must traverse it (as in devstack.postgres)
             os.chown(root, owner.pw_uid, owner.pw_gid)
         self.primary.run("pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary.port), "-U", "postgres",
                          "-D", str(root / "data"), "-X", "stream", "-c", "fast")

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.devstack.processes import free_port, stop
+from devstack.processes import free_port, stop
 from loadtests.profiles import DEFAULT_PROFILE, OVERRIDE_OPTIONS, PROFILES
 from loadtests.reports import HISTORY_FILE, new_results_dir, plot_run
 from loadtests.target_guard import TARGET_ENV

@@ -6,7 +6,7 @@ its publisher, waits until the publisher reports success, and only then deletes 
 commits. If publishing fails the transaction rolls back and the rows are retried later.
 
 Publishers: `KafkaPublisher` (the service: every message acknowledged by the broker, acks=all) and,
-in the embedded local profile, app.devstack.pipeline's archiver publisher, which hands each batch
+in the embedded local profile, devstack.pipeline's archiver publisher, which hands each batch
 straight to the archiver Lambda's handler (there is no broker).
 
 Delivery guarantee:

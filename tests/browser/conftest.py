@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Response
 
-from app.devstack.processes import free_port, stop
+from devstack.processes import free_port, stop
 from loadtests.drill_bluegreen import start_app, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")

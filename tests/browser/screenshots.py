@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, sync_playwright
 
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import free_port, stop, wait_for_port
 from loadtests.drill_bluegreen import start_app, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"

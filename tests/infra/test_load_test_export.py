@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from app.devstack.moto_s3 import MotoServer
+from devstack.moto_s3 import MotoServer
 from loadtests import export_results
 from loadtests.export_results import Exporter
 from tests.conftest import REPO_ROOT

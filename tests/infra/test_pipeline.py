@@ -605,7 +605,7 @@ def test_read_api_bundle_holds_the_app_package_without_local_tooling() -> None:
         "app/storage/database.py",
     } <= targets
     assert not any(
-        target.startswith(("app/devstack/", "app/static/")) or "__pycache__" in target for target in targets
+        target.startswith(("devstack/", "app/static/")) or "__pycache__" in target for target in targets
     )
     assert "app/Dockerfile" not in targets
     requirement_files = bundling._requirement_files(bundle.requirements)

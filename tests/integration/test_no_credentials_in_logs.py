@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack.processes import free_port, stop, wait_for_port
 from app.security.sessions import COOKIE_NAME as SESSION_COOKIE
 from app.settings import LOCAL_SIGNING_KEY
+from devstack.processes import free_port, stop, wait_for_port
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow

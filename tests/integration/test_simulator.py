@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.devstack.processes import free_port, stop
 from app.readings import ReadingRules, validate_batch
 from app.settings import DEFAULT_TAG_RANGES
+from devstack.processes import free_port, stop
 from loadtests.simulator import (
     SEED002_PROFILES,
     SEED002_TAGS,

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack.processes import stop
+from devstack.processes import stop
 from loadtests.accounting import Timing
 from loadtests.bench import (
     CEILING_APP,

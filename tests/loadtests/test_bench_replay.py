@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.processes import free_port, stop
 from app.storage.dead_letter import LocalDeadLetterStore
+from devstack.processes import free_port, stop
 from loadtests.bench_replay import SECTION, drain, fill, insert_entry, letters_of, main
 from loadtests.delay_proxy import main as proxy_main
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.processes import free_port, stop
+from devstack.processes import free_port, stop
 from loadtests.drill_bluegreen import start_app, wait_ready
 from loadtests.run import parse_args
 from tests.conftest import REPO_ROOT

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import free_port, stop, wait_for_port
 from loadtests.target_guard import TARGET_ENV, TargetNotAllowed, check, normalize
 from tests.conftest import REPO_ROOT
 

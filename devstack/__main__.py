@@ -1,6 +1,6 @@
 """`make up`: the platform running locally, stopped cleanly with Ctrl-C.
 
-    python -m app.devstack [--profile embedded|full] [--port 8000] [--no-simulator] [--no-locust]
+    python -m devstack [--profile embedded|full] [--port 8000] [--no-simulator] [--no-locust]
 
 embedded (default): the app on a SQLite file under var/, dead letters in var/dead-letter/, no
 broker (outbox rows are kept in the database until the local pipeline drains them).
@@ -8,7 +8,7 @@ full: the same code on a PostgreSQL cluster under var/pg/ (run as the `postgres`
 Kafka broker (the outbox relay publishes to it), moto's S3 endpoint and a redis-server holding the
 shared rate-limit buckets and anomaly windows (ElastiCache for Valkey in AWS).
 
-Both run the archiver Lambda's handler locally (app.devstack.pipeline): embedded drains the outbox
+Both run the archiver Lambda's handler locally (devstack.pipeline): embedded drains the outbox
 straight into it with the data lake in var/datalake/; full consumes the topic into the moto bucket.
 """
 
@@ -26,22 +26,17 @@ from pathlib import Path
 
 import boto3
 
-from app.devstack.aws_environment import MOTO_ECS_ENVIRONMENT, seed_for_make_up
-from app.devstack.leftovers import PortTaken, record_pid, start_or_reuse_postgres, stop_leftover
-from app.devstack.moto_s3 import MotoServer
-from app.devstack.postgres import PostgresServer
-from app.devstack.processes import stop, wait_for_port
-from app.devstack.redis import RedisServer
-from app.devstack.tansu import TansuBroker
+from devstack.aws_environment import MOTO_ECS_ENVIRONMENT, seed_for_make_up
+from devstack.leftovers import PortTaken, record_pid, start_or_reuse_postgres, stop_leftover
+from devstack.local_resources import ARCHIVER_WINDOW_SECONDS, LOCAL_AWS, LOCAL_BUCKET, LOCAL_TOPIC
+from devstack.moto_s3 import MotoServer
+from devstack.postgres import PostgresServer
+from devstack.processes import stop, wait_for_port
+from devstack.redis import RedisServer
+from devstack.tansu import TansuBroker
 
 VAR = Path("var")
-LOCAL_BUCKET = "sensor-local-datalake"
-LOCAL_TOPIC = "sensor-readings"
-# How long the local archiver gathers readings per invocation: fewer, larger Parquet files in the lake.
-ARCHIVER_WINDOW_SECONDS = "2"
 FULL_PROFILE_PG_PORT = 55432
-# moto accepts any credentials; these only keep boto3 from looking for real ones.
-LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "eu-west-1"}
 DEV_TOKEN_TTL_SECONDS = 12 * 3600
 LOCUST_UI_PORT = 8089
 # The dev token (var/dev-token, for the README's curl examples) belongs to the `dev` client: its own bucket,
@@ -53,7 +48,7 @@ LEFTOVER_PIDFILES = {"broker": (VAR / "tansu.pid", "tansu"), "S3 endpoint": (VAR
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.devstack", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
     parser.add_argument("--profile", choices=("embedded", "full"), default="embedded")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--no-simulator", action="store_true", help="serve the API only")
@@ -167,7 +162,7 @@ class Stack:
             env=env, stdout=open(VAR / "locust.log", "ab"), stderr=subprocess.STDOUT,
         ))
 
-    # --- local archiver pipeline (app.devstack.pipeline) ---------------------------------------------
+    # --- local archiver pipeline (devstack.pipeline) ---------------------------------------------
 
     def start_pipeline(self, profile: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
         """The archiver Lambda's handler fed locally: from the outbox (embedded) or the topic (full).
@@ -189,7 +184,7 @@ class Stack:
             line = (f"Data lake   {lake_dir}/raw/year=.../*.parquet (archiver drains the outbox; "
                     f"log: {VAR / 'archiver.log'})")
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.devstack.pipeline", *source],
+            [sys.executable, "-m", "devstack.pipeline", *source],
             env=env, stdout=open(VAR / "archiver.log", "ab"), stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
