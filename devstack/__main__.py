@@ -158,7 +158,7 @@ class Stack:
 
     def start_locust_ui(self, env: dict[str, str], base: str) -> None:
         self.processes.append(subprocess.Popen(
-            [sys.executable, "-m", "loadtests.run", "--ui", "--host", base, "--web-port", str(LOCUST_UI_PORT)],
+            [sys.executable, "-m", "loadtests.locust.run", "--ui", "--host", base, "--web-port", str(LOCUST_UI_PORT)],
             env=env, stdout=open(VAR / "locust.log", "ab"), stderr=subprocess.STDOUT,
         ))
 
@@ -196,7 +196,7 @@ class Stack:
         print("\nstopping ...", flush=True)
         app = self.processes[0] if self.processes else None
         others = [p for p in self.processes if p is not app]
-        senders = [p for p in others if any(m in p.args for m in ("loadtests.simulator", "loadtests.run"))]
+        senders = [p for p in others if any(m in p.args for m in ("loadtests.simulator", "loadtests.locust.run"))]
         pipelines = [p for p in others if p not in senders]
         for process, stop_signal in [*((p, signal.SIGINT) for p in senders), *(((app, signal.SIGTERM),) if app else ()),
                                      *((p, signal.SIGINT) for p in pipelines)]:

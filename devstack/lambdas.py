@@ -4,7 +4,7 @@
 path, with lambda/<name>/ put on sys.path so that its sibling modules (`import lake_writer`) resolve as
 they do at the root of the deployed bundle. The repository root must be importable as well (it is for
 `python -m ...` from the root and for pytest) because bundles include modules such as
-app/outbox/messages.py at their root.
+contracts/reading.py at their root.
 
 Sibling modules are plain top-level modules: two Lambdas must not both have one of the same name
 in one process (checked here, loudly).

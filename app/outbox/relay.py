@@ -41,12 +41,12 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox.messages import InvalidReadingMessage, encode_reading
 from app.outbox.producer import create_producer
 from app.readings import DEVICE_METADATA
 from app.settings import Settings
 from app.storage import repository
 from app.storage.models import outbox, readings
+from contracts.reading import InvalidReadingMessage, encode_reading
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
-from app.outbox.messages import encode_reading
+from contracts.reading import encode_reading
 from devstack.lambdas import LocalLambdaContext, load_handler_module
 from devstack.processes import free_port
 

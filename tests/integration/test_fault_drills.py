@@ -18,8 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from loadtests.drill_bluegreen import ensure_haproxy
-from loadtests.drill_faults import (
+from loadtests.drills.faults import (
     DRILLS,
     FaultConfig,
     LakeReader,
@@ -31,6 +30,7 @@ from loadtests.drill_faults import (
     run_drills,
     table,
 )
+from loadtests.harness.haproxy import ensure_haproxy
 
 BASE = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

@@ -36,10 +36,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.outbox.messages import encode_reading
 from app.settings import Settings
 from app.storage.database import create_engine
 from app.storage.models import outbox, readings
+from contracts.reading import encode_reading
 from devstack.lambdas import load_handler_module
 from devstack.moto_s3 import MotoServer
 from devstack.pipeline import KafkaArchiverFeed, create_archiver_consumer

@@ -1,4 +1,4 @@
-"""loadtests/accounting.py: CPU of real process trees (a busy child counts, reaped or alive) and the app's
+"""loadtests/bench/accounting.py: CPU of real process trees (a busy child counts, reaped or alive) and the app's
 EMF timings cut to a window."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from loadtests.accounting import CpuMeter, app_timings, cpu_seconds, per_thousand
+from loadtests.bench.accounting import CpuMeter, app_timings, cpu_seconds, per_thousand
 
 BURN = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
 

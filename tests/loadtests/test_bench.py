@@ -1,4 +1,4 @@
-"""make bench (loadtests/bench.py): the ceiling app's contract over real HTTP, flag validation, the rows
+"""make bench (loadtests/bench/throughput.py): the ceiling app's contract over real HTTP, flag validation, the rows
 it appends to docs/benchmarks.md, and a tiny bench (20 users, 3 s hold) against the real processes."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from devstack.processes import stop
-from loadtests.accounting import Timing
-from loadtests.bench import (
+from loadtests.bench.accounting import Timing
+from loadtests.bench.throughput import (
     CEILING_APP,
     COLUMNS,
     CPU_SECTION,

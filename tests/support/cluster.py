@@ -12,7 +12,8 @@ from pathlib import Path
 
 from devstack.processes import free_port, stop, wait_for_port
 from devstack.redis import RedisServer
-from loadtests.drill_bluegreen import ensure_haproxy, start_app, wait_ready
+from loadtests.harness.app_processes import start_app, wait_ready
+from loadtests.harness.haproxy import ensure_haproxy
 
 LOADTEST_CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
 

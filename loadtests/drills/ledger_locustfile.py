@@ -1,6 +1,6 @@
 """A ledger-keeping ingest user for the drills (make drill-bluegreen, make drill): every acknowledged reading is recorded.
 
-    locust -f loadtests/ledger_locustfile.py --headless -u 200 -r 50 --run-time 60s --host http://127.0.0.1:8080
+    locust -f loadtests/drills/ledger_locustfile.py --headless -u 200 -r 50 --run-time 60s --host http://127.0.0.1:8080
 
 Each user obtains its own token from POST /auth/token with the local `loadtest` client, then posts
 single readings with unique timestamps to POST /ingest and now and then reads GET /data. Only a 2xx
@@ -11,7 +11,7 @@ DRILL_DEVICE_PREFIX (default `drill-`) names the devices (`<prefix><0..49>`), so
 one database and data lake and each finds its own readings.
 
 With DRILL_LEDGER=<path> the run writes a JSON ledger when Locust quits (used by
-`loadtests.drill_bluegreen` and `loadtests.drill_faults` to check the database): the base timestamp, how many readings were
+`loadtests.drills.bluegreen` and `loadtests.drills.faults` to check the database): the base timestamp, how many readings were
 sent, the numbers of the readings answered at all (any status or error), answered 201/200 (stored or
 already stored) and answered 202 (dead-lettered), and every request as [name, start, end, status, ok] (epoch seconds; status 0 = no response).
 """

@@ -1,10 +1,10 @@
 """`make drill-bluegreen`: prove that a blue -> green switch of the app loses no request under load.
 
-    python -m loadtests.drill_bluegreen [--users 200] [--spawn-rate 50] [--warmup 15] [--after 20]
+    python -m loadtests.drills.bluegreen [--users 200] [--spawn-rate 50] [--warmup 15] [--after 20]
 
 Everything runs on 127.0.0.1: a throw-away PostgreSQL cluster shared by both colours (like two ECS
 task sets sharing RDS), `uvicorn app.main:app` as blue and later as green, HAProxy in front, and
-Locust (headless, loadtests/ledger_locustfile.py) driving the proxy. The sequence:
+Locust (headless, loadtests/drills/ledger_locustfile.py) driving the proxy. The sequence:
 
   1. proxy -> blue only (green is declared but in maintenance);
   2. Locust starts; after the warm-up green starts and we wait for its /ready;
@@ -26,18 +26,15 @@ stored) to another server. nginx (open source) has no runtime API and no active 
 it would need a config rewrite plus reload per step and passive failure detection only.
 """
 
+
 from __future__ import annotations
 
 import argparse
 import asyncio
 import collections
-import csv
-import http.client
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -50,13 +47,13 @@ from pathlib import Path
 import asyncpg
 
 from devstack.postgres import PostgresServer
-from devstack.processes import free_port, stop, wait_for_port
-from loadtests.provenance import machine, revision
+from devstack.processes import free_port, stop
+from loadtests.drills.ledger_load import start_locust
+from loadtests.harness.app_processes import EXIT_TIMEOUT, start_app, wait_ready
+from loadtests.harness.haproxy import HAProxy, ensure_haproxy
+from loadtests.harness.provenance import machine, revision
 
 RESULTS = Path("docs/reliability.md")
-LOCUSTFILE = Path(__file__).with_name("ledger_locustfile.py")
-READY_TIMEOUT = 60.0
-EXIT_TIMEOUT = 40.0
 MICROSECOND = timedelta(microseconds=1)
 
 
@@ -113,194 +110,6 @@ class DrillResult:
         return (self.failed == 0 and self.locust_failures == 0 and self.missing == 0 and self.unexpected == 0
                 and self.duplicates == 0 and self.blue_exit in (0, -15)
                 and self.blue_stopped_cleanly)
-
-
-# --- proxy -----------------------------------------------------------------------------------------
-
-
-def wait_for_admin_socket(socket_path: Path, process: subprocess.Popen, timeout: float = 10) -> None:
-    """HAProxy opens its listening port and its admin socket one after the other: a caller that only waited
-    for the port could find no socket yet."""
-    deadline = time.monotonic() + timeout
-    while not socket_path.exists():
-        if process.poll() is not None:
-            raise RuntimeError(f"HAProxy exited ({process.returncode}) before creating {socket_path}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"HAProxy did not create its admin socket {socket_path} within {timeout} s")
-        time.sleep(0.02)
-
-
-def runtime_command(socket_path: Path, line: str) -> str:
-    """One HAProxy runtime API command over its admin socket; returns the answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        connection.settimeout(5)
-        connection.connect(str(socket_path))
-        connection.sendall(line.encode() + b"\n")
-        chunks = []
-        while chunk := connection.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode()
-
-
-def ensure_haproxy() -> str:
-    """The haproxy binary; installed with apt-get when missing (like `make postgres`)."""
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
-    if found:
-        return found
-    print("haproxy not found: installing it with apt-get", flush=True)
-    sudo = [] if os.geteuid() == 0 else ["sudo"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [*sudo, "apt-get", "install", "-y", "-qq", "haproxy"]
-    # Fixed commands (S603): apt-get with a constant package name.
-    if subprocess.run(install, env=env, check=False, capture_output=True, timeout=600).returncode != 0:  # noqa: S603
-        subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=True, timeout=600)  # noqa: S603
-        subprocess.run(install, env=env, check=True, capture_output=True, timeout=600)  # noqa: S603
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
-    if not found:
-        raise RuntimeError("haproxy is still missing after apt-get install haproxy")
-    return found
-
-
-def haproxy_config(listen: int, blue: int, green: int, stats_socket: Path, *, green_enabled: bool = False,
-                   retry_on: str = "conn-failure", failover: bool = False, log_requests: bool = False) -> str:
-    """Blue in the pool, green declared in maintenance (or both serving); health checks on /ready.
-
-    `retry_on` widens HAProxy's retries beyond failed connects, e.g. "conn-failure empty-response" re-sends a
-    request whose server died before answering (safe only because ingest is idempotent: see make drill).
-    `failover` sends every retry to another server and takes a server out at its first connection error
-    (passive check) instead of after three missed health checks, when a process may die unannounced.
-    `log_requests` writes one line per request (with HAProxy's termination state) to haproxy.log."""
-    logging = "\n    log stdout format raw local0" if log_requests else ""
-    http_log = "\n    log global\n    option httplog" if log_requests else ""
-    redispatch = " 1" if failover else ""
-    passive = " observe layer4 error-limit 1 on-error mark-down" if failover else ""
-    return f"""\
-global
-    maxconn 4000
-    stats socket {stats_socket} mode 600 level admin{logging}
-
-defaults
-    mode http{http_log}
-    option redispatch{redispatch}
-    retries 3
-    retry-on {retry_on}
-    timeout connect 2s
-    timeout client 60s
-    timeout server 60s
-    timeout queue 30s
-    timeout http-keep-alive 30s
-
-frontend drill
-    bind 127.0.0.1:{listen}
-    default_backend app
-
-backend app
-    balance roundrobin
-    option httpchk
-    http-check send meth GET uri /ready
-    http-check expect status 200
-    # A check may wait behind busy requests: 2 s to answer, 3 misses to go DOWN (the drain is explicit).
-    # maxconn: at most 64 requests per app process; the rest wait in HAProxy's queue, not in uvicorn.
-    timeout check 2s
-    default-server check inter 1s fastinter 250ms downinter 500ms rise 2 fall 3 maxconn 64{passive}
-    server blue 127.0.0.1:{blue}
-    server green 127.0.0.1:{green}{"" if green_enabled else " disabled"}
-"""
-
-
-class HAProxy:
-    """A foreground haproxy process and its runtime API (stats socket)."""
-
-    def __init__(self, binary: str, workdir: Path, blue: int, green: int, **options) -> None:
-        self.port = free_port()
-        self.socket = workdir / "haproxy.sock"
-        self.config = workdir / "haproxy.cfg"
-        self.config.write_text(haproxy_config(self.port, blue, green, self.socket, **options))
-        self.log = open(workdir / "haproxy.log", "w")
-        self.process = subprocess.Popen(  # noqa: S603 - our config, the binary found by ensure_haproxy()
-            [binary, "-db", "-f", str(self.config)], stdout=self.log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, timeout=10, process=self.process)
-        wait_for_admin_socket(self.socket, self.process)
-
-    def command(self, line: str) -> str:
-        """One runtime API command; returns its answer."""
-        return runtime_command(self.socket, line)
-
-    def servers(self) -> dict[str, dict[str, str]]:
-        """`show stat` rows of the app backend's servers, by server name."""
-        lines = self.command("show stat").splitlines()
-        header = lines[0].lstrip("# ").split(",")
-        rows = (dict(zip(header, row, strict=False)) for row in csv.reader(lines[1:]) if row)
-        return {row["svname"]: row for row in rows if row["pxname"] == "app" and row["svname"] not in
-                ("FRONTEND", "BACKEND")}
-
-    def wait_for(self, server: str, predicate, what: str, timeout: float) -> None:
-        """Poll `show stat` until predicate(row) holds for the server."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.servers()[server]):
-                return
-            time.sleep(0.05)
-        raise TimeoutError(f"haproxy: {server} not {what} after {timeout}s: {self.servers()[server]}")
-
-    def stop(self) -> None:
-        stop(self.process, timeout=10)
-        self.log.close()
-
-
-# --- app and load ----------------------------------------------------------------------------------
-
-
-def start_app(name: str, port: int, database_url: str, workdir: Path,
-              extra_env: dict[str, str] | None = None) -> subprocess.Popen:
-    """`uvicorn app.main:app` on the shared database, with its own dead-letter directory and log (appended to,
-    so a restarted process keeps the earlier lines)."""
-    env = {**os.environ, "SENSOR_DATABASE_URL": database_url, "SENSOR_DB_POOL_SIZE": "20",
-           "SENSOR_DEAD_LETTER_DIR": str(workdir / f"dead-letter-{name}"), **(extra_env or {})}
-    log = open(workdir / f"{name}.log", "a")
-    # Keep-alive longer than the proxy's, so the proxy (not the app) closes idle connections.
-    return subprocess.Popen(  # noqa: S603 - fixed command
-        [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--backlog", "2048", "--timeout-keep-alive", "75",
-         "--timeout-graceful-shutdown", "30"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-
-
-def wait_ready(port: int, process: subprocess.Popen, timeout: float = READY_TIMEOUT) -> None:
-    """Until GET /ready answers 200 (migrations done, accepting)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"app on port {port} exited with {process.returncode} before it was ready")
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", "/ready")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.1)
-    raise TimeoutError(f"app on port {port} not ready after {timeout}s")
-
-
-def start_locust(host: str, config: DrillConfig, workdir: Path, extra_env: dict[str, str] | None = None) \
-        -> subprocess.Popen:
-    """Headless Locust for config.run_time seconds (any config with users, spawn_rate, run_time); the
-    ledger and Locust's JSON stats land in workdir."""
-    env = {**os.environ, "DRILL_LEDGER": str(workdir / "ledger.json"), **(extra_env or {})}
-    log = open(workdir / "locust.log", "w")
-    return subprocess.Popen(  # noqa: S603 - fixed command
-        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "-u", str(config.users),
-         "-r", str(config.spawn_rate), "--run-time", f"{config.run_time}s", "--stop-timeout", "30",
-         "--host", host, "--json-file", str(workdir / "locust"), "--only-summary", "--loglevel", "INFO"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-
-
-# --- the switch ------------------------------------------------------------------------------------
 
 
 def switch(proxy: HAProxy, blue: subprocess.Popen, green: subprocess.Popen, green_port: int, mark) -> None:
@@ -459,7 +268,7 @@ def record(result: DrillResult, command: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.drill_bluegreen", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.drills.bluegreen", description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=200, help="Locust users (>= 1)")
     parser.add_argument("--spawn-rate", type=float, default=50.0, help="users started per second")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds of load on blue alone")
@@ -475,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"blue/green drill: {config}, work directory {workdir}", flush=True)
     result = run_drill(config, workdir)
     print(summary(result))
-    command = ("make drill-bluegreen (python -m loadtests.drill_bluegreen " + " ".join(argv or sys.argv[1:])).strip() + ")"
+    command = ("make drill-bluegreen (python -m loadtests.drills.bluegreen " + " ".join(argv or sys.argv[1:])).strip() + ")"
     if not args.no_record:
         with RESULTS.open("a") as results:
             results.write(record(result, command))

@@ -8,9 +8,9 @@
     soak            500 closed-loop users held for an hour
     smoke           4 paced users for ~11 s, generous thresholds: "does the suite and the service work"
 
-Durations, users and thresholds can be overridden per run (`python -m loadtests.run --users 200 --hold 30
+Durations, users and thresholds can be overridden per run (`python -m loadtests.locust.run --users 200 --hold 30
 --threshold p99_ms=300`), which is how the bench and the tests shrink a profile; min_rps follows an
-overridden user count. The mix is a weight per user class of loadtests/users.py; `pacing_s` 0 means
+overridden user count. The mix is a weight per user class of loadtests/locust/users.py; `pacing_s` 0 means
 closed loop (a user sends its next request as soon as the previous one is answered), otherwise each
 user starts one task every `pacing_s` seconds.
 """
@@ -24,13 +24,13 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
-from loadtests.shapes import Timeline
-from loadtests.thresholds import Thresholds, parse_overrides
+from loadtests.locust.shapes import Timeline
+from loadtests.locust.thresholds import Thresholds, parse_overrides
 
 # The seed's headline (seed 000): 1000 users, 5000 req/s, avg 185 ms, p95 320 ms, p99 450 ms, 99.8% success.
 SEED_BENCHMARK = Thresholds(fail_ratio=0.002, avg_ms=185, p95_ms=320, p99_ms=450, min_rps=5000)
 
-# Weights per user class (loadtests/users.py). Mostly single-reading ingest like the seed's devices;
+# Weights per user class (loadtests/locust/users.py). Mostly single-reading ingest like the seed's devices;
 # batches are few but carry BATCH_SIZE readings each; dashboards read a little.
 DEFAULT_MIX: Mapping[str, int] = MappingProxyType(
     {"SingleIngestUser": 60, "TelemetryUser": 20, "BatchIngestUser": 5, "DashboardUser": 15}

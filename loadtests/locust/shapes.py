@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from locust import LoadTestShape
 
-from loadtests.thresholds import hold_window
+from loadtests.locust.thresholds import hold_window
 
 Kind = Literal["ramp_hold", "step", "spike"]
 KINDS: tuple[Kind, ...] = ("ramp_hold", "step", "spike")
@@ -129,9 +129,9 @@ def stage_at(stages: tuple[Stage, ...], elapsed_s: float) -> Stage | None:
 
 class TimelineShape(LoadTestShape):
     """Plays `timeline(environment)` from the start of each run and marks the hold window
-    (`loadtests.thresholds.hold_window(environment)`, reset by the locustfile's test_start hook).
+    (`loadtests.locust.thresholds.hold_window(environment)`, reset by the locustfile's test_start hook).
 
-    Abstract: loadtests/locustfile.py's subclass takes the timeline of the `--load-profile` profile, so the
+    Abstract: loadtests/locust/locustfile.py's subclass takes the timeline of the `--load-profile` profile, so the
     web UI can switch profiles between runs; tests give it a fixed timeline.
     """
 

@@ -1,7 +1,7 @@
 """`make drill`: kill or slow down each part of the full local profile under Locust load and prove
 that no acknowledged reading is lost or stored twice, in the database and in the data lake.
 
-    python -m loadtests.drill_faults [--fault-seconds 30] [--users 200] [--only postgres,broker,app,slow-db]
+    python -m loadtests.drills.faults [--fault-seconds 30] [--users 200] [--only postgres,broker,app,slow-db]
 
 The stack (all on 127.0.0.1): PostgreSQL, moto S3, the tansu broker, two app processes
 (`uvicorn app.main:app`, each with the outbox relay and its own dead-letter directory) behind HAProxy,
@@ -13,7 +13,7 @@ it without an answer (`retry-on conn-failure empty-response`) to the other proce
 process out at its first connection error; that is safe only because ingest is idempotent: a
 reading already stored is answered 200 and not stored again.
 
-Each drill runs headless Locust (loadtests/ledger_locustfile.py, its own device prefix) for warm-up +
+Each drill runs headless Locust (loadtests/drills/ledger_locustfile.py, its own device prefix) for warm-up +
 fault + after seconds, with the fault injected after the warm-up:
 
   postgres  PostgreSQL stopped like a crash (`pg_ctl stop -m immediate`), restarted after the fault;
@@ -21,7 +21,7 @@ fault + after seconds, with the fault injected after the warm-up:
   app       one app process SIGKILLed, restarted after the fault (the other keeps serving);
   slow-db   a session holds `LOCK TABLE readings IN ACCESS EXCLUSIVE MODE` for the fault time;
   failover  an RDS Multi-AZ failover (its own stack: primary + synchronous hot standby behind one TCP
-            endpoint, loadtests/failover_cluster.py): the primary crashes and is fenced, the endpoint
+            endpoint, loadtests/drills/failover_cluster.py): the primary crashes and is fenced, the endpoint
             leads nowhere for the outage (`--failover-seconds`, default 60), then the standby is
             promoted and the endpoint moves to it. The app processes are not restarted.
 
@@ -72,17 +72,12 @@ from devstack.moto_s3 import MotoServer
 from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop
 from devstack.tansu import TansuBroker, s3_storage_env
-from loadtests.drill_bluegreen import (
-    EXIT_TIMEOUT,
-    HAProxy,
-    ensure_haproxy,
-    start_app,
-    start_locust,
-    wait_ready,
-)
-from loadtests.failover_cluster import ReplicatedDatabase
-from loadtests.progress import ticking
-from loadtests.provenance import machine, revision
+from loadtests.drills.failover_cluster import ReplicatedDatabase
+from loadtests.drills.ledger_load import start_locust
+from loadtests.harness.app_processes import EXIT_TIMEOUT, start_app, wait_ready
+from loadtests.harness.haproxy import HAProxy, ensure_haproxy
+from loadtests.harness.progress import ticking
+from loadtests.harness.provenance import machine, revision
 
 RESULTS = Path("docs/reliability.md")
 SECTION = "## Fault drills"
@@ -245,7 +240,7 @@ class FullStack:
         command = [sys.executable, "-m", "devstack.pipeline", "kafka", "--bootstrap", self.broker.bootstrap,
                    "--topic", LOCAL_TOPIC, "--group", "archiver", "--bucket", LOCAL_BUCKET,
                    "--s3-endpoint", self.s3.endpoint_url, "--batching-window-seconds", ARCHIVER_WINDOW_SECONDS]
-        return subprocess.Popen(command, env={**os.environ, **LOCAL_AWS},  # noqa: S603 - fixed command
+        return subprocess.Popen(command, env={**os.environ, **LOCAL_AWS},
                                 stdout=open(self.workdir / "archiver.log", "ab"), stderr=subprocess.STDOUT)
 
     @property
@@ -561,7 +556,7 @@ def parse_only(value: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.drill_faults", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.drills.faults", description=__doc__.splitlines()[0])
     parser.add_argument("--fault-seconds", type=float, default=30.0, help="how long each fault lasts (> 0)")
     parser.add_argument("--failover-seconds", type=float, default=60.0,
                         help="the failover drill's outage: primary dead until the standby is promoted (> 0)")
@@ -587,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fault drills {', '.join(args.only)}: {config}, work directory {workdir}", flush=True)
     results = run_drills(args.only, config, workdir)
     print(table(results))
-    command = ("make drill (python -m loadtests.drill_faults " + " ".join(argv or sys.argv[1:])).strip() + ")"
+    command = ("make drill (python -m loadtests.drills.faults " + " ".join(argv or sys.argv[1:])).strip() + ")"
     if not args.no_record:
         RESULTS.write_text(insert_entry(RESULTS.read_text(), record(results, config, command)))
     ok = all(result.ok for result in results)

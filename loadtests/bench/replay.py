@@ -1,6 +1,6 @@
 """`make bench-replay`: dead-letter drain rate against live ingest, in one run.
 
-    python -m loadtests.bench_replay [--readings 200000] [--letter-readings N] [--s3-delay-ms 30]
+    python -m loadtests.bench.replay [--readings 200000] [--letter-readings N] [--s3-delay-ms 30]
                                      [--ingest-duration 10]
 
 1. Live ingest: `make bench-ingest`'s batch phase (one uvicorn worker, PostgreSQL, batches of 100)
@@ -10,7 +10,7 @@
    `dead_letter_window_seconds`), replayed into a fresh PostgreSQL by the service's own replayer, group
    committer and asyncpg writer (app.services.replay) -> readings/s from the first list to an empty store.
 3. Drain, S3: the same on moto's S3 server behind a TCP proxy adding `--s3-delay-ms` to every call
-   (loadtests.delay_proxy), as S3's own latency would.
+   (loadtests.drills.delay_proxy), as S3's own latency would.
 Verdict: each drain rate >= the live ingest rate (a drain slower than ingest would never catch up
 after an outage under full load). Printed and added to docs/benchmarks.md; exit 1 if a rate falls short.
 """
@@ -43,8 +43,8 @@ from devstack.local_resources import LOCAL_AWS
 from devstack.moto_s3 import MotoServer
 from devstack.postgres import PostgresServer
 from devstack.processes import stop, wait_for_port
-from loadtests import bench_ingest
-from loadtests.provenance import machine, revision
+from loadtests.bench import ingest as bench_ingest
+from loadtests.harness.provenance import machine, revision
 
 RESULTS = Path("docs/benchmarks.md")
 SECTION = "## Dead-letter replay against live ingest: `make bench-replay`"
@@ -116,7 +116,7 @@ async def fresh_database(postgres: PostgresServer) -> str:
 
 def delayed_endpoint(target_port: int, delay_ms: float) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "loadtests.delay_proxy", "--target", f"127.0.0.1:{target_port}",
+        [sys.executable, "-m", "loadtests.drills.delay_proxy", "--target", f"127.0.0.1:{target_port}",
          "--delay-ms", str(delay_ms)], stdout=subprocess.PIPE, text=True)
     port = int(process.stdout.readline())
     wait_for_port(port, timeout=10, process=process)
@@ -186,7 +186,7 @@ def insert_entry(document: str, entry: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_replay", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.replay", description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=200_000, help="readings to drain per store (>= 1)")
     parser.add_argument("--letter-readings", type=int, default=0,
                         help="readings per letter (default 0: live ingest rate x the dead-letter window)")
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         args.letter_readings = max(1, round(live * Settings().dead_letter_window_seconds))
     print(f"live ingest: {live:,.0f} readings/s; letters of {args.letter_readings} readings", flush=True)
     drains = asyncio.run(replay_benchmarks(args, Path(tempfile.mkdtemp(prefix="bench-replay-"))))
-    command = ("make bench-replay (python -m loadtests.bench_replay " + " ".join(argv or sys.argv[1:])).strip() + ")"
+    command = ("make bench-replay (python -m loadtests.bench.replay " + " ".join(argv or sys.argv[1:])).strip() + ")"
     text = record(live, drains, command, args.letter_readings)
     print(text)
     if not args.no_record:

@@ -24,7 +24,7 @@ Each user gets its own token in `on_start` (with the configured load-test client
 --loadtest-client-secret, else $LOADTEST_CLIENT_ID / $LOADTEST_CLIENT_SECRET, else the local `loadtest`
 client) and its own device id `lt<seed>-w<worker>-<n>`; its readings carry unique, increasing
 timestamps (one millisecond apart from the moment it started), so nothing is a duplicate. Values come
-from loadtests.simulator's generators seeded by (--data-seed, worker, user number).
+from loadtests.simulator.generation's generators seeded by (--data-seed, worker, user number).
 """
 
 from __future__ import annotations
@@ -44,9 +44,9 @@ from locust import FastHttpUser, task
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
-from loadtests import target_guard
-from loadtests.profiles import active_profile
-from loadtests.simulator import (
+from loadtests.locust import target_guard
+from loadtests.locust.profiles import active_profile
+from loadtests.simulator.generation import (
     DEVICE_TYPES,
     FIRMWARE_VERSIONS,
     SEED002_TAGS,

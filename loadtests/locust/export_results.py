@@ -1,6 +1,6 @@
 """Upload a load test's results folder to S3, once, periodically, or around the command that writes it.
 
-    python -m loadtests.export_results --dir DIR --bucket B --prefix P [--watch SECONDS] [-- COMMAND ...]
+    python -m loadtests.locust.export_results --dir DIR --bucket B --prefix P [--watch SECONDS] [-- COMMAND ...]
 
 Every file under DIR goes to `s3://B/P<path relative to DIR>`; a file is uploaded again only when its
 size or modification time changed. Without COMMAND: one upload, or with `--watch` one every SECONDS
@@ -104,7 +104,7 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     if "--" in argv:
         split = argv.index("--")
         argv, command = argv[:split], argv[split + 1:]
-    parser = argparse.ArgumentParser(prog="python -m loadtests.export_results", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.locust.export_results", description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, required=True, help="results folder to upload")
     parser.add_argument("--bucket", required=True, help="S3 bucket name")
     parser.add_argument("--prefix", default="", help="key prefix, e.g. runs/ (default: the bucket root)")

@@ -24,7 +24,7 @@ import asyncpg
 
 from devstack.postgres import DATABASE, PostgresServer
 from devstack.processes import free_port, stop, wait_for_port
-from loadtests.drill_bluegreen import runtime_command, wait_for_admin_socket
+from loadtests.harness.haproxy import runtime_command, wait_for_admin_socket
 
 STANDBY_NAME = "standby"
 REPLICATION_CONF = "wal_level = replica\nmax_wal_senders = 5\nwal_keep_size = '512MB'\nhot_standby = on\n"
@@ -64,7 +64,7 @@ class DatabaseEndpoint:
         config = workdir / "db-endpoint.cfg"
         config.write_text(endpoint_config(self.port, primary, standby, self.socket))
         self.log = open(workdir / "db-endpoint.log", "w")
-        self.process = subprocess.Popen(  # noqa: S603 - our config, the binary found by ensure_haproxy()
+        self.process = subprocess.Popen(
             [binary, "-db", "-f", str(config)], stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port, timeout=10, process=self.process)
         wait_for_admin_socket(self.socket, self.process)

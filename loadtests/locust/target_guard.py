@@ -3,7 +3,7 @@
 The Locust web UI's host field is editable, and every user starts with `POST /auth/token` carrying the
 load-test client's secret: pointed at a host of someone's choosing, a run would hand the secret over.
 So the configured target is fixed when the process starts (`LOADTEST_TARGET_URL`, which
-`python -m loadtests.run` and the LoadTest stack set, else the `--host` given on the command line) and
+`python -m loadtests.locust.run` and the LoadTest stack set, else the `--host` given on the command line) and
 checked at three points, each before any request leaves:
 
 - the web UI's start request (`POST /swarm`) with another host is refused with a message in the UI;

@@ -1,6 +1,6 @@
 """Complete results for every test run started from the Locust web UI.
 
-Headless runs get their results folder from `python -m loadtests.run`. A web-UI session may run many tests,
+Headless runs get their results folder from `python -m loadtests.locust.run`. A web-UI session may run many tests,
 and Locust's own --csv/--html files cover the whole session (the HTML report is only written when Locust
 quits). So in UI mode each test run gets its own `results/<UTC time>-<profile>-ui/` when it starts, and
 when it stops (Stop button, or the profile's timeline ends) that folder receives what a headless run
@@ -20,7 +20,7 @@ import gevent
 from locust.html import get_html_report
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
-from loadtests.reports import CSV_PREFIX, new_results_dir, plot_run
+from loadtests.locust.reports import CSV_PREFIX, new_results_dir, plot_run
 
 log = logging.getLogger("loadtests")
 SAMPLE_SECONDS = 1.0

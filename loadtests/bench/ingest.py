@@ -1,6 +1,6 @@
 """`make bench-ingest`: ingest throughput of ONE app process into PostgreSQL, over real HTTP.
 
-    python -m loadtests.bench_ingest [--duration 20] [--concurrency 32] [--batch-size 100]
+    python -m loadtests.bench.ingest [--duration 20] [--concurrency 32] [--batch-size 100]
 
 Starts a throw-away PostgreSQL cluster and `uvicorn app.main:app` (one worker), then drives it
 from this process with closed-loop clients (each sends its next request when the previous one
@@ -37,7 +37,7 @@ import asyncpg
 
 from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop, wait_for_port
-from loadtests.provenance import machine, revision
+from loadtests.harness.provenance import machine, revision
 
 RESULTS = Path("docs/benchmarks.md")
 CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
@@ -156,7 +156,7 @@ def ratio_to_copy(batch: Phase, copy: Phase) -> float:
 
 def record(batch: Phase, single: Phase, args: argparse.Namespace, copy: Phase | None = None) -> str:
     today = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    command = (f"make bench-ingest (python -m loadtests.bench_ingest --duration {args.duration} "
+    command = (f"make bench-ingest (python -m loadtests.bench.ingest --duration {args.duration} "
                f"--concurrency {args.concurrency} --batch-size {args.batch_size})")
     rows = [
         f"\n### {today} — revision {revision()}\n",
@@ -213,7 +213,7 @@ async def benchmark(args: argparse.Namespace) -> tuple[Phase, Phase, Phase]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_ingest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.ingest", description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase (> 0)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (>= 1)")
     parser.add_argument("--batch-size", type=int, default=100, help="readings per batch request (1-1000)")

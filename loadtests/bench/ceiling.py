@@ -1,6 +1,6 @@
 """The ceiling target of `make bench`: a bare ASGI app that answers the service's paths with canned JSON.
 
-    uvicorn loadtests.ceiling:app   (the bench serves it with the app's own uvicorn command line)
+    uvicorn loadtests.bench.ceiling:app   (the bench serves it with the app's own uvicorn command line)
 
 No framework, no database, no validation: whatever throughput Locust reaches against this app on a
 machine is the most that machine and that load generator can show for the same request mix, so the

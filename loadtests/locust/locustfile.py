@@ -1,7 +1,7 @@
 """The load-test suite's locustfile: users, the profile-driven load shape, and the threshold verdict.
 
-    python -m loadtests.run --profile smoke --host http://127.0.0.1:8000        (headless, results folder, plots)
-    locust -f loadtests/locustfile.py --load-profile step --host http://127.0.0.1:8000   (web UI)
+    python -m loadtests.locust.run --profile smoke --host http://127.0.0.1:8000        (headless, results folder, plots)
+    locust -f loadtests/locust/locustfile.py --load-profile step --host http://127.0.0.1:8000   (web UI)
 
 Custom arguments (also in the web UI's custom parameters): --load-profile NAME, --load-users,
 --load-ramp, --load-hold, --load-ramp-down, --load-thresholds NAME=VALUE,..., --loadtest-client-id,
@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-# `locust -f loadtests/locustfile.py` puts loadtests/ (not the repository) on sys.path.
-REPOSITORY = Path(__file__).resolve().parent.parent
+# `locust -f loadtests/locust/locustfile.py` puts loadtests/locust/ (not the repository) on sys.path.
+REPOSITORY = Path(__file__).resolve().parents[2]
 if str(REPOSITORY) not in sys.path:
     sys.path.insert(0, str(REPOSITORY))
 
@@ -29,11 +29,11 @@ import gevent  # noqa: E402
 from locust import events  # noqa: E402
 from locust.runners import WorkerRunner  # noqa: E402
 
-from loadtests import profiles, target_guard, users  # noqa: E402
-from loadtests.shapes import TimelineShape  # noqa: E402
-from loadtests.thresholds import hold_window, violations  # noqa: E402
-from loadtests.ui_results import UiRunRecorder  # noqa: E402
-from loadtests.users import BatchIngestUser, DashboardUser, SingleIngestUser, TelemetryUser  # noqa: E402, F401
+from loadtests.locust import profiles, target_guard, users  # noqa: E402
+from loadtests.locust.shapes import TimelineShape  # noqa: E402
+from loadtests.locust.thresholds import hold_window, violations  # noqa: E402
+from loadtests.locust.ui_results import UiRunRecorder  # noqa: E402
+from loadtests.locust.users import BatchIngestUser, DashboardUser, SingleIngestUser, TelemetryUser  # noqa: E402, F401
 
 log = logging.getLogger("loadtests")
 
@@ -50,14 +50,14 @@ def _arguments(parser) -> None:
     profiles.add_locust_arguments(parser)
     users.add_locust_arguments(parser)
     parser.add_argument("--summary-file", default="", include_in_web_ui=False,
-                        help="write the threshold verdict here as JSON (python -m loadtests.run sets it)")
+                        help="write the threshold verdict here as JSON (python -m loadtests.locust.run sets it)")
     parser.add_argument("--ui-results-dir", default="", include_in_web_ui=False,
-                        help="web UI: each test run writes its own results folder here (python -m loadtests.run --ui)")
+                        help="web UI: each test run writes its own results folder here (python -m loadtests.locust.run --ui)")
 
 
 @events.init.add_listener
 def _guard_the_target(environment, **_kwargs) -> None:
-    """The run may only target the configured platform URL (loadtests/target_guard.py)."""
+    """The run may only target the configured platform URL (loadtests/locust/target_guard.py)."""
     target_guard.remember_configured_target(environment)
     target_guard.install_web_ui_guard(environment)
 

@@ -1,7 +1,7 @@
 """A TCP proxy that adds a fixed delay to every request: stands in for S3's per-call latency in front
 of moto's server (which answers in about a millisecond on loopback).
 
-    python -m loadtests.delay_proxy --target 127.0.0.1:PORT --delay-ms 30 [--port LISTEN]
+    python -m loadtests.drills.delay_proxy --target 127.0.0.1:PORT --delay-ms 30 [--port LISTEN]
 
 A request is the first bytes the client sends after the previous answer began (HTTP keep-alive: one
 request at a time per connection), so each S3 call is delayed once, whatever its body size. Prints
@@ -66,7 +66,7 @@ async def serve(port: int, target_host: str, target_port: int, delay: float) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.delay_proxy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.drills.delay_proxy", description=__doc__.splitlines()[0])
     parser.add_argument("--target", required=True, help="HOST:PORT to forward to")
     parser.add_argument("--delay-ms", type=float, default=30.0, help="added to every request (>= 0)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")

@@ -1,13 +1,13 @@
 """Run a load-test profile and keep everything it produced in a timestamped results folder.
 
-    python -m loadtests.run --profile smoke --host http://127.0.0.1:8000
-    python -m loadtests.run --profile benchmark_1000 --host https://api.example.com --workers 2
-    python -m loadtests.run --profile step --ui                      (web UI at http://127.0.0.1:8089)
-    python -m loadtests.run --profile benchmark_1000 --master --expect-workers 4 --host ...   (remote workers)
-    python -m loadtests.run --worker --master-host 10.0.1.5                             (one remote worker)
+    python -m loadtests.locust.run --profile smoke --host http://127.0.0.1:8000
+    python -m loadtests.locust.run --profile benchmark_1000 --host https://api.example.com --workers 2
+    python -m loadtests.locust.run --profile step --ui                      (web UI at http://127.0.0.1:8089)
+    python -m loadtests.locust.run --profile benchmark_1000 --master --expect-workers 4 --host ...   (remote workers)
+    python -m loadtests.locust.run --worker --master-host 10.0.1.5                             (one remote worker)
 
 Creates `results/<UTC time>-<profile>/` (web UI: `results/<UTC time>-<profile>-ui/` per test run, written
-when the run stops; loadtests/ui_results.py) with Locust's CSV files (locust_stats.csv, locust_failures.csv,
+when the run stops; loadtests/locust/ui_results.py) with Locust's CSV files (locust_stats.csv, locust_failures.csv,
 locust_stats_history.csv), report.html, summary.json (hold-window metrics, thresholds, verdict) and
 response_times.png, throughput.png, users.png. The exit code is Locust's: 0 when every threshold of the
 profile held over the hold window, 1 when one was violated (each named in the log), 2 for bad flags.
@@ -27,14 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from devstack.processes import free_port, stop
-from loadtests.profiles import DEFAULT_PROFILE, OVERRIDE_OPTIONS, PROFILES
-from loadtests.reports import HISTORY_FILE, new_results_dir, plot_run
-from loadtests.target_guard import TARGET_ENV
-from loadtests.thresholds import format_overrides, parse_override
-from loadtests.users import CLIENT_ID_ENV
+from loadtests.locust.profiles import DEFAULT_PROFILE, OVERRIDE_OPTIONS, PROFILES
+from loadtests.locust.reports import HISTORY_FILE, new_results_dir, plot_run
+from loadtests.locust.target_guard import TARGET_ENV
+from loadtests.locust.thresholds import format_overrides, parse_override
+from loadtests.locust.users import CLIENT_ID_ENV
 
-REPOSITORY = Path(__file__).resolve().parent.parent
-LOCUSTFILE = REPOSITORY / "loadtests" / "locustfile.py"
+REPOSITORY = Path(__file__).resolve().parents[2]
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 DEFAULT_HOST = "http://127.0.0.1:8000"
 DEFAULT_RESULTS = Path("results")
 CSV_PREFIX = "locust"
@@ -68,7 +68,7 @@ def _host(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m loadtests.locust.run", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="Profiles:\n" + "\n".join(f"  {p.name:15} {p.description}"
                                                                        for p in PROFILES.values()))
@@ -116,7 +116,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def profile_arguments(args: argparse.Namespace) -> list[str]:
-    """The custom Locust arguments of loadtests/locustfile.py for this run."""
+    """The custom Locust arguments of loadtests/locust/locustfile.py for this run."""
     arguments = ["--load-profile", args.profile, "--data-seed", str(args.seed)]
     for option, value in zip(OVERRIDE_OPTIONS, (args.users, args.ramp, args.hold, args.ramp_down), strict=True):
         if value is not None:
@@ -137,7 +137,7 @@ def commands(args: argparse.Namespace, results: Path | None) -> tuple[list[str],
     assert results is not None
     main = [*locust, "--host", args.host, *profile_arguments(args)]
     if args.ui:
-        # Each test run started from the UI writes its own folder under `results` (loadtests/ui_results.py).
+        # Each test run started from the UI writes its own folder under `results` (loadtests/locust/ui_results.py).
         main += ["--ui-results-dir", str(results), "--web-host", args.web_host, "--web-port", str(args.web_port)]
     else:
         main += ["--csv", str(results / CSV_PREFIX), "--csv-full-history", "--html", str(results / "report.html"),
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(REPOSITORY), os.environ.get("PYTHONPATH"))))}
     if not args.worker:
         # The only host this run (and its local workers) may send the client secret to, whatever the
-        # web UI's host field says later (loadtests/target_guard.py).
+        # web UI's host field says later (loadtests/locust/target_guard.py).
         env[TARGET_ENV] = args.host
     if args.ui:
         print(f"Locust web UI: http://{args.web_host}:{args.web_port} -> {args.host}; each test run writes "

@@ -1,6 +1,6 @@
 """PNG plots of a run from Locust's `<prefix>_stats_history.csv` (written with --csv-full-history).
 
-    python -m loadtests.reports results/20261122T203000Z-smoke [--csv-prefix locust]
+    python -m loadtests.locust.reports results/20261122T203000Z-smoke [--csv-prefix locust]
 
 Three plots of the "Aggregated" rows, seconds since the start on the x axis, the hold window shaded
 (from summary.json when there is one): response-time percentiles (50/95/99%, Locust's "current"
@@ -108,7 +108,7 @@ def _hold_window(summary_path: Path, started_at: float) -> tuple[float, float] |
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.reports", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.locust.reports", description=__doc__.splitlines()[0])
     parser.add_argument("results_dir", type=Path, help="a folder holding <prefix>_stats_history.csv")
     parser.add_argument("--csv-prefix", default=CSV_PREFIX, help="Locust's --csv file prefix (%(default)s)")
     args = parser.parse_args(argv)

@@ -33,11 +33,11 @@ def machine() -> str:
 
 def revision() -> str:
     """Short commit id, with `+dirty` when tracked files differ from it (untracked files do not count)."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"],  # noqa: S607 - fixed command
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                           capture_output=True, text=True, check=False)
     commit = head.stdout.strip()
     if not commit:
         return "unknown"
-    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607 - fixed command
+    changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                              capture_output=True, text=True, check=False)
     return f"{commit}+dirty" if changed.stdout.strip() else commit

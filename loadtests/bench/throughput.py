@@ -1,12 +1,12 @@
 """`make bench`: the 1000-user benchmark of the app against this machine's ceiling, in one run.
 
-    python -m loadtests.bench [--users 1000] [--ramp 30] [--hold 60] [--app-workers 2]
+    python -m loadtests.bench.throughput [--users 1000] [--ramp 30] [--hold 60] [--app-workers 2]
                               [--locust-workers 0] [--no-broker] [--no-state-store] [--doc docs/benchmarks.md]
                               [--no-record] [--results-dir results]
 
 One run, four measurements with the same Locust mix and the same generator set-up
-(loadtests/run.py, profiles in loadtests/profiles.py):
-  1. ceiling: `benchmark_1000` (closed loop) against loadtests/ceiling.py, a bare ASGI app with canned
+(loadtests/locust/run.py, profiles in loadtests/locust/profiles.py):
+  1. ceiling: `benchmark_1000` (closed loop) against loadtests/bench/ceiling.py, a bare ASGI app with canned
      answers, served by the SAME uvicorn command line as the app (same workers, same flags);
   1b. ceiling, light load: `light_1000` (every user sends 1 request/s) against the same ceiling;
   2. app: `benchmark_1000` against `uvicorn app.main:app` on the full local profile: a throw-away
@@ -16,7 +16,7 @@ One run, four measurements with the same Locust mix and the same generator set-u
   3. light load: `light_1000` against the same app.
 Each measurement is Locust's hold window (after the ramp); server logs and Locust's reports stay in
 results/<UTC time>-bench/. For each window the run also records where the core-seconds went
-(loadtests/accounting.py): CPU seconds per 1,000 requests of every process group (server workers,
+(loadtests/bench/accounting.py): CPU seconds per 1,000 requests of every process group (server workers,
 PostgreSQL, relay, broker, redis, Locust) and, from the app's EMF lines, event-loop lag, group-commit
 size and wait, and commit latency. The rows are appended to the section "1000-user benchmark
 (make bench)" of docs/benchmarks.md next to the seed's figures, the accounting to "Core-seconds per
@@ -45,20 +45,20 @@ from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop
 from devstack.redis import RedisServer
 from devstack.tansu import TansuBroker
-from loadtests.accounting import GROUPS, TIMINGS, CpuMeter, Timing, app_timings, per_thousand
-from loadtests.drill_bluegreen import wait_ready
-from loadtests.progress import locust_progress, ticking
-from loadtests.provenance import machine, revision
+from loadtests.bench.accounting import GROUPS, TIMINGS, CpuMeter, Timing, app_timings, per_thousand
+from loadtests.harness.app_processes import wait_ready
+from loadtests.harness.progress import locust_progress, ticking
+from loadtests.harness.provenance import machine, revision
 
 DOC = Path("docs/benchmarks.md")
-# loadtests.run's default too; not imported from there: that would import Locust (and its gevent
+# loadtests.locust.run's default too; not imported from there: that would import Locust (and its gevent
 # monkey-patching) into this process, which only starts Locust as subprocesses.
 DEFAULT_RESULTS = Path("results")
 SECTION = "## 1000-user benchmark (make bench)"
 BENCH_PROFILE = "benchmark_1000"
 LIGHT_PROFILE = "light_1000"
 APP = "app.main:app"
-CEILING_APP = "loadtests.ceiling:app"
+CEILING_APP = "loadtests.bench.ceiling:app"
 TARGET_RATIO = 0.6
 LIGHT_P50_FACTOR = 3.0  # app p50 <= 3x the ceiling's p50 under the same light load
 LIGHT_P99_FACTOR = 2.0  # app p99 <= 2x the ceiling's p99
@@ -82,8 +82,8 @@ COLUMNS = ("date (UTC)", "machine", "revision", "target", "users", "req/s", "avg
 SEED_ROW = ("seed's claim", "AWS, 1→20 Fargate tasks", "—", "app (seed)", "1000", "5000", "185", "—", "320",
             "450", "0.2 %", "—", "99.8 % success; not measured here")
 INTRO = """\
-`make bench` (loadtests/bench.py) runs the same Locust mix (loadtests/profiles.py) at 1000 users
-against a bare ASGI app with canned answers (loadtests/ceiling.py: the ceiling of this machine and
+`make bench` (loadtests/bench/throughput.py) runs the same Locust mix (loadtests/locust/profiles.py) at 1000 users
+against a bare ASGI app with canned answers (loadtests/bench/ceiling.py: the ceiling of this machine and
 this load generator) and against the app on PostgreSQL, in one run, with the same uvicorn command
 line and the same Locust set-up for both; then 1000 users at 1 request/s each against the app
 (light load), and the same light load against the ceiling. Figures are Locust's hold window after
@@ -115,7 +115,7 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One target's hold window, from loadtests.run's summary.json."""
+    """One target's hold window, from loadtests.locust.run's summary.json."""
 
     target: str
     users: int
@@ -178,7 +178,7 @@ def uvicorn_command(asgi_app: str, port: int, workers: int) -> list[str]:
 def serve(asgi_app: str, workers: int, env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
     """Start uvicorn and wait for GET /ready (the app: migrated and accepting); returns (process, base URL)."""
     port = free_port()
-    process = subprocess.Popen(uvicorn_command(asgi_app, port, workers), env=env,  # noqa: S603 - fixed command
+    process = subprocess.Popen(uvicorn_command(asgi_app, port, workers), env=env,
                                stdout=log.open("ab"), stderr=subprocess.STDOUT)
     try:
         wait_ready(port, process, timeout=READY_TIMEOUT)
@@ -207,8 +207,8 @@ def app_environment(postgres: PostgresServer, broker: TansuBroker | None, result
 
 
 def locust_command(profile: str, host: str, config: BenchConfig, results: Path) -> list[str]:
-    """loadtests.run with the profile shrunk or kept by the flags; no ramp-down (it is not measured)."""
-    command = [sys.executable, "-m", "loadtests.run", "--profile", profile, "--host", host,
+    """loadtests.locust.run with the profile shrunk or kept by the flags; no ramp-down (it is not measured)."""
+    command = [sys.executable, "-m", "loadtests.locust.run", "--profile", profile, "--host", host,
                "--users", str(config.users), "--ramp", f"{config.ramp:g}", "--hold", f"{config.hold:g}",
                "--ramp-down", "0", "--results-dir", str(results)]
     if config.locust_workers:
@@ -221,7 +221,7 @@ Groups = Callable[[], Mapping[str, list[int]]]
 
 def run_load(target: str, profile: str, host: str, config: BenchConfig, results: Path, *,
              groups: Groups | None = None, app_log: Path | None = None) -> tuple[Measurement, Accounting]:
-    """One Locust run through loadtests.run into `results`; its summary.json gives the hold window.
+    """One Locust run through loadtests.locust.run into `results`; its summary.json gives the hold window.
     `groups` names the server-side processes whose CPU is accounted over the hold window (Locust's own
     process tree is added); `app_log` holds the app's EMF lines for its timings.
     Locust exits 1 when the profile's own thresholds (the seed's figures) were missed: not a broken run."""
@@ -229,7 +229,7 @@ def run_load(target: str, profile: str, host: str, config: BenchConfig, results:
     log = results / "run.log"
     timeout = config.ramp + config.hold + 300
     with log.open("w") as output:
-        locust = subprocess.Popen(locust_command(profile, host, config, results),  # noqa: S603 - fixed command
+        locust = subprocess.Popen(locust_command(profile, host, config, results),
                                   stdout=output, stderr=subprocess.STDOUT)
         meter = CpuMeter(lambda: {**(groups() if groups else {}), "Locust": [locust.pid]})
         window_start = time.time() + config.ramp
@@ -238,7 +238,7 @@ def run_load(target: str, profile: str, host: str, config: BenchConfig, results:
             with ticking(lambda: f"bench {target}: {locust_progress(results)}"):
                 locust.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            stop(locust, timeout=30)  # SIGTERM: loadtests.run forwards it to Locust, which then quits
+            stop(locust, timeout=30)  # SIGTERM: loadtests.locust.run forwards it to Locust, which then quits
             raise RuntimeError(f"Locust ({profile} against {target}) still running after {timeout:.0f} s; "
                                f"see {log}") from None
         finally:
@@ -254,7 +254,7 @@ def run_load(target: str, profile: str, host: str, config: BenchConfig, results:
 
 
 def measurement(target: str, summary: dict) -> Measurement:
-    """summary.json of loadtests.run (hold-window metrics of all requests) -> Measurement."""
+    """summary.json of loadtests.locust.run (hold-window metrics of all requests) -> Measurement."""
     if summary.get("window") != "hold":
         raise RuntimeError(f"Locust against {target} measured the {summary.get('window')!r}, not the hold window")
     metrics = summary["metrics"]
@@ -443,7 +443,7 @@ def verdict(result: BenchResult) -> tuple[str, list[str]]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench.throughput", description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1000, help="Locust users per measurement (>= 1)")
     parser.add_argument("--ramp", type=float, default=30.0, help="seconds to start all users (> 0)")
     parser.add_argument("--hold", type=float, default=60.0, help="seconds measured at full load (> 0)")
