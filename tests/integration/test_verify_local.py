@@ -34,7 +34,7 @@ from devstack.moto_s3 import MotoServer
 from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop
 from devstack.tansu import TansuBroker
-from loadtests.drills.faults import create_topic
+from loadtests.drills.full_stack import create_topic
 from loadtests.harness.app_processes import start_app, wait_ready
 from tests.conftest import REPO_ROOT
 
