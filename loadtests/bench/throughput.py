@@ -27,6 +27,7 @@ Exit status: 0 when the run completed (whatever the verdict), 1 when it broke (a
 failed, no results), 2 for bad flags.
 """
 
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,7 +45,24 @@ from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop
 from devstack.redis import RedisServer
 from devstack.tansu import TansuBroker
-from loadtests.bench.accounting import GROUPS, TIMINGS, CpuMeter, Timing, app_timings, per_thousand
+from loadtests.bench.accounting import CpuMeter, app_timings, per_thousand
+from loadtests.bench.benchmarks_doc import (
+    COLUMNS,
+    CPU_COLUMNS,
+    append_rows,
+    cpu_rows,
+    markdown_row,
+    result_rows,
+)
+from loadtests.bench.results import (
+    LIGHT_P50_FACTOR,
+    LIGHT_P99_FACTOR,
+    Accounting,
+    BenchConfig,
+    BenchResult,
+    Measurement,
+    verdict,
+)
 from loadtests.harness.app_processes import wait_ready
 from loadtests.harness.progress import locust_progress, ticking
 from loadtests.harness.provenance import machine, revision
@@ -54,118 +71,12 @@ DOC = Path("docs/benchmarks.md")
 # loadtests.locust.run's default too; not imported from there: that would import Locust (and its gevent
 # monkey-patching) into this process, which only starts Locust as subprocesses.
 DEFAULT_RESULTS = Path("results")
-SECTION = "## 1000-user benchmark (make bench)"
 BENCH_PROFILE = "benchmark_1000"
 LIGHT_PROFILE = "light_1000"
 APP = "app.main:app"
 CEILING_APP = "loadtests.bench.ceiling:app"
-TARGET_RATIO = 0.6
-LIGHT_P50_FACTOR = 3.0  # app p50 <= 3x the ceiling's p50 under the same light load
-LIGHT_P99_FACTOR = 2.0  # app p99 <= 2x the ceiling's p99
 METRICS_FLUSH_SECONDS = 5  # the app's EMF interval during a bench: fine enough to cut out each window
-CPU_SECTION = "## Core-seconds per phase (make bench)"
-CPU_COLUMNS = ("date (UTC)", "revision", "phase", "requests", *(f"{group} CPU s/1k" for group in GROUPS),
-               "total CPU s/1k", "loop lag ms avg/max", "group rows avg/max", "group wait ms avg/max",
-               "commit ms avg/max")
-CPU_INTRO = """\
-Per measured window (Locust's hold window) of each `make bench` run: CPU seconds per 1,000 requests of
-each process group, from /proc via psutil (a group is a process and all its descendants, plus its
-reaped children), and the app's own timings from its EMF lines (5 s intervals overlapping the window):
-event-loop lag (how late a 100 ms timer fired on a worker's loop), group-commit size in readings, how
-long a group's oldest request waited before its transaction began, and the commit's duration as the
-writer sees it (PostgreSQL commit latency: the one statement, its commit included). `-`: no such process in that
-phase (the relay runs inside the app workers unless a separate relay process is listed).
-"""
 READY_TIMEOUT = 90.0
-COLUMNS = ("date (UTC)", "machine", "revision", "target", "users", "req/s", "avg ms", "p50 ms", "p95 ms",
-           "p99 ms", "failures", "ratio to ceiling", "notes")
-SEED_ROW = ("seed's claim", "AWS, 1→20 Fargate tasks", "—", "app (seed)", "1000", "5000", "185", "—", "320",
-            "450", "0.2 %", "—", "99.8 % success; not measured here")
-INTRO = """\
-`make bench` (loadtests/bench/throughput.py) runs the same Locust mix (loadtests/locust/profiles.py) at 1000 users
-against a bare ASGI app with canned answers (loadtests/bench/ceiling.py: the ceiling of this machine and
-this load generator) and against the app on PostgreSQL, in one run, with the same uvicorn command
-line and the same Locust set-up for both; then 1000 users at 1 request/s each against the app
-(light load), and the same light load against the ceiling. Figures are Locust's hold window after
-the ramp. Targets: 0 failed requests and app throughput ≥ 0.60 of the ceiling measured in the same
-run; under light load app p50 ≤ 3x and p99 ≤ 2x the ceiling's (rows before 2026-12-03 were judged
-against ≥ 50 % and p99 ≤ 50 ms, and have no ceiling light-load row). Load generator,
-servers and PostgreSQL share the machine's cores, so the absolute numbers are a floor; the ratio is
-the comparable figure. The seed's row is its own claim (20 Fargate tasks behind an ALB), for reference.
-"""
-PHASES = ("ceiling", "ceiling_light", "app", "light")
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """Load shape and set-up; the same for both targets."""
-
-    users: int = 1000
-    ramp: float = 30.0
-    hold: float = 60.0
-    app_workers: int = 2
-    locust_workers: int = 0
-
-    @property
-    def generator(self) -> str:
-        if self.locust_workers == 0:
-            return "Locust 1 process"
-        return f"Locust master + {self.locust_workers} worker{'s' if self.locust_workers > 1 else ''}"
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """One target's hold window, from loadtests.locust.run's summary.json."""
-
-    target: str
-    users: int
-    requests: int
-    failures: int
-    rps: float
-    avg_ms: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-
-    @property
-    def failure_percent(self) -> float:
-        return 100.0 * self.failures / self.requests if self.requests else 0.0
-
-
-@dataclass(frozen=True)
-class Accounting:
-    """Where one window's core-seconds went: CPU s per 1,000 requests by group, and the app's timings."""
-
-    cpu_per_thousand: dict[str, float]
-    timings: dict[str, Timing]
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    ceiling: Measurement
-    app: Measurement
-    light: Measurement
-    ceiling_light: Measurement
-    accounting: dict[str, Accounting] = field(default_factory=dict)  # keyed by PHASES
-
-    @property
-    def ratio(self) -> float:
-        return self.app.rps / self.ceiling.rps if self.ceiling.rps else 0.0
-
-    @property
-    def light_p50_factor(self) -> float:
-        return self.light.p50_ms / self.ceiling_light.p50_ms if self.ceiling_light.p50_ms else float("inf")
-
-    @property
-    def light_p99_factor(self) -> float:
-        return self.light.p99_ms / self.ceiling_light.p99_ms if self.ceiling_light.p99_ms else float("inf")
-
-    @property
-    def light_within_target(self) -> bool:
-        return (self.light.failures == 0 and self.light_p50_factor <= LIGHT_P50_FACTOR
-                and self.light_p99_factor <= LIGHT_P99_FACTOR)
-
-
 # --- servers ---------------------------------------------------------------------------------------
 
 
@@ -331,114 +242,6 @@ def _still_running(process: subprocess.Popen, what: str, log: Path) -> None:
         raise RuntimeError(f"{what} exited with {process.returncode} during the load; see {log}")
 
 
-# --- the record ------------------------------------------------------------------------------------
-
-
-def _row(cells: tuple[str, ...] | list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def result_rows(result: BenchResult, config: BenchConfig, *, when: datetime, host_machine: str,
-                git_revision: str, broker: bool = True, relay_process: bool = False) -> list[str]:
-    """The four rows of one run (ceiling, ceiling light load, app, app light load)."""
-    relay_note = "outbox relay to tansu in its own process" if relay_process else "outbox relay to tansu"
-    setup = f"uvicorn --workers {config.app_workers}, {config.generator}, ramp {config.ramp:g} s, hold {config.hold:g} s"
-    notes = {
-        "ceiling": f"bare ASGI, no database; {setup}",
-        "ceiling_light": "1 req/s per user; the light-load floor of this machine",
-        "app": f"PostgreSQL, {relay_note if broker else 'no broker (outbox kept)'}; "
-               f"verdict {verdict(result)[0]}",
-        "light": f"1 req/s per user; p50 {result.light_p50_factor:.1f}x (target ≤ {LIGHT_P50_FACTOR:g}x), "
-                 f"p99 {result.light_p99_factor:.1f}x (target ≤ {LIGHT_P99_FACTOR:g}x) the ceiling's light load: "
-                 f"{'PASS' if result.light_within_target else 'MISS'}",
-    }
-    ratios = {"ceiling": "1.00", "ceiling_light": "—", "app": f"{result.ratio:.2f}", "light": "—"}
-    rows = []
-    for key, item in (("ceiling", result.ceiling), ("ceiling_light", result.ceiling_light), ("app", result.app),
-                      ("light", result.light)):
-        rows.append(_row([
-            when.strftime("%Y-%m-%d %H:%M"), host_machine, git_revision, item.target, str(item.users),
-            f"{item.rps:.0f}", f"{item.avg_ms:.0f}", f"{item.p50_ms:.0f}", f"{item.p95_ms:.0f}", f"{item.p99_ms:.0f}",
-            f"{item.failures} ({item.failure_percent:.3f} %)", ratios[key], notes[key],
-        ]))
-    return rows
-
-
-def cpu_rows(result: BenchResult, *, when: datetime, git_revision: str) -> list[str]:
-    """One accounting row per measured window (CPU_COLUMNS)."""
-    names = {"ceiling": result.ceiling, "ceiling_light": result.ceiling_light, "app": result.app,
-             "light": result.light}
-    rows = []
-    for key in PHASES:
-        account = result.accounting.get(key)
-        if account is None:
-            continue
-        cpu = account.cpu_per_thousand
-        timings = [account.timings.get(name) for name in TIMINGS]
-        rows.append(_row([
-            when.strftime("%Y-%m-%d %H:%M"), git_revision, names[key].target, str(names[key].requests),
-            *(f"{cpu[group]:.2f}" if group in cpu else "-" for group in GROUPS), f"{sum(cpu.values()):.2f}",
-            *(f"{timing.mean:.1f} / {timing.maximum:.0f}" if timing else "-" for timing in timings),
-        ]))
-    return rows
-
-
-def append_rows(doc: Path, rows: list[str], cpu: list[str] | None = None) -> None:
-    """Add rows at the end of the section's table, creating the section (header + seed row) if absent;
-    `cpu` rows likewise at the end of the accounting section's table."""
-    lines = (doc.read_text() if doc.exists() else "# Benchmarks\n").splitlines()
-    if SECTION not in lines:
-        lines += ["", SECTION, "", *INTRO.splitlines(), "", _row(COLUMNS), _row(["---"] * len(COLUMNS)),
-                  _row(SEED_ROW), *rows]
-    else:
-        _, end = _table_span(lines)
-        lines = [*lines[:end], *rows, *lines[end:]]
-    if cpu:
-        if CPU_SECTION not in lines:
-            lines += ["", CPU_SECTION, "", *CPU_INTRO.splitlines(), "", _row(CPU_COLUMNS),
-                      _row(["---"] * len(CPU_COLUMNS)), *cpu]
-        else:
-            _, end = _table_span(lines, CPU_SECTION)
-            lines = [*lines[:end], *cpu, *lines[end:]]
-    doc.write_text("\n".join(lines) + "\n")
-
-
-def read_rows(doc: Path, section: str = SECTION) -> list[dict[str, str]]:
-    """The section's table as dicts keyed by its header (the seed row included)."""
-    lines = doc.read_text().splitlines()
-    first, end = _table_span(lines, section)
-    table = lines[first:end]
-    header = [cell.strip() for cell in table[0].strip("|").split("|")]
-    return [dict(zip(header, (cell.strip() for cell in line.strip("|").split("|")), strict=True))
-            for line in table[2:]]
-
-
-def _table_span(lines: list[str], section: str = SECTION) -> tuple[int, int]:
-    """[first, end) line indexes of the table under `section`."""
-    start = lines.index(section)
-    first = next(i for i in range(start + 1, len(lines)) if lines[i].startswith("|"))
-    end = first
-    while end < len(lines) and lines[end].startswith("|"):
-        end += 1
-    return first, end
-
-
-def verdict(result: BenchResult) -> tuple[str, list[str]]:
-    """("PASS" | "MISS", the targets missed)."""
-    missed = []
-    if result.app.failures:
-        missed.append(f"{result.app.failures} failed requests at {result.app.users} users (target 0)")
-    if result.ratio < TARGET_RATIO:
-        missed.append(f"app throughput {result.ratio:.0%} of the ceiling (target ≥ {TARGET_RATIO:.0%})")
-    if result.light.failures:
-        missed.append(f"{result.light.failures} failed requests under light load (target 0)")
-    if result.light_p50_factor > LIGHT_P50_FACTOR:
-        missed.append(f"light load p50 {result.light_p50_factor:.1f}x the ceiling's (target ≤ {LIGHT_P50_FACTOR:g}x)")
-    if result.light_p99_factor > LIGHT_P99_FACTOR:
-        missed.append(f"light load p99 {result.light_p99_factor:.1f}x the ceiling's (target ≤ {LIGHT_P99_FACTOR:g}x)")
-    return ("MISS" if missed else "PASS"), missed
-
-
 # --- command line ----------------------------------------------------------------------------------
 
 
@@ -495,9 +298,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = result_rows(result, config, when=when, host_machine=machine(), git_revision=git_revision,
                        broker=not args.no_broker, relay_process=args.relay_process)
     cpu = cpu_rows(result, when=when, git_revision=git_revision)
-    print("\n".join([_row(COLUMNS), *rows]))
+    print("\n".join([markdown_row(COLUMNS), *rows]))
     print("\nwhere the core-seconds went (per 1,000 requests of each hold window):")
-    print("\n".join([_row(CPU_COLUMNS), *cpu]))
+    print("\n".join([markdown_row(CPU_COLUMNS), *cpu]))
     outcome, missed = verdict(result)
     print(f"verdict: {outcome}" + "".join(f"\n  missed: {item}" for item in missed))
     print(f"light load: app p50 {result.light.p50_ms:.0f} ms vs ceiling {result.ceiling_light.p50_ms:.0f} ms "

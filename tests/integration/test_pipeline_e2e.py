@@ -40,9 +40,9 @@ from app.settings import Settings
 from app.storage.database import create_engine
 from app.storage.models import outbox, readings
 from contracts.reading import encode_reading
+from devstack.kafka_feed import KafkaArchiverFeed, create_archiver_consumer
 from devstack.lambdas import load_handler_module
 from devstack.moto_s3 import MotoServer
-from devstack.pipeline import KafkaArchiverFeed, create_archiver_consumer
 from devstack.processes import stop
 from tests.conftest import REPO_ROOT
 

@@ -14,24 +14,18 @@ import pytest
 
 from devstack.processes import stop
 from loadtests.bench.accounting import Timing
-from loadtests.bench.throughput import (
-    CEILING_APP,
+from loadtests.bench.benchmarks_doc import (
     COLUMNS,
     CPU_SECTION,
     SECTION,
     SEED_ROW,
-    Accounting,
-    BenchConfig,
-    BenchResult,
-    Measurement,
     append_rows,
     cpu_rows,
-    main,
     read_rows,
     result_rows,
-    serve,
-    verdict,
 )
+from loadtests.bench.results import Accounting, BenchConfig, BenchResult, Measurement, verdict
+from loadtests.bench.throughput import CEILING_APP, main, serve
 from tests.conftest import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"
