@@ -47,13 +47,10 @@ from locust.runners import WorkerRunner
 from loadtests.locust import target_guard
 from loadtests.locust.profiles import active_profile
 from loadtests.simulator.generation import (
-    DEVICE_TYPES,
-    FIRMWARE_VERSIONS,
     SEED002_TAGS,
-    SITE_LATITUDE,
-    SITE_LONGITUDE,
     Device,
     generate_item,
+    site_device,
 )
 
 log = logging.getLogger("loadtests")
@@ -101,14 +98,7 @@ def data_seed(options: Any) -> int:
 
 def make_device(seed: int, worker: int, number: int) -> Device:
     rng = random.Random(f"{seed}:{worker}:{number}:device")
-    return Device(
-        index=number,
-        device_id=f"lt{seed}-w{worker}-{number:05d}",
-        device_type=rng.choice(DEVICE_TYPES),
-        latitude=round(SITE_LATITUDE + rng.uniform(-0.05, 0.05), 6),
-        longitude=round(SITE_LONGITUDE + rng.uniform(-0.05, 0.05), 6),
-        firmware_version=rng.choice(FIRMWARE_VERSIONS),
-    )
+    return site_device(rng, number, f"lt{seed}-w{worker}-{number:05d}")
 
 
 class DeviceFeed:

@@ -86,17 +86,20 @@ class Generated:
 def make_devices(shape: Shape, count: int, seed: int) -> list[Device]:
     rng = random.Random(f"{seed}:devices")
     prefix = "fermenter" if shape == "seed002" else "device"
-    return [
-        Device(
-            index=index,
-            device_id=f"sim-{prefix}-{index + 1:03d}",
-            device_type=rng.choice(DEVICE_TYPES),
-            latitude=round(SITE_LATITUDE + rng.uniform(-0.05, 0.05), 6),
-            longitude=round(SITE_LONGITUDE + rng.uniform(-0.05, 0.05), 6),
-            firmware_version=rng.choice(FIRMWARE_VERSIONS),
-        )
-        for index in range(count)
-    ]
+    return [site_device(rng, index, f"sim-{prefix}-{index + 1:03d}") for index in range(count)]
+
+
+def site_device(rng: random.Random, index: int, device_id: str) -> Device:
+    """A device at the site (within ~5 km) with a drawn type and firmware; the simulator and the Locust
+    users both build theirs here, so the two describe devices alike."""
+    return Device(
+        index=index,
+        device_id=device_id,
+        device_type=rng.choice(DEVICE_TYPES),
+        latitude=round(SITE_LATITUDE + rng.uniform(-0.05, 0.05), 6),
+        longitude=round(SITE_LONGITUDE + rng.uniform(-0.05, 0.05), 6),
+        firmware_version=rng.choice(FIRMWARE_VERSIONS),
+    )
 
 
 def device_rng(seed: int, device_index: int) -> random.Random:
