@@ -24,6 +24,7 @@ USED_WITHOUT_IMPORT = {
     "aiosqlite": "SQLAlchemy's sqlite+aiosqlite driver (local database)",
     "aws-msk-iam-sasl-signer-python": "imported as aws_msk_iam_sasl_signer",
     "pyjwt": "imported as jwt",
+    "cryptography": "PyJWT loads it for ES256 (the ALB's signed x-amzn-oidc-data header, app/security/alb_oidc.py)",
     "sqlalchemy": "imported as sqlalchemy (extras in the requirement line)",
 }
 
