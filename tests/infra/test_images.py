@@ -104,7 +104,8 @@ def test_app_image_context_holds_the_service_and_the_contracts_but_no_local_stac
     files = {path.relative_to(context).as_posix() for path in context.rglob("*") if path.is_file()}
     assert dockerfile == "app/Dockerfile" and dockerfile in files
     assert {"app/main.py", "app/requirements.lock", "contracts/reading.py"} <= files
-    assert {name.split("/", 1)[0] for name in files} == {"app", "contracts"}
+    # Docker (and CDK's staging) always keep the context's own .dockerignore.
+    assert {name.split("/", 1)[0] for name in files} == {"app", "contracts", ".dockerignore"}
     assert not any("devstack" in name or "__pycache__" in name for name in files)
 
 

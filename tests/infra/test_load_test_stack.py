@@ -17,7 +17,7 @@ from cdk.config import ConfigError, load_environment
 from tests.conftest import REPO_ROOT
 from tests.infra.conftest import Synthesized, committed_context, committed_environment, only, synthesize
 
-MASTER_COMMAND = re.compile(r"locust -f loadtests/locustfile\.py --master --expect-workers (\d+) ")
+MASTER_COMMAND = re.compile(r"locust -f loadtests/locust/locustfile\.py --master --expect-workers (\d+) ")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
