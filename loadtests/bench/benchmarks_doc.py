@@ -47,7 +47,6 @@ against ≥ 50 % and p99 ≤ 50 ms, and have no ceiling light-load row). Load ge
 servers and PostgreSQL share the machine's cores, so the absolute numbers are a floor; the ratio is
 the comparable figure. The seed's row is its own claim (20 Fargate tasks behind an ALB), for reference.
 """
-# --- the record ------------------------------------------------------------------------------------
 
 
 def markdown_row(cells: tuple[str, ...] | list[str]) -> str:

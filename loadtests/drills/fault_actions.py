@@ -1,5 +1,4 @@
-"""The faults a drill injects into a FullStack; each returns the function that ends it.
-"""
+"""The faults a drill injects into a FullStack; each returns the function that ends it."""
 
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ from loadtests.drills.full_stack import FullStack
 from loadtests.harness.app_processes import wait_ready
 
 KILLED_APP = "green"
-# --- the faults: each returns the function that ends it --------------------------------------------
 
 
 def kill_postgres(stack: FullStack) -> Callable[[], None]:

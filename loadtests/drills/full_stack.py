@@ -28,7 +28,6 @@ BROKER_BUCKET = "tansu"
 TOPIC_PARTITIONS = 3
 # The two app processes keep HAProxy's server names from the blue/green drill.
 APPS = ("blue", "green")
-# --- the stack -------------------------------------------------------------------------------------
 
 
 class FullStack:

@@ -1,4 +1,5 @@
-"""The spool: request bodies that could not be delivered, one JSON document per line, replayed on the next start.
+"""The spool: request bodies that could not be delivered, one JSON document per line, replayed on the
+next start.
 """
 
 from __future__ import annotations
