@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +102,30 @@ class Timing:
     count: int
     mean: float
     maximum: float
+
+
+def wait_for_flush(log: Path, end: float, interval: float, timeout: float) -> bool:
+    """Until the app has written an EMF line whose interval reaches `end` (Unix seconds), at most `timeout`
+    seconds. The app flushes every `interval` seconds: the interval holding the window's last seconds
+    is written after the load stopped, and reading the log before that drops its timings."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if any(began + interval >= end for began in _emf_starts(log)):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def _emf_starts(log: Path) -> Iterator[float]:
+    if not log.exists():
+        return
+    for line in log.read_text(errors="replace").splitlines():
+        if '"_aws"' in line:
+            try:
+                yield json.loads(line)["_aws"]["Timestamp"] / 1000
+            except (ValueError, KeyError, TypeError):
+                continue
 
 
 def app_timings(log: Path, start: float, end: float, interval: float) -> dict[str, Timing]:

@@ -45,7 +45,7 @@ from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop
 from devstack.redis import RedisServer
 from devstack.tansu import TansuBroker
-from loadtests.bench.accounting import CpuMeter, app_timings, per_thousand
+from loadtests.bench.accounting import CpuMeter, app_timings, per_thousand, wait_for_flush
 from loadtests.bench.benchmarks_doc import (
     COLUMNS,
     CPU_COLUMNS,
@@ -160,7 +160,11 @@ def run_load(target: str, profile: str, host: str, config: BenchConfig, results:
         raise RuntimeError(f"Locust ({profile} against {target}) exited with {locust.returncode} "
                            f"and wrote no summary.json; see {log}")
     result = measurement(target, json.loads(summaries[-1].read_text()))
-    timings = app_timings(app_log, window_start, window_start + config.hold, METRICS_FLUSH_SECONDS) if app_log else {}
+    timings = {}
+    if app_log:
+        window_end = window_start + config.hold
+        wait_for_flush(app_log, window_end, METRICS_FLUSH_SECONDS, timeout=2 * METRICS_FLUSH_SECONDS + 5)
+        timings = app_timings(app_log, window_start, window_end, METRICS_FLUSH_SECONDS)
     return result, Accounting(per_thousand(meter.seconds(), result.requests), timings)
 
 
