@@ -36,7 +36,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 up: deps $(if $(filter full,$(PROFILE)),postgres redis) ## Run the platform locally (PROFILE=embedded|full, PORT=8000); Ctrl-C stops
-	$(PY) -m app.devstack --profile $(PROFILE) --port $(PORT)
+	$(PY) -m devstack --profile $(PROFILE) --port $(PORT)
 
 # The five-viewer browser test holds its load for 30 s inside the suite (keeps `make test` within its
 # 10-minute budget); `make browser-soak` holds it for the full 60 s.
@@ -113,16 +113,16 @@ rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda al
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)
 
 bench-ingest: deps postgres ## Ingest throughput into PostgreSQL (one app process) and its ratio to a COPY of the same rows; appends to docs/benchmarks.md
-	$(PY) -m loadtests.bench_ingest --duration 20 --concurrency 32 --batch-size 100
+	$(PY) -m loadtests.bench.ingest --duration 20 --concurrency 32 --batch-size 100
 
 .PHONY: bench-replay
 bench-replay: deps postgres ## Dead-letter drain rate (local store, moto S3 + 30 ms per call) vs live ingest; appends to docs/benchmarks.md
-	$(PY) -m loadtests.bench_replay --readings 200000 --s3-delay-ms 30 --ingest-duration 10
+	$(PY) -m loadtests.bench.replay --readings 200000 --s3-delay-ms 30 --ingest-duration 10
 
 # Same Locust mix, same uvicorn command line, one run: ceiling (bare ASGI), app on PostgreSQL + tansu, light load.
 .PHONY: bench
 bench: deps postgres redis ## 1000 users and 1000 x 1 req/s against a bare ASGI ceiling and the app, CPU per process per 1k requests; appends to docs/benchmarks.md
-	$(PY) -m loadtests.bench --users 1000 --ramp 30 --hold 60
+	$(PY) -m loadtests.bench.throughput --users 1000 --ramp 30 --hold 60
 
 # Hostile input and auth abuse: schemathesis over every OpenAPI operation (case count printed and kept in
 # var/reports/openapi_fuzz.json), hand-written adversarial bodies, forged tokens, concurrent rate limits.
@@ -133,7 +133,7 @@ fuzz: deps postgres ## OpenAPI fuzzing + adversarial input + auth abuse on SQLit
 	@echo "schemathesis cases (var/reports/openapi_fuzz.json):" && cat var/reports/openapi_fuzz.json
 
 drill-bluegreen: deps postgres ## Blue->green switch behind HAProxy under Locust load (200 users): 0 failed; appends to docs/reliability.md
-	$(PY) -m loadtests.drill_bluegreen --users 200 --spawn-rate 50 --warmup 15 --switch-budget 20 --after 20
+	$(PY) -m loadtests.drills.bluegreen --users 200 --spawn-rate 50 --warmup 15 --switch-budget 20 --after 20
 
 # Fault drills on the full local profile (PostgreSQL, tansu on S3 storage, moto, 2 app processes behind
 # HAProxy, archiver). FAULT_SECONDS, DRILL_USERS, DRILL_ONLY=postgres,broker,app,slow-db,failover narrow a
@@ -144,7 +144,7 @@ DRILL_USERS ?= 200
 DRILL_ONLY ?= postgres,broker,app,slow-db,failover
 .PHONY: drill
 drill: deps postgres ## Kill PostgreSQL, the broker, an app process; lock the DB (30 s each); RDS-style failover (60 s) under Locust: 0 lost, 0 duplicated; appends to docs/reliability.md
-	$(PY) -m loadtests.drill_faults --fault-seconds $(FAULT_SECONDS) --failover-seconds $(FAILOVER_SECONDS) \
+	$(PY) -m loadtests.drills.faults --fault-seconds $(FAULT_SECONDS) --failover-seconds $(FAILOVER_SECONDS) \
 		--users $(DRILL_USERS) --only $(DRILL_ONLY)
 
 # The opt-in LoadTest stack (load_test.enabled in cdk.json) is deployed and destroyed on its own, after
@@ -166,7 +166,7 @@ load-test-destroy: deps ## Remove ENV's LoadTest stack after a test (the results
 load-test-report: deps ## ALB p50/p95/p99, requests, 5xx and ECS tasks from CloudWatch for START..END (needs AWS credentials)
 	$(PY) -m monitoring.load_test_report --env $(ENV) --start "$(START)" --end "$(END)"
 
-# Locust load tests (loadtests/run.py): LOAD_PROFILE is benchmark_1000|light_1000|step|spike|soak|smoke
+# Locust load tests (loadtests/locust/run.py): LOAD_PROFILE is benchmark_1000|light_1000|step|spike|soak|smoke
 # (PROFILE=<load profile> works too; PROFILE alone is make up's embedded|full). HOST defaults to the `make up`
 # app. Each run writes results/<UTC time>-<profile>/: CSV, report.html, summary.json, PNG plots.
 # LOADTEST_ARGS passes more flags, e.g. "--users 50 --hold 30 --threshold p99_ms=300".
@@ -176,13 +176,13 @@ WORKERS ?= 2
 LOADTEST_ARGS ?=
 .PHONY: loadtest
 loadtest: deps ## Headless Locust run of LOAD_PROFILE (smoke) against HOST; exits 1 naming any violated threshold
-	$(PY) -m loadtests.run --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
+	$(PY) -m loadtests.locust.run --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
 .PHONY: loadtest-distributed
 loadtest-distributed: deps ## The same run with a local Locust master and WORKERS (2) worker processes
-	$(PY) -m loadtests.run --profile $(LOAD_PROFILE) --host $(HOST) --workers $(WORKERS) $(LOADTEST_ARGS)
+	$(PY) -m loadtests.locust.run --profile $(LOAD_PROFILE) --host $(HOST) --workers $(WORKERS) $(LOADTEST_ARGS)
 .PHONY: loadtest-ui
 loadtest-ui: deps ## Locust web UI at http://127.0.0.1:8089 pointed at HOST; pick the profile under custom parameters
-	$(PY) -m loadtests.run --ui --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
+	$(PY) -m loadtests.locust.run --ui --profile $(LOAD_PROFILE) --host $(HOST) $(LOADTEST_ARGS)
 
 # The replacement guard runs first: a snapshot is never re-recorded over an unacknowledged replacement
 # of a stateful resource (cdk/components/replacement.py says how to acknowledge one).

@@ -24,12 +24,14 @@ from cdk.stacks.pipeline import LambdaSources, PipelineStack
 from cdk.stacks.service import ServiceStack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-APP_IMAGE_DIRECTORY = REPO_ROOT / "app"
+# The app image builds from the root (app/Dockerfile; /.dockerignore admits app/ and contracts/ only).
+APP_IMAGE_DIRECTORY = REPO_ROOT
 LOAD_TEST_IMAGE_DIRECTORY = REPO_ROOT / "loadtests"
 LAMBDA_SOURCES = LambdaSources(
     archiver_directory=REPO_ROOT / "lambda" / "archiver",
     read_api_directory=REPO_ROOT / "lambda" / "api",
     app_package=REPO_ROOT / "app",
+    contracts_package=REPO_ROOT / "contracts",
     constraints=REPO_ROOT / "constraints.txt",
 )
 

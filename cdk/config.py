@@ -318,7 +318,7 @@ class LoadTestConfig(_Section):
     )
     # Who may open the UI besides the VPC itself (VPN, peered networks): HTTPS only.
     ui_allowed_cidrs: tuple[str, ...] = ()
-    # The master's default --load-profile (loadtests/profiles.py; the web UI can pick another per run).
+    # The master's default --load-profile (loadtests/locust/profiles.py; the web UI can pick another per run).
     profile: str = Field(default="benchmark_1000", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     # What the users call: default the Service stack's ALB URL; set the service's own name when its
     # certificate does not cover the ALB's DNS name (HTTPS in production).

@@ -1,6 +1,3 @@
-"""Transactional outbox: the Kafka wire format (`messages`), the producer (`producer`) and the relay
-that publishes committed readings (`relay`).
-
-Deliberately imports nothing: the archiver Lambda imports `app.outbox.messages` alone and must not
-pull in SQLAlchemy, aiokafka or boto3.
+"""Transactional outbox: the producer (`producer`) and the relay that publishes committed readings
+(`relay`) in the Kafka wire format of `contracts.reading`, which the archiver Lambda shares.
 """

@@ -6,7 +6,7 @@ its publisher, waits until the publisher reports success, and only then deletes 
 commits. If publishing fails the transaction rolls back and the rows are retried later.
 
 Publishers: `KafkaPublisher` (the service: every message acknowledged by the broker, acks=all) and,
-in the embedded local profile, app.devstack.pipeline's archiver publisher, which hands each batch
+in the embedded local profile, devstack.pipeline's archiver publisher, which hands each batch
 straight to the archiver Lambda's handler (there is no broker).
 
 Delivery guarantee:
@@ -41,12 +41,12 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy import Row, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox.messages import InvalidReadingMessage, encode_reading
 from app.outbox.producer import create_producer
 from app.readings import DEVICE_METADATA
 from app.settings import Settings
 from app.storage import repository
 from app.storage.models import outbox, readings
+from contracts.reading import InvalidReadingMessage, encode_reading
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The data lake table's layout as plain data (no CDK import): columns, partition keys and the partition
 projection parameters. Shared by the Glue construct (lake_catalog.py) and the local environment that
-`make verify` checks (app/devstack/aws_environment.py), so both describe the same table.
+`make verify` checks (devstack/aws_environment.py), so both describe the same table.
 """
 
 from __future__ import annotations

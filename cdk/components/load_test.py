@@ -32,10 +32,10 @@ WEB_PORT = 8089
 MASTER_PORT = 5557
 HTTPS_PORT = 443
 HTTP_PORT = 80
-# Read by loadtests/target_guard.py in every Locust process: the only host a run may target.
+# Read by loadtests/locust/target_guard.py in every Locust process: the only host a run may target.
 TARGET_URL_ENV = "LOADTEST_TARGET_URL"
 MASTER_SERVICE_NAME = "master"
-LOCUSTFILE = "loadtests/locustfile.py"
+LOCUSTFILE = "loadtests/locust/locustfile.py"
 # Where the master writes each run (`<RESULTS_DIRECTORY>/<UTC timestamp>/`) and where it lands in S3.
 RESULTS_DIRECTORY = "/srv/results"
 RESULTS_PREFIX = "runs/"
@@ -196,7 +196,7 @@ class LocustFleet(Construct):
     addresses are not fixed, hence any address on that one port), HTTPS (image layers from S3, the
     Secrets Manager and Logs endpoints) and, for the workers, the master's 5557: no other port, no
     other protocol. Which host the users may call is enforced in the load generator itself
-    (`LOADTEST_TARGET_URL`, loadtests/target_guard.py).
+    (`LOADTEST_TARGET_URL`, loadtests/locust/target_guard.py).
     """
 
     def __init__(
@@ -331,7 +331,7 @@ class LocustFleet(Construct):
             "--html", '"$RUN/report.html"', "--summary-file", '"$RUN/summary.json"',
         ))
         export = " ".join((
-            "python", "-m", "loadtests.export_results", "--dir", RESULTS_DIRECTORY, "--bucket", bucket_name,
+            "python", "-m", "loadtests.locust.export_results", "--dir", RESULTS_DIRECTORY, "--bucket", bucket_name,
             "--prefix", prefix, "--watch", str(self._config.export_interval_seconds), "--",
         ))
         # One run folder per master task start, named by its UTC start time.

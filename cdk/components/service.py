@@ -228,7 +228,7 @@ class IngestService(Construct):
         )
         task_definition.add_container(
             CONTAINER_NAME,
-            image=ecs.ContainerImage.from_asset(str(image_directory)),
+            image=ecs.ContainerImage.from_asset(str(image_directory), file="app/Dockerfile"),
             port_mappings=[ecs.PortMapping(container_port=self._config.container_port)],
             logging=ecs.LogDrivers.aws_logs(stream_prefix="app", log_group=log_group),
             readonly_root_filesystem=True,

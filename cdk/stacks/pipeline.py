@@ -37,7 +37,7 @@ LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 # The archiver writes here and nowhere else in the bucket.
 ARCHIVER_DEAD_LETTER_PREFIX = f"{DEAD_LETTER_PREFIX}archiver/"
 # Local-only parts of the app package that the read API bundle leaves out.
-READ_API_EXCLUDED_APP_PARTS = ("devstack", "static", "Dockerfile", ".dockerignore")
+READ_API_EXCLUDED_APP_PARTS = ("static", "Dockerfile", ".dockerignore")
 
 
 @dataclass(frozen=True)
@@ -47,11 +47,11 @@ class LambdaSources:
     archiver_directory: Path
     read_api_directory: Path
     app_package: Path
+    contracts_package: Path
     constraints: Path
 
     def archiver_bundle(self) -> PythonBundle:
-        """The handler modules plus the one app module they import (the Kafka wire format)."""
-        outbox = self.app_package / "outbox"
+        """The handler modules plus the wire contracts they import (not the app package)."""
         return PythonBundle(
             name="archiver",
             runtime=LAMBDA_RUNTIME,
@@ -60,9 +60,7 @@ class LambdaSources:
             constraints=self.constraints,
             files=(
                 *python_files(self.archiver_directory),
-                SourceFile(self.app_package / "__init__.py", "app/__init__.py"),
-                SourceFile(outbox / "__init__.py", "app/outbox/__init__.py"),
-                SourceFile(outbox / "messages.py", "app/outbox/messages.py"),
+                *package_tree(self.contracts_package, target="contracts"),
             ),
         )
 
@@ -77,6 +75,7 @@ class LambdaSources:
             files=(
                 *python_files(self.read_api_directory),
                 *package_tree(self.app_package, target="app", exclude=READ_API_EXCLUDED_APP_PARTS),
+                *package_tree(self.contracts_package, target="contracts"),
                 # PostgreSQL verify-full needs the RDS CA bundle, fetched by `make rds-ca-bundle` where the
                 # build has network (make deploy runs it; cdk.preflight refuses to deploy without it).
                 *((SourceFile(RDS_CA_BUNDLE, RDS_CA_BUNDLE_IN_LAMBDA),) if RDS_CA_BUNDLE.is_file() else ()),

@@ -2,7 +2,7 @@
 
 Contract
 - Event: the documented MSK event (see msk_records). Values are the reading wire format of
-  app.outbox.messages, the only module of the app this bundle contains.
+  contracts.reading, the only repository module this bundle contains besides its own.
 - Per (topic, partition, UTC hour of the reading) one Parquet object under raw/, its anomalies also
   under processed/anomalies/, both named after the batch's offsets (see lake_layout): an identical
   batch retried overwrites the same objects.

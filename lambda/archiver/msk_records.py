@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from app.outbox.messages import InvalidReadingMessage, ReadingMessage, decode_reading
+from contracts.reading import InvalidReadingMessage, ReadingMessage, decode_reading
 
 
 class InvalidEvent(ValueError):

@@ -13,7 +13,7 @@ Environment (set by cdk/components/lambda_deployment.py)
   `function.current_version`. CloudFormation updates this hook (new variable) before the alias whose
   UpdatePolicy starts the deployment, so it always names the version CodeDeploy is shifting to.
 - PROBE: which synthetic event to send and what answer to expect:
-  - `archiver`: an MSK event with ONE valid reading (app/outbox/messages.py wire format) on the
+  - `archiver`: an MSK event with ONE valid reading (contracts/reading.py wire format) on the
     synthetic topic `deploy-canary`. The reading is dated 2000-01-01, outside the lake table's
     projected years (2016-2050), so Athena never returns it; its key
     `raw/year=2000/month=01/day=01/hour=00/deploy-canary-0-0-0.parquet` is overwritten by every
@@ -59,7 +59,7 @@ class ProbeFailed(Exception):
 
 def archiver_event(now: datetime | None = None) -> dict[str, Any]:
     """The documented MSK event source mapping event with one valid reading (wire format of
-    app/outbox/messages.py, schema_version 1). The Kafka timestamp is `now`, so the archiver's lag
+    contracts/reading.py, schema_version 1). The Kafka timestamp is `now`, so the archiver's lag
     metric stays near zero."""
     now = now or datetime.now(UTC)
     value = {

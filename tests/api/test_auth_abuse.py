@@ -23,10 +23,10 @@ import pytest
 import uvicorn
 from fastapi.testclient import TestClient
 
-from app.devstack.processes import free_port
 from app.main import create_app
 from app.security.tokens import AUDIENCE, ISSUER
 from app.settings import LOCAL_CLIENTS, ClientConfig, Settings, sha256_hex
+from devstack.processes import free_port
 from tests.api.test_auth import json_segment
 from tests.support.app import SIMULATOR
 

@@ -27,9 +27,9 @@ from mangum import Mangum
 from moto import mock_aws
 from pydantic import SecretStr
 
-from app.devstack.lambdas import load_handler_module
 from app.read_api import create_read_app
 from app.settings import Settings, sha256_hex
+from devstack.lambdas import load_handler_module
 from tests.conftest import REPO_ROOT
 from tests.support.app import SIMULATOR
 

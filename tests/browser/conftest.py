@@ -13,8 +13,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Request, Response
 
-from app.devstack.processes import free_port, stop
-from loadtests.drill_bluegreen import start_app, wait_ready
+from devstack.processes import free_port, stop
+from loadtests.harness.app_processes import start_app, wait_ready
 
 CHROMIUM = Path("/usr/bin/chromium")
 DASHBOARD = {"client_id": "dashboard", "client_secret": "dashboard-local-secret"}

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, sync_playwright
 
-from app.devstack.processes import free_port, stop, wait_for_port
-from loadtests.drill_bluegreen import start_app, wait_ready
+from devstack.processes import free_port, stop, wait_for_port
+from loadtests.harness.app_processes import start_app, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ VIEWPORT = {"width": 1440, "height": 900}
 LIVE_DATA_SECONDS = 15
 LOADTEST = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
 BACKFILL_SECONDS, BACKFILL_STEP = 270, 3
-# Like the simulator's fermenters (loadtests/simulator.py): centre, amplitude of a slow wave, noise.
+# Like the simulator's fermenters (loadtests/simulator/): centre, amplitude of a slow wave, noise.
 BACKFILL_TAGS = {"fermenter_temp": (37.0, 1.2, 0.3), "fermenter_ph": (7.0, 0.25, 0.05),
                  "agitator_rpm": (450.0, 60.0, 12.0)}
 
@@ -91,7 +91,7 @@ def dashboard(page: Page, base: str, out: Path) -> Path:
 def locust_ui(page: Page, base: str, workdir: Path, out: Path) -> Path:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "loadtests.run", "--ui", "--host", base, "--web-port", str(port),
+        [sys.executable, "-m", "loadtests.locust.run", "--ui", "--host", base, "--web-port", str(port),
          "--results-dir", str(workdir / "results")],
         cwd=REPOSITORY, stdout=(workdir / "locust.log").open("w"), stderr=subprocess.STDOUT,
     )

@@ -1,4 +1,4 @@
-"""The Locust web UI (`python -m loadtests.run --ui`, what `make up` serves at :8089) in headless Chromium:
+"""The Locust web UI (`python -m loadtests.locust.run --ui`, what `make up` serves at :8089) in headless Chromium:
 a smoke run started from its form shows requests rising, stops on the Stop button, and that test run's
 folder then holds report.html, summary.json, the CSVs and non-empty PNG plots."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import free_port, stop, wait_for_port
 from tests.browser.conftest import PageLog, RunningApp
 from tests.conftest import REPO_ROOT
 
@@ -28,7 +28,7 @@ def locust_ui(running_app: RunningApp, tmp_path: Path) -> Iterator[tuple[str, Pa
     port = free_port()
     results = tmp_path / "results"
     process = subprocess.Popen(  # the same command `make up` starts
-        [sys.executable, "-m", "loadtests.run", "--ui", "--host", running_app.base, "--web-port", str(port),
+        [sys.executable, "-m", "loadtests.locust.run", "--ui", "--host", running_app.base, "--web-port", str(port),
          "--results-dir", str(results)],
         cwd=REPO_ROOT, stdout=(tmp_path / "locust.log").open("w"), stderr=subprocess.STDOUT,
     )

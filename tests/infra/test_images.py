@@ -3,7 +3,9 @@ images are digest-pinned or listed below as an open item."""
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +24,7 @@ USED_WITHOUT_IMPORT = {
     "aiosqlite": "SQLAlchemy's sqlite+aiosqlite driver (local database)",
     "aws-msk-iam-sasl-signer-python": "imported as aws_msk_iam_sasl_signer",
     "pyjwt": "imported as jwt",
+    "cryptography": "PyJWT loads it for ES256 (the ALB's signed x-amzn-oidc-data header, app/security/alb_oidc.py)",
     "sqlalchemy": "imported as sqlalchemy (extras in the requirement line)",
 }
 
@@ -54,7 +57,7 @@ def test_images_install_only_from_their_hashed_lock(dockerfile) -> None:
     text = dockerfile.read_text()
     installs = re.findall(r"pip install[^\n]*", text)
     assert installs and all("--require-hashes" in line and "-r /tmp/requirements.lock" in line for line in installs)
-    assert "COPY requirements.lock /tmp/requirements.lock" in text
+    assert re.search(r"^COPY (\w+/)?requirements\.lock /tmp/requirements\.lock$", text, flags=re.M)
 
 
 def test_base_images_are_digest_pinned_or_listed_as_open() -> None:
@@ -87,3 +90,27 @@ def test_read_api_bundle_holds_only_what_the_handler_imports() -> None:
     # Same pins as the app where they overlap.
     assert {name: app[name] for name in read_api if name in app} == {
         name: version for name, version in read_api.items() if name in app}
+
+
+def _staged_image_context(synthesized, stack: str) -> tuple[Path, str]:
+    """The build context CDK staged for the one image of `stack` (what cdk-assets sends to Docker)."""
+    manifest = json.loads((synthesized.outdir / f"Sensor-{synthesized.config.name}-{stack}.assets.json").read_text())
+    (image,) = manifest["dockerImages"].values()
+    return synthesized.outdir / image["source"]["directory"], image["source"].get("dockerFile", "Dockerfile")
+
+
+def test_app_image_context_holds_the_service_and_the_contracts_but_no_local_stack(dev) -> None:
+    context, dockerfile = _staged_image_context(dev, "Service")
+    files = {path.relative_to(context).as_posix() for path in context.rglob("*") if path.is_file()}
+    assert dockerfile == "app/Dockerfile" and dockerfile in files
+    assert {"app/main.py", "app/requirements.lock", "contracts/reading.py"} <= files
+    # Docker (and CDK's staging) always keep the context's own .dockerignore.
+    assert {name.split("/", 1)[0] for name in files} == {"app", "contracts", ".dockerignore"}
+    assert not any("devstack" in name or "__pycache__" in name for name in files)
+
+
+def test_load_test_image_context_holds_the_locust_suite_only(dev) -> None:
+    context, _ = _staged_image_context(dev, "LoadTest")
+    files = {path.relative_to(context).as_posix() for path in context.rglob("*") if path.is_file()}
+    assert {"Dockerfile", "requirements.lock", "locust/locustfile.py", "simulator/__init__.py"} <= files
+    assert not any(name.startswith(("drills/", "bench/")) or "__pycache__" in name for name in files)

@@ -1,4 +1,4 @@
-"""`python -m loadtests.export_results`: a results folder lands in S3 (moto), changed files only, around a command."""
+"""`python -m loadtests.locust.export_results`: a results folder lands in S3 (moto), changed files only, around a command."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from app.devstack.moto_s3 import MotoServer
-from loadtests import export_results
-from loadtests.export_results import Exporter
+from devstack.moto_s3 import MotoServer
+from loadtests.locust import export_results
+from loadtests.locust.export_results import Exporter
 from tests.conftest import REPO_ROOT
 
 BUCKET = "sensor-dev-loadtest-123456789012-eu-west-1"
@@ -131,7 +131,7 @@ def test_sigterm_reaches_the_command_as_sigint_and_its_report_is_exported(
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
         results = tmp_path / "results"
         exporter = subprocess.Popen(
-            [sys.executable, "-m", "loadtests.export_results", "--dir", str(results), "--bucket", BUCKET,
+            [sys.executable, "-m", "loadtests.locust.export_results", "--dir", str(results), "--bucket", BUCKET,
              "--prefix", "runs/", "--watch", "30", "--", sys.executable, "-c", LOCUST_LIKE, str(results / "run1")],
             cwd=REPO_ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),  # noqa: PLW1509
         )

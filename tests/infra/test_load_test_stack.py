@@ -17,7 +17,7 @@ from cdk.config import ConfigError, load_environment
 from tests.conftest import REPO_ROOT
 from tests.infra.conftest import Synthesized, committed_context, committed_environment, only, synthesize
 
-MASTER_COMMAND = re.compile(r"locust -f loadtests/locustfile\.py --master --expect-workers (\d+) ")
+MASTER_COMMAND = re.compile(r"locust -f loadtests/locust/locustfile\.py --master --expect-workers (\d+) ")
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def test_master_expects_the_configured_workers_and_exports_results(dev: Synthesi
     assert match and int(match.group(1)) == dev.config.load_test.workers == 4
     assert "--web-port 8089" in command and "--master-bind-port 5557" in command
     assert f"--load-profile {dev.config.load_test.profile}" in command
-    assert "python -m loadtests.export_results --dir /srv/results --bucket sensor-dev-loadtest-<token>" in command
+    assert "python -m loadtests.locust.export_results --dir /srv/results --bucket sensor-dev-loadtest-<token>" in command
     assert "--prefix runs/ --watch 60 -- locust" in command
     assert master["ServiceRegistries"], "workers find the master through Cloud Map"
     namespace = only(dev.load_test, "AWS::ServiceDiscovery::PrivateDnsNamespace")["Properties"]
@@ -151,7 +151,7 @@ def test_workers_run_n_tasks_pointing_at_the_master_on_spot_when_configured(dev:
     workers = ecs_service(dev, "workers")
     assert workers["DesiredCount"] == dev.config.load_test.workers == 4
     assert container(dev, workers)["Command"] == [
-        "locust", "-f", "loadtests/locustfile.py", "--worker", "--master-host",
+        "locust", "-f", "loadtests/locust/locustfile.py", "--worker", "--master-host",
         "master.loadtest.sensor-dev.internal", "--master-port", "5557",
     ]
     assert dev.config.load_test.spot
@@ -170,7 +170,7 @@ def test_tasks_get_the_client_credentials_from_secrets_manager_and_a_read_only_r
         assert definition["ReadonlyRootFilesystem"] is True
         assert {s["Name"] for s in definition["Secrets"]} == {"LOADTEST_CLIENT_ID", "LOADTEST_CLIENT_SECRET"}
         assert all(secret in json.dumps(s["ValueFrom"]) for s in definition["Secrets"])
-        # The one host a run may target (loadtests/target_guard.py), the service's certificate name.
+        # The one host a run may target (loadtests/locust/target_guard.py), the service's certificate name.
         assert definition["Environment"] == [{"Name": "LOADTEST_TARGET_URL", "Value": f"https://{dev.config.domain_name}"}]
 
 
@@ -283,7 +283,7 @@ def test_committed_settings_and_defaults() -> None:
 def test_committed_profiles_exist_in_the_locust_suite() -> None:
     # In a subprocess: importing the suite imports locust, which monkey-patches the interpreter.
     listed = subprocess.run(
-        [sys.executable, "-c", "from loadtests.profiles import PROFILES; print(' '.join(PROFILES))"],
+        [sys.executable, "-c", "from loadtests.locust.profiles import PROFILES; print(' '.join(PROFILES))"],
         capture_output=True, text=True, check=True, cwd=REPO_ROOT,
     ).stdout.split()
     for name in ("dev", "prod"):

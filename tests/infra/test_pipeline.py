@@ -582,15 +582,11 @@ def test_asset_hash_follows_the_bundle_inputs_not_the_directory(tmp_path: Path) 
     assert _asset_key(bundle) != first
 
 
-def test_archiver_bundle_holds_its_handler_and_only_the_apps_wire_format() -> None:
+def test_archiver_bundle_holds_its_handler_and_the_wire_contracts_but_no_app_module() -> None:
     bundle = LAMBDA_SOURCES.archiver_bundle()
     targets = {file.target for file in bundle.files}
-    assert {"handler.py", "app/__init__.py", "app/outbox/__init__.py", "app/outbox/messages.py"} <= targets
-    assert {target for target in targets if target.startswith("app/")} == {
-        "app/__init__.py",
-        "app/outbox/__init__.py",
-        "app/outbox/messages.py",
-    }
+    assert {"handler.py", "msk_records.py", "contracts/__init__.py", "contracts/reading.py"} <= targets
+    assert not any(target.startswith("app/") for target in targets)
     assert bundle.requirements == REPO_ROOT / "lambda" / "archiver" / "requirements.txt"
 
 
@@ -601,11 +597,12 @@ def test_read_api_bundle_holds_the_app_package_without_local_tooling() -> None:
         "handler.py",
         "app/read_api.py",
         "app/settings.py",
+        "contracts/reading.py",
         "app/api/data.py",
         "app/storage/database.py",
     } <= targets
     assert not any(
-        target.startswith(("app/devstack/", "app/static/")) or "__pycache__" in target for target in targets
+        target.startswith(("devstack/", "app/static/")) or "__pycache__" in target for target in targets
     )
     assert "app/Dockerfile" not in targets
     requirement_files = bundling._requirement_files(bundle.requirements)
@@ -641,7 +638,7 @@ def _toy_bundle(tmp_path: Path) -> PythonBundle:
         constraints=None,
         files=(
             SourceFile(tmp_path / "handler.py", "handler.py"),
-            SourceFile(tmp_path / "messages.py", "app/outbox/messages.py"),
+            SourceFile(tmp_path / "messages.py", "contracts/reading.py"),
         ),
     )
 
@@ -676,9 +673,8 @@ def test_local_bundling_installs_then_copies_the_sources(tmp_path: Path, monkeyp
     assert PipLocalBundling(bundle).try_bundle(str(output), None) is True
     assert calls == [bundle.pip_command(str(output))]
     assert sorted(str(path.relative_to(output)) for path in output.rglob("*")) == [
-        "app",
-        "app/outbox",
-        "app/outbox/messages.py",
+        "contracts",
+        "contracts/reading.py",
         "handler.py",
         "tiny_package",
     ]

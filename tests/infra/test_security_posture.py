@@ -914,7 +914,7 @@ SECURITY_GROUP_MATRIX = (
     ("in", MASTER, UI, "tcp 8089", _load_test, "UI load balancer to the Locust web UI"),
     ("in", MASTER, WORKER, "tcp 5557", _load_test, "Locust workers to the master"),
     # The Locust tasks: only the target's port (the public ALB has no fixed addresses; which host is
-    # enforced by loadtests/target_guard.py), HTTPS for image layers and endpoints, workers -> master.
+    # enforced by loadtests/locust/target_guard.py), HTTPS for image layers and endpoints, workers -> master.
     ("out", MASTER, "0.0.0.0/0", "tcp 443", _load_test, "target ALB (HTTPS), S3 layers, endpoints"),
     ("out", WORKER, "0.0.0.0/0", "tcp 443", _load_test, "target ALB (HTTPS), S3 layers, endpoints"),
     ("out", WORKER, MASTER, "tcp 5557", _load_test, "Locust workers to the master"),

@@ -27,9 +27,9 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
-from app.devstack.lambdas import LocalLambdaContext, load_handler_module
-from app.devstack.processes import free_port
-from app.outbox.messages import encode_reading
+from contracts.reading import encode_reading
+from devstack.lambdas import LocalLambdaContext, load_handler_module
+from devstack.processes import free_port
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -468,7 +468,7 @@ def test_one_large_invocation_throughput(s3: Any, archiver_logs: io.StringIO) ->
           f"{seconds * 1000:.0f} ms, {count / seconds:,.0f} records/s")
 
 
-# --- the local loader (app.devstack.lambdas) -------------------------------------------------------
+# --- the local loader (devstack.lambdas) -------------------------------------------------------
 
 
 @pytest.fixture

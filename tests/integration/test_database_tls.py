@@ -15,12 +15,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.devstack.certificates import LocalCertificateAuthority
-from app.devstack.postgres import PostgresServer
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
 from app.storage.postgres_reader import PostgresReader
 from app.storage.tls import DatabaseTlsError
+from devstack.certificates import LocalCertificateAuthority
+from devstack.postgres import PostgresServer
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import asyncpg
 from fastapi.testclient import TestClient
 
-from app.devstack.postgres import PostgresServer
 from app.main import create_app
+from devstack.postgres import PostgresServer
 from tests.support.app import token_headers
 
 START = datetime.now(UTC) - timedelta(hours=1)

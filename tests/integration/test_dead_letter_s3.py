@@ -16,9 +16,6 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-from app.devstack.__main__ import LOCAL_AWS
-from app.devstack.moto_s3 import MotoServer
-from app.devstack.postgres import PostgresServer
 from app.main import create_app
 from app.observability.metrics import Metrics
 from app.services.replay import DeadLetterReplayer
@@ -29,6 +26,9 @@ from app.storage.dead_letter_writer import CoalescingDeadLetterWriter, puts_per_
 from app.storage.group_commit import GroupCommitter
 from app.storage.postgres_writer import PostgresGroupWriter
 from app.storage.repository import ScoredReading
+from devstack.local_resources import LOCAL_AWS
+from devstack.moto_s3 import MotoServer
+from devstack.postgres import PostgresServer
 from tests.support.app import token_headers
 
 PREFIX = "dead-letter/service/"

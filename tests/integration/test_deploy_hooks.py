@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from app.devstack.certificates import LocalCertificateAuthority, ServerCertificate
-from app.devstack.lambdas import LocalLambdaContext, load_handler
-from app.devstack.processes import free_port, wait_for_port
 from app.settings import sha256_hex
+from devstack.certificates import LocalCertificateAuthority, ServerCertificate
+from devstack.lambdas import LocalLambdaContext, load_handler
+from devstack.processes import free_port, wait_for_port
 from tests.support.app import LOADTEST
 
 STAGE = "POST_TEST_TRAFFIC_SHIFT"

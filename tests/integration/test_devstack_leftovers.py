@@ -10,10 +10,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.devstack.leftovers import PortTaken, record_pid, start_or_reuse_postgres, stop_leftover
-from app.devstack.postgres import PostgresServer
-from app.devstack.processes import free_port
-from app.devstack.tansu import TansuBroker
+from devstack.leftovers import PortTaken, record_pid, start_or_reuse_postgres, stop_leftover
+from devstack.postgres import PostgresServer
+from devstack.processes import free_port
+from devstack.tansu import TansuBroker
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.drill_bluegreen import DrillConfig, ensure_haproxy, run_drill, summary
+from loadtests.drills.bluegreen import DrillConfig, run_drill, summary
+from loadtests.harness.haproxy import ensure_haproxy
 
 
 @pytest.mark.slow

@@ -18,19 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from moto import mock_aws
 
-from loadtests.drill_bluegreen import ensure_haproxy
-from loadtests.drill_faults import (
-    DRILLS,
-    FaultConfig,
-    LakeReader,
-    Reconciliation,
-    count_requests,
-    insert_entry,
-    main,
-    reconcile,
-    run_drills,
-    table,
-)
+from loadtests.drills.fault_results import Reconciliation, insert_entry, reconcile, table
+from loadtests.drills.faults import DRILLS, FaultConfig, count_requests, main, run_drills
+from loadtests.drills.stored_records import LakeReader
+from loadtests.harness.haproxy import ensure_haproxy
 
 BASE = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack.processes import free_port, stop, wait_for_port
 from app.security.sessions import COOKIE_NAME as SESSION_COOKIE
 from app.settings import LOCAL_SIGNING_KEY
+from devstack.processes import free_port, stop, wait_for_port
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -131,7 +131,7 @@ def test_no_bearer_token_or_client_secret_in_any_log(tmp_path: Path) -> None:
             cwd=work, env=env, stdout=open(work / "simulator.log", "wb"), stderr=subprocess.STDOUT,
         )
         locust = subprocess.run(
-            [sys.executable, "-m", "loadtests.run", "--profile", "smoke", "--host", base,
+            [sys.executable, "-m", "loadtests.locust.run", "--profile", "smoke", "--host", base,
              "--results-dir", str(work / "results")],
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
         )

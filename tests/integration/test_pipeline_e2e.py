@@ -2,7 +2,7 @@
 exactly once, through the same archiver handler the Lambda runs.
 
 full profile: the app on PostgreSQL relays its outbox to tansu; the local Kafka feed
-(app.devstack.pipeline) invokes the archiver into moto's S3 server. Also measured here and printed
+(devstack.pipeline) invokes the archiver into moto's S3 server. Also measured here and printed
 (`pytest -s`): end-to-end lag (HTTP 201 → object listed in the bucket) and archiver throughput.
 embedded profile: the app on SQLite; the outbox drainer CLI archives into a local directory.
 """
@@ -36,14 +36,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from app.devstack.lambdas import load_handler_module
-from app.devstack.moto_s3 import MotoServer
-from app.devstack.pipeline import KafkaArchiverFeed, create_archiver_consumer
-from app.devstack.processes import stop
-from app.outbox.messages import encode_reading
 from app.settings import Settings
 from app.storage.database import create_engine
 from app.storage.models import outbox, readings
+from contracts.reading import encode_reading
+from devstack.kafka_feed import KafkaArchiverFeed, create_archiver_consumer
+from devstack.lambdas import load_handler_module
+from devstack.moto_s3 import MotoServer
+from devstack.processes import stop
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(90)
@@ -414,7 +414,7 @@ def test_full_profile_failed_archiving_is_retried_without_duplicates(
 def test_kafka_feed_cli_archives_a_topic_and_stops_on_sigterm(
     kafka_bootstrap: str, lake: Lake, moto_server: MotoServer, tmp_path: Path
 ) -> None:
-    """`python -m app.devstack.pipeline kafka ...` as `make up` (full profile) runs it."""
+    """`python -m devstack.pipeline kafka ...` as `make up` (full profile) runs it."""
     topic = asyncio.run(create_topic(kafka_bootstrap))
     lake.create()
     reading_ids = asyncio.run(produce_readings(kafka_bootstrap, topic, 40))
@@ -422,7 +422,7 @@ def test_kafka_feed_cli_archives_a_topic_and_stops_on_sigterm(
 
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.devstack.pipeline", "kafka", "--bootstrap", kafka_bootstrap,
+            [sys.executable, "-m", "devstack.pipeline", "kafka", "--bootstrap", kafka_bootstrap,
              "--topic", topic, "--group", "archiver", "--bucket", lake.bucket, "--s3-endpoint", moto_server.endpoint_url],
             cwd=REPO_ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT,
         )
@@ -472,7 +472,7 @@ def parquet_rows_in(lake_dir: Path) -> Counter[int]:
 def test_embedded_profile_outbox_drainer_archives_accepted_readings(
     settings_for: Any, serve: Any, tmp_path: Path
 ) -> None:
-    """The app on SQLite (no broker) and `python -m app.devstack.pipeline outbox` into a lake directory."""
+    """The app on SQLite (no broker) and `python -m devstack.pipeline outbox` into a lake directory."""
     count = 200
     settings = settings_for()
     lake_dir = tmp_path / "datalake"
@@ -482,7 +482,7 @@ def test_embedded_profile_outbox_drainer_archives_accepted_readings(
     with serve(settings) as client, open(log_path, "wb") as log:
         # The drainer's environment is this one: no DATA_LAKE_BUCKET here, its --lake-dir is the target.
         drainer = subprocess.Popen(
-            [sys.executable, "-m", "app.devstack.pipeline", "outbox", "--database-url", settings.database_url,
+            [sys.executable, "-m", "devstack.pipeline", "outbox", "--database-url", settings.database_url,
              "--lake-dir", str(lake_dir), "--idle-seconds", "0.1"],
             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )
@@ -523,7 +523,7 @@ def test_seed_004_record_reads_back_whole_from_the_lake(settings_for: Any, serve
     with serve(settings) as client, open(log_path, "wb") as log:
         assert client.post("/ingest", json=record).status_code == 201
         drainer = subprocess.Popen(
-            [sys.executable, "-m", "app.devstack.pipeline", "outbox", "--database-url", settings.database_url,
+            [sys.executable, "-m", "devstack.pipeline", "outbox", "--database-url", settings.database_url,
              "--lake-dir", str(lake_dir), "--idle-seconds", "0.1"],
             cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
         )

@@ -19,7 +19,7 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
-from app.devstack.lambdas import LocalLambdaContext, load_handler, load_handler_module
+from devstack.lambdas import LocalLambdaContext, load_handler, load_handler_module
 
 pytestmark = pytest.mark.timeout(60)
 

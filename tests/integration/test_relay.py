@@ -32,16 +32,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.devstack.processes import free_port
-from app.devstack.tansu import TansuBroker
 from app.main import create_app
 from app.outbox import producer as producer_module
-from app.outbox.messages import SCHEMA_VERSION, InvalidReadingMessage, decode_reading, encode_reading
 from app.outbox.producer import MskIamTokenProvider, connection_options, create_producer
 from app.outbox.relay import KafkaPublisher, OutboxRelay, PublishError, create_relay
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
 from app.storage.models import outbox, readings
+from contracts.reading import SCHEMA_VERSION, InvalidReadingMessage, decode_reading, encode_reading
+from devstack.processes import free_port
+from devstack.tansu import TansuBroker
 from tests.support.app import token_headers
 
 pytestmark = pytest.mark.timeout(60)

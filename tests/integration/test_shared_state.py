@@ -29,7 +29,13 @@ import pytest
 import redis
 
 from app.anomaly import AnomalyDetector, SeriesKey
-from loadtests.simulator import SEED002_TAGS, Device, format_timestamp, make_devices, seed002_reading
+from loadtests.simulator.generation import (
+    SEED002_TAGS,
+    Device,
+    format_timestamp,
+    make_devices,
+    seed002_reading,
+)
 from tests.support.cluster import LOADTEST_CREDENTIALS, AppCluster
 from tests.support.services import create_migrated_database
 

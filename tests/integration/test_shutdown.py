@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack.processes import free_port, wait_for_port
+from devstack.processes import free_port, wait_for_port
 from tests.support.app import LOADTEST
 
 REQUESTS = 300

@@ -1,4 +1,4 @@
-"""The sensor simulator (loadtests/simulator.py): pure generation, the CLI, the spool, and end-to-end runs
+"""The sensor simulator (loadtests/simulator/): pure generation, the CLI, the spool, and end-to-end runs
 against the real service served by uvicorn on SQLite (no fake server: the counts must match what
 GET /data returns)."""
 
@@ -22,31 +22,27 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.devstack.processes import free_port, stop
 from app.readings import ReadingRules, validate_batch
 from app.settings import DEFAULT_TAG_RANGES
-from loadtests.simulator import (
+from devstack.processes import free_port, stop
+from loadtests.simulator.config import SimulatorConfig, parse_config
+from loadtests.simulator.delivery import Deliverer, Outcome, TokenProvider
+from loadtests.simulator.generation import (
     SEED002_PROFILES,
     SEED002_TAGS,
     SEED004_FIELDS,
     SEED004_METRICS,
     SEED004_PROFILES,
-    Deliverer,
     Generated,
-    Outcome,
     Shape,
-    Simulator,
-    SimulatorConfig,
-    Spool,
-    Stats,
-    TokenProvider,
     device_rng,
     generate_item,
     make_devices,
-    parse_config,
-    rejected_path,
     tick_offset,
 )
+from loadtests.simulator.runner import Simulator
+from loadtests.simulator.spool import Spool, rejected_path
+from loadtests.simulator.stats import Stats
 from tests.conftest import REPO_ROOT
 
 START = datetime(2025, 11, 23, 10, 0, tzinfo=UTC)

@@ -13,7 +13,6 @@ import pytest
 from pydantic import ValidationError
 
 from app.anomaly import AnomalyDetector
-from app.devstack.redis import RedisServer
 from app.observability.metrics import Metrics
 from app.security.ratelimit import LeakyBucketLimiter
 from app.settings import Settings
@@ -22,6 +21,7 @@ from app.state.ratelimit import SharedRateLimiter
 from app.state.scripts import WINDOW
 from app.state.store import Call, StateStore, StoreUnavailable
 from app.state.windows import SharedWindows, window_key
+from devstack.redis import RedisServer
 
 
 @pytest.fixture

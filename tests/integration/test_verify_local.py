@@ -1,7 +1,7 @@
 """`make verify` against the full local profile: PostgreSQL, tansu, the app with its outbox relay, the
 archiver consumer writing Parquet to moto's S3, and the environment's stacks, secret, Glue table, alarms,
 dashboards, ECS service and Lambda alias seeded into the same moto server by the code `make up PROFILE=full`
-runs (app.devstack.aws_environment.seed_for_make_up).
+runs (devstack.aws_environment.seed_for_make_up).
 
 All steps pass; then three broken links each fail the command at their own step: an alarm deleted
 (alarms), the app not ready (ready: its database is down), the archiver stopped (lake).
@@ -22,20 +22,20 @@ from typing import Any
 import boto3
 import pytest
 
-from app.devstack.__main__ import ARCHIVER_WINDOW_SECONDS, LOCAL_AWS, LOCAL_BUCKET, LOCAL_TOPIC
-from app.devstack.aws_environment import (
+from devstack.aws_environment import (
     LOCAL_CREDENTIALS,
     LOCAL_ENV,
     MOTO_ECS_ENVIRONMENT,
     REGION,
     seed_for_make_up,
 )
-from app.devstack.moto_s3 import MotoServer
-from app.devstack.postgres import PostgresServer
-from app.devstack.processes import free_port, stop
-from app.devstack.tansu import TansuBroker
-from loadtests.drill_bluegreen import start_app, wait_ready
-from loadtests.drill_faults import create_topic
+from devstack.local_resources import ARCHIVER_WINDOW_SECONDS, LOCAL_AWS, LOCAL_BUCKET, LOCAL_TOPIC
+from devstack.moto_s3 import MotoServer
+from devstack.postgres import PostgresServer
+from devstack.processes import free_port, stop
+from devstack.tansu import TansuBroker
+from loadtests.drills.full_stack import create_topic
+from loadtests.harness.app_processes import start_app, wait_ready
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.timeout(420)
@@ -91,7 +91,7 @@ def local_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loca
         app = start_app("app", port, postgres.url, workdir, extra_env=app_env)
         wait_ready(port, app)
         pipeline = subprocess.Popen(  # the archiver consumer, as `make up PROFILE=full` starts it
-            [sys.executable, "-m", "app.devstack.pipeline", "kafka", "--bootstrap", broker.bootstrap,
+            [sys.executable, "-m", "devstack.pipeline", "kafka", "--bootstrap", broker.bootstrap,
              "--topic", LOCAL_TOPIC, "--group", "archiver", "--bucket", LOCAL_BUCKET,
              "--s3-endpoint", moto.endpoint_url, "--batching-window-seconds", ARCHIVER_WINDOW_SECONDS],
             env={**os.environ, **LOCAL_AWS}, stdout=open(workdir / "archiver.log", "ab"), stderr=subprocess.STDOUT)

@@ -1,4 +1,4 @@
-"""loadtests/accounting.py: CPU of real process trees (a busy child counts, reaped or alive) and the app's
+"""loadtests/bench/accounting.py: CPU of real process trees (a busy child counts, reaped or alive) and the app's
 EMF timings cut to a window."""
 
 from __future__ import annotations
@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-from loadtests.accounting import CpuMeter, app_timings, cpu_seconds, per_thousand
+from loadtests.bench.accounting import CpuMeter, app_timings, cpu_seconds, per_thousand, wait_for_flush
 
 BURN = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
 
@@ -60,3 +61,26 @@ def test_app_timings_sum_the_exact_statistics_of_the_overlapping_intervals(tmp_p
     assert timings["EventLoopLag"].maximum == 50.0
     assert timings["CommitLatency"].mean == 10.0
     assert app_timings(tmp_path / "missing.log", 0, 1, interval=5.0) == {}
+
+
+def _emf_line(began: float) -> str:
+    return json.dumps({"_aws": {"Timestamp": int(began * 1000)}, "Distributions": {}}) + "\n"
+
+
+def test_wait_for_flush_waits_for_the_interval_that_reaches_the_window_end(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("not json\n" + _emf_line(1000.0))  # covers [1000, 1005)
+    assert wait_for_flush(log, end=1005.0, interval=5, timeout=0) is True
+    assert wait_for_flush(log, end=1006.0, interval=5, timeout=0.3) is False  # the last interval is not written
+
+    def flush_late() -> None:
+        with log.open("a") as output:
+            output.write(_emf_line(1005.0))
+
+    writer = threading.Timer(0.3, flush_late)
+    writer.start()
+    try:
+        assert wait_for_flush(log, end=1006.0, interval=5, timeout=10) is True
+    finally:
+        writer.cancel()
+    assert wait_for_flush(tmp_path / "missing.log", end=1.0, interval=5, timeout=0) is False

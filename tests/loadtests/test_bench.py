@@ -1,4 +1,4 @@
-"""make bench (loadtests/bench.py): the ceiling app's contract over real HTTP, flag validation, the rows
+"""make bench (loadtests/bench/throughput.py): the ceiling app's contract over real HTTP, flag validation, the rows
 it appends to docs/benchmarks.md, and a tiny bench (20 users, 3 s hold) against the real processes."""
 
 from __future__ import annotations
@@ -12,26 +12,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.devstack.processes import stop
-from loadtests.accounting import Timing
-from loadtests.bench import (
-    CEILING_APP,
+from devstack.processes import stop
+from loadtests.bench.accounting import Timing
+from loadtests.bench.benchmarks_doc import (
     COLUMNS,
     CPU_SECTION,
     SECTION,
     SEED_ROW,
-    Accounting,
-    BenchConfig,
-    BenchResult,
-    Measurement,
     append_rows,
     cpu_rows,
-    main,
     read_rows,
     result_rows,
-    serve,
-    verdict,
 )
+from loadtests.bench.results import Accounting, BenchConfig, BenchResult, Measurement, verdict
+from loadtests.bench.throughput import CEILING_APP, main, serve
 from tests.conftest import REPO_ROOT
 
 DOC = REPO_ROOT / "docs" / "benchmarks.md"

@@ -1,4 +1,4 @@
-"""make bench-ingest's COPY ceiling (loadtests/bench_ingest.py): it writes real rows into a migrated
+"""make bench-ingest's COPY ceiling (loadtests/bench/ingest.py): it writes real rows into a migrated
 PostgreSQL, the per-series statistics trigger counts them, and the record states the app's ratio to it."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncpg
 
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
-from loadtests.bench_ingest import COPY_CHUNK, Bodies, Phase, copy_ceiling, ratio_to_copy, record
+from loadtests.bench.ingest import COPY_CHUNK, Bodies, Phase, copy_ceiling, ratio_to_copy, record
 
 COUNTED = "SELECT (SELECT count(*) FROM readings WHERE ts >= $1 AND ts < $1 + interval '1 hour'), " \
           "(SELECT coalesce(sum(count), 0) FROM series_stats WHERE device_id LIKE 'bench-%')"

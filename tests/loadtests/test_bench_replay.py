@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.processes import free_port, stop
 from app.storage.dead_letter import LocalDeadLetterStore
-from loadtests.bench_replay import SECTION, drain, fill, insert_entry, letters_of, main
-from loadtests.delay_proxy import main as proxy_main
+from devstack.processes import free_port, stop
+from loadtests.bench.replay import SECTION, drain, fill, insert_entry, letters_of, main
+from loadtests.drills.delay_proxy import main as proxy_main
 
 
 async def echo_server(port: int) -> asyncio.Server:
@@ -44,7 +44,7 @@ def test_the_proxy_delays_every_request_once_and_forwards_its_bytes() -> None:
             writer.close()
             return timings
 
-    proxy = subprocess.Popen([sys.executable, "-m", "loadtests.delay_proxy", "--target", f"127.0.0.1:{target}",
+    proxy = subprocess.Popen([sys.executable, "-m", "loadtests.drills.delay_proxy", "--target", f"127.0.0.1:{target}",
                               "--delay-ms", "80"], stdout=subprocess.PIPE, text=True)
     try:
         port = int(proxy.stdout.readline())

@@ -9,15 +9,15 @@ from datetime import UTC, datetime
 import pytest
 
 from app.settings import Settings
-from loadtests.profiles import (
+from loadtests.locust.profiles import (
     PROFILES,
     SEED_BENCHMARK,
     add_locust_arguments,
     get_profile,
     profile_from_options,
 )
-from loadtests.simulator import SEED004_METRICS
-from loadtests.users import USER_CLASSES, DeviceFeed, apply_mix, history, make_device
+from loadtests.locust.users import USER_CLASSES, DeviceFeed, apply_mix, history, make_device
+from loadtests.simulator.generation import SEED004_METRICS
 
 START = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from locust.env import Environment
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSVFileWriter
 
-from loadtests.progress import locust_progress, ticking
+from loadtests.harness.progress import locust_progress, ticking
 
 
 def test_ticking_prints_a_line_per_interval_until_the_block_ends() -> None:

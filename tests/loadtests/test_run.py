@@ -1,4 +1,4 @@
-"""`python -m loadtests.run` against the real app (uvicorn on SQLite): a short smoke run passes its
+"""`python -m loadtests.locust.run` against the real app (uvicorn on SQLite): a short smoke run passes its
 thresholds and leaves every report; an impossible threshold fails the run naming it; the local
 distributed mode (master + 1 worker) runs; bad flags are refused with a clear message."""
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack.processes import free_port, stop
-from loadtests.drill_bluegreen import start_app, wait_ready
-from loadtests.run import parse_args
+from devstack.processes import free_port, stop
+from loadtests.harness.app_processes import start_app, wait_ready
+from loadtests.locust.run import parse_args
 from tests.conftest import REPO_ROOT
 
 REPORTS = ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "report.html", "summary.json",
@@ -41,7 +41,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
 
 
 def run(*flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "loadtests.run", *flags], cwd=REPO_ROOT, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "loadtests.locust.run", *flags], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=RUN_TIMEOUT, check=False)
 
 
@@ -126,7 +126,7 @@ def test_bad_flags_are_refused_with_the_rule(flags: list[str], message: str, cap
     (["--load-hold", "0"], "argument --load-hold: hold_s must be > 0, got 0"),
 ])
 def test_locust_itself_refuses_bad_profile_flags(flags: list[str], message: str) -> None:
-    """`locust -f loadtests/locustfile.py` directly (as the web UI and remote workers are started)."""
-    finished = subprocess.run([sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless", *flags],
+    """`locust -f loadtests/locust/locustfile.py` directly (as the web UI and remote workers are started)."""
+    finished = subprocess.run([sys.executable, "-m", "locust", "-f", "loadtests/locust/locustfile.py", "--headless", *flags],
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert finished.returncode == 2 and message in finished.stderr, finished.stderr[-2000:]

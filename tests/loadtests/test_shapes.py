@@ -9,9 +9,9 @@ import pytest
 from locust import FastHttpUser, task
 from locust.env import Environment
 
-from loadtests.profiles import PROFILES
-from loadtests.shapes import Stage, Timeline, TimelineShape, stage_at
-from loadtests.thresholds import hold_window
+from loadtests.locust.profiles import PROFILES
+from loadtests.locust.shapes import Stage, Timeline, TimelineShape, stage_at
+from loadtests.locust.thresholds import hold_window
 
 
 class IdleUser(FastHttpUser):

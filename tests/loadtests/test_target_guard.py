@@ -23,8 +23,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from app.devstack.processes import free_port, stop, wait_for_port
-from loadtests.target_guard import TARGET_ENV, TargetNotAllowed, check, normalize
+from devstack.processes import free_port, stop, wait_for_port
+from loadtests.locust.target_guard import TARGET_ENV, TargetNotAllowed, check, normalize
 from tests.conftest import REPO_ROOT
 
 OTHER_HOST = "127.0.0.2"  # another loopback address: "a host of someone's choosing"
@@ -94,7 +94,7 @@ def test_a_ui_run_pointed_at_another_host_is_refused_before_any_request(tmp_path
         web_port = free_port()
         env = {**os.environ, "LOADTEST_CLIENT_SECRET": "loadtest-local-secret"}
         ui = subprocess.Popen(
-            [sys.executable, "-m", "loadtests.run", "--ui", "--profile", "smoke", "--host", platform.url,
+            [sys.executable, "-m", "loadtests.locust.run", "--ui", "--profile", "smoke", "--host", platform.url,
              "--web-port", str(web_port), "--results-dir", str(tmp_path / "results")],
             cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
@@ -129,7 +129,7 @@ def test_a_headless_run_at_another_host_exits_1_without_sending(tmp_path: Path) 
     with listener(OTHER_HOST) as other:
         env = {**os.environ, TARGET_ENV: "http://127.0.0.1:9", "PYTHONPATH": str(REPO_ROOT)}
         result = subprocess.run(
-            [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests" / "locustfile.py"), "--headless",
+            [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtests" / "locust" / "locustfile.py"), "--headless",
              "--host", other.url, "--load-profile", "smoke", "--run-time", "10s", "--only-summary"],
             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
         )

@@ -8,7 +8,7 @@ import time
 import pytest
 from locust.stats import RequestStats, StatsEntry
 
-from loadtests.thresholds import (
+from loadtests.locust.thresholds import (
     HoldWindow,
     Snapshot,
     Thresholds,

@@ -10,9 +10,10 @@ import subprocess
 from contextlib import ExitStack
 from pathlib import Path
 
-from app.devstack.processes import free_port, stop, wait_for_port
-from app.devstack.redis import RedisServer
-from loadtests.drill_bluegreen import ensure_haproxy, start_app, wait_ready
+from devstack.processes import free_port, stop, wait_for_port
+from devstack.redis import RedisServer
+from loadtests.harness.app_processes import start_app, wait_ready
+from loadtests.harness.haproxy import ensure_haproxy
 
 LOADTEST_CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
 

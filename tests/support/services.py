@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import asyncpg
 import pytest
 
-from app.devstack.moto_s3 import MotoServer
-from app.devstack.postgres import PostgresServer
-from app.devstack.tansu import TansuBroker
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
+from devstack.moto_s3 import MotoServer
+from devstack.postgres import PostgresServer
+from devstack.tansu import TansuBroker
 
 _database_numbers = itertools.count(1)
 

@@ -1,0 +1,101 @@
+"""What `make bench` measured (configuration, one measurement per phase, CPU accounting) and the verdict
+against the brief's targets (app throughput ratio, light-load latency factors, zero failures).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loadtests.bench.accounting import Timing
+
+TARGET_RATIO = 0.6
+LIGHT_P50_FACTOR = 3.0  # app p50 <= 3x the ceiling's p50 under the same light load
+LIGHT_P99_FACTOR = 2.0  # app p99 <= 2x the ceiling's p99
+PHASES = ("ceiling", "ceiling_light", "app", "light")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Load shape and set-up; the same for both targets."""
+
+    users: int = 1000
+    ramp: float = 30.0
+    hold: float = 60.0
+    app_workers: int = 2
+    locust_workers: int = 0
+
+    @property
+    def generator(self) -> str:
+        if self.locust_workers == 0:
+            return "Locust 1 process"
+        return f"Locust master + {self.locust_workers} worker{'s' if self.locust_workers > 1 else ''}"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One target's hold window, from loadtests.locust.run's summary.json."""
+
+    target: str
+    users: int
+    requests: int
+    failures: int
+    rps: float
+    avg_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @property
+    def failure_percent(self) -> float:
+        return 100.0 * self.failures / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Accounting:
+    """Where one window's core-seconds went: CPU s per 1,000 requests by group, and the app's timings."""
+
+    cpu_per_thousand: dict[str, float]
+    timings: dict[str, Timing]
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    ceiling: Measurement
+    app: Measurement
+    light: Measurement
+    ceiling_light: Measurement
+    accounting: dict[str, Accounting] = field(default_factory=dict)  # keyed by PHASES
+    outbox_drain_seconds: float | None = None  # the relay's catch-up between the heavy and light phases
+
+    @property
+    def ratio(self) -> float:
+        return self.app.rps / self.ceiling.rps if self.ceiling.rps else 0.0
+
+    @property
+    def light_p50_factor(self) -> float:
+        return self.light.p50_ms / self.ceiling_light.p50_ms if self.ceiling_light.p50_ms else float("inf")
+
+    @property
+    def light_p99_factor(self) -> float:
+        return self.light.p99_ms / self.ceiling_light.p99_ms if self.ceiling_light.p99_ms else float("inf")
+
+    @property
+    def light_within_target(self) -> bool:
+        return (self.light.failures == 0 and self.light_p50_factor <= LIGHT_P50_FACTOR
+                and self.light_p99_factor <= LIGHT_P99_FACTOR)
+
+
+def verdict(result: BenchResult) -> tuple[str, list[str]]:
+    """("PASS" | "MISS", the targets missed)."""
+    missed = []
+    if result.app.failures:
+        missed.append(f"{result.app.failures} failed requests at {result.app.users} users (target 0)")
+    if result.ratio < TARGET_RATIO:
+        missed.append(f"app throughput {result.ratio:.0%} of the ceiling (target ≥ {TARGET_RATIO:.0%})")
+    if result.light.failures:
+        missed.append(f"{result.light.failures} failed requests under light load (target 0)")
+    if result.light_p50_factor > LIGHT_P50_FACTOR:
+        missed.append(f"light load p50 {result.light_p50_factor:.1f}x the ceiling's (target ≤ {LIGHT_P50_FACTOR:g}x)")
+    if result.light_p99_factor > LIGHT_P99_FACTOR:
+        missed.append(f"light load p99 {result.light_p99_factor:.1f}x the ceiling's (target ≤ {LIGHT_P99_FACTOR:g}x)")
+    return ("MISS" if missed else "PASS"), missed
