@@ -15,13 +15,14 @@ from cdk_nag import AwsSolutionsChecks
 
 from cdk.components.deployment_alarms import link_deployment_runbooks
 from cdk.components.encryption import encrypt_logs_and_secrets
-from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
 from cdk.stacks.load_test import LoadTestStack
 from cdk.stacks.monitoring import MonitoringStack
 from cdk.stacks.network import NetworkStack
 from cdk.stacks.pipeline import LambdaSources, PipelineStack
 from cdk.stacks.service import ServiceStack
+from environments.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
+from environments.naming import LOAD_TEST_DOMAIN, EnvironmentNames
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 APP_IMAGE_DIRECTORY = REPO_ROOT / "app"
@@ -53,10 +54,6 @@ class Platform:
         return core + ((self.load_test,) if self.load_test else ())
 
 
-def stack_name(config: EnvironmentConfig, domain: str) -> str:
-    return f"Sensor-{config.name}-{domain}"
-
-
 # `cdk deploy --all -c env=dev` deploys what `make deploy` deploys: the opt-in LoadTest stack (while
 # `load_test.enabled`) joins the app only with `-c load_test=true` (make load-test-deploy passes it).
 LOAD_TEST_CONTEXT_KEY = "load_test"
@@ -74,52 +71,55 @@ def wants_load_test(app: cdk.App) -> bool:
 def build_platform(app: cdk.App, config: EnvironmentConfig, *, with_load_test: bool = True) -> Platform:
     env = cdk.Environment(account=config.account, region=config.region)
     common = {"env": env}
+    names = EnvironmentNames(config.name)
 
     network = NetworkStack(
         app,
-        stack_name(config, "Network"),
+        names.stack("Network"),
         config=config,
         description=f"Sensor platform ({config.name}): VPC, subnets, endpoints, security groups",
         **common,
     )
     data = DataStack(
         app,
-        stack_name(config, "Data"),
+        names.stack("Data"),
         config=config,
         vpc=network.vpc,
-        security_groups=network.security_groups,
+        app_security_group=network.platform_network.app_security_group,
         description=f"Sensor platform ({config.name}): PostgreSQL, MSK, S3 data lake (stateful)",
         **common,
     )
     service = ServiceStack(
         app,
-        stack_name(config, "Service"),
+        names.stack("Service"),
         config=config,
         image_directory=APP_IMAGE_DIRECTORY,
-        vpc=network.vpc,
-        security_groups=network.security_groups,
-        data=data,
+        network=network.platform_network,
+        database=data.database_access,
+        stream=data.stream_access,
+        lake=data.lake_access,
+        state_store=data.state_store.access,
         description=f"Sensor platform ({config.name}): ECS Fargate service, ALB, WAF",
         **common,
     )
     pipeline = PipelineStack(
         app,
-        stack_name(config, "Pipeline"),
+        names.stack("Pipeline"),
         config=config,
         sources=LAMBDA_SOURCES,
         vpc=network.vpc,
-        data=data,
-        service=service,
+        database=data.database_access,
+        stream=data.stream_access,
+        lake=data.lake_access,
+        edge=service.edge,
         description=f"Sensor platform ({config.name}): MSK to S3 archiver, Glue catalog, read-only API",
         **common,
     )
     monitoring = MonitoringStack(
         app,
-        stack_name(config, "Monitoring"),
+        names.stack("Monitoring"),
         config=config,
-        data=data,
-        service=service,
-        pipeline=pipeline,
+        load_balancer=service.ingest.load_balancer_names,
         description=f"Sensor platform ({config.name}): alarms, SNS alarm topics, dashboards",
         **common,
     )
@@ -127,7 +127,7 @@ def build_platform(app: cdk.App, config: EnvironmentConfig, *, with_load_test: b
     if config.load_test.enabled and with_load_test:
         load_test = LoadTestStack(
             app,
-            stack_name(config, "LoadTest"),
+            names.stack(LOAD_TEST_DOMAIN),
             config=config,
             image_directory=LOAD_TEST_IMAGE_DIRECTORY,
             vpc=network.vpc,
@@ -140,7 +140,7 @@ def build_platform(app: cdk.App, config: EnvironmentConfig, *, with_load_test: b
         load_test=load_test,
     )
     for stack in platform.stacks:
-        encrypt_logs_and_secrets(stack, config.name)
+        encrypt_logs_and_secrets(stack, names)
         link_deployment_runbooks(stack, config.monitoring.runbook_base_url)
         cdk.Tags.of(stack).add("project", "sensor-platform")
         cdk.Tags.of(stack).add("environment", config.name)

@@ -16,9 +16,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from cdk.config import ConfigError
+from environments.config import ConfigError, load_from_cdk_json
 from monitoring.cost_model import PRICES_DIR, Estimate, Usage, estimate, load_prices, load_templates
-from monitoring.watch import load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides[key] = value
     try:
         usage = Usage().with_overrides(overrides)
-        config = load_config(args.env, args.cdk_json)
+        config = load_from_cdk_json(args.env, args.cdk_json)
         template_dir = args.cdk_out or REPO_ROOT / "cdk.out" / args.env
         result = estimate(load_templates(template_dir, args.env), load_prices(config.region, args.prices), usage,
                           env=args.env)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from environments.naming import EnvironmentNames
+
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 SECONDS_PER_MONTH = 730 * 3600
 
@@ -125,9 +127,9 @@ def load_prices(region: str, prices_dir: Path = PRICES_DIR) -> dict[str, Any]:
 def load_templates(template_dir: Path, env: str) -> dict[str, dict[str, Any]]:
     """Stack name -> template, for the environment's stacks in a cloud assembly directory."""
     templates = {path.name.removesuffix(".template.json"): json.loads(path.read_text())
-                 for path in sorted(template_dir.glob(f"Sensor-{env}-*.template.json"))}
+                 for path in sorted(template_dir.glob(EnvironmentNames(env).stack_glob))}
     if not templates:
-        raise FileNotFoundError(f"no Sensor-{env}-*.template.json in {template_dir}: synthesize first "
+        raise FileNotFoundError(f"no {EnvironmentNames(env).stack_glob} in {template_dir}: synthesize first "
                                 f"(make synth ENV={env})")
     return templates
 

@@ -23,10 +23,12 @@ from constructs import Construct
 
 from cdk.components.client_secret import generated_client_secret
 from cdk.components.datalake import access_log_bucket, private_bucket
+from cdk.components.fargate import linux_task_definition
+from cdk.components.hsts import add_hsts
 from cdk.components.nag import acknowledge, finding_text
 from cdk.components.retention import log_retention
-from cdk.components.service import HSTS_ATTRIBUTE, HSTS_HEADER_VALUE
-from cdk.config import LoadTestConfig
+from environments.config import LoadTestConfig
+from environments.naming import EnvironmentNames
 
 WEB_PORT = 8089
 MASTER_PORT = 5557
@@ -41,11 +43,6 @@ RESULTS_DIRECTORY = "/srv/results"
 RESULTS_PREFIX = "runs/"
 
 
-def results_bucket_name(env_name: str, region: str) -> str:
-    """Fixed per environment, account and region, so the runbook and the task's IAM policy can name it."""
-    return f"sensor-{env_name}-loadtest-{Aws.ACCOUNT_ID}-{region}"
-
-
 class LoadTestResults(Construct):
     """Owns the results bucket (encrypted, TLS-only, private, versions and objects expire after
     `results_retention_days`) and the access-log bucket that receives its server access logs and the
@@ -53,11 +50,12 @@ class LoadTestResults(Construct):
     load generator, and the lifecycle rules empty them."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, env_name: str, region: str, retention_days: int
+        self, scope: Construct, construct_id: str, *, names: EnvironmentNames, region: str, retention_days: int
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = access_log_bucket(self, "AccessLogs")
-        self.bucket_name = results_bucket_name(env_name, region)
+        # Fixed per environment, account and region, so the runbook and the task's IAM policy can name it.
+        self.bucket_name = names.load_test_bucket(Aws.ACCOUNT_ID, region)
         self.bucket = private_bucket(
             self,
             "Results",
@@ -182,7 +180,7 @@ class LocustUi(Construct):
                 next=elbv2.ListenerAction.forward([self.target_group]),
             ),
         )
-        self.listener.set_attribute(HSTS_ATTRIBUTE, HSTS_HEADER_VALUE)
+        add_hsts(self.listener)
 
 
 class LocustFleet(Construct):
@@ -346,16 +344,7 @@ class LocustFleet(Construct):
         self, construct_id: str, cpu: int, memory_mib: int, image: ecs.ContainerImage, role: str, *,
         command: list[str], port: int | None, writes_results: bool,
     ) -> ecs.FargateTaskDefinition:
-        task_definition = ecs.FargateTaskDefinition(
-            self,
-            construct_id,
-            cpu=cpu,
-            memory_limit_mib=memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
+        task_definition = linux_task_definition(self, construct_id, cpu=cpu, memory_mib=memory_mib)
         container = task_definition.add_container(
             role,
             image=image,
@@ -383,12 +372,6 @@ class LocustFleet(Construct):
         for volume, path in volumes.items():
             task_definition.add_volume(name=volume)
             container.add_mount_points(ecs.MountPoint(source_volume=volume, container_path=path, read_only=False))
-        acknowledge(
-            task_definition,
-            "IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken (execution role) supports no resource-level permissions; image "
-            "pulls themselves are scoped to the asset repository.",
-        )
         return task_definition
 
     def _grant_results_upload(self, results: LoadTestResults) -> None:

@@ -13,7 +13,8 @@ from aws_cdk import aws_msk_alpha as msk
 from constructs import Construct
 
 from cdk.components.retention import log_retention
-from cdk.config import StreamingConfig
+from environments.config import StreamingConfig
+from environments.naming import EnvironmentNames
 
 KAFKA_VERSION = msk.KafkaVersion.V3_9_X
 # Brokers with IAM client authentication over TLS listen on 9098.
@@ -32,7 +33,7 @@ class SensorStream(Construct):
         construct_id: str,
         *,
         config: StreamingConfig,
-        env_name: str,
+        names: EnvironmentNames,
         vpc: ec2.IVpc,
         client_security_group: ec2.ISecurityGroup,
         availability_zone_count: int,
@@ -58,14 +59,14 @@ class SensorStream(Construct):
         self.storage_key = kms.Key(
             self,
             "StorageKey",
-            description=f"sensor-{env_name}: MSK broker storage encryption",
+            description=f"{names.prefix}: MSK broker storage encryption",
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.cluster = msk.Cluster(
             self,
             "Cluster",
-            cluster_name=f"sensor-{env_name}",
+            cluster_name=names.msk_cluster,
             kafka_version=KAFKA_VERSION,
             # The L2 counts brokers per AZ; config counts them in total (validated divisible).
             number_of_broker_nodes=config.broker_count // availability_zone_count,

@@ -10,7 +10,8 @@ from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
 from cdk.components.load_test import LoadTestResults, LocustFleet, LocustUi
-from cdk.config import EnvironmentConfig
+from environments.config import EnvironmentConfig
+from environments.naming import EnvironmentNames
 
 
 class LoadTestStack(Stack):
@@ -31,11 +32,12 @@ class LoadTestStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        name_prefix = f"sensor-{config.name}"
+        names = EnvironmentNames(config.name)
+        name_prefix = names.prefix
         certificate_arn = config.load_test_certificate_arn
-        assert certificate_arn is not None  # cdk.config refuses load_test.enabled without one
+        assert certificate_arn is not None  # environments.config refuses load_test.enabled without one
         self.results = LoadTestResults(
-            self, "Results", env_name=config.name, region=config.region,
+            self, "Results", names=names, region=config.region,
             retention_days=config.load_test.results_retention_days,
         )
         self.ui = LocustUi(

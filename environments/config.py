@@ -10,11 +10,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENVIRONMENTS_CONTEXT_KEY = "environments"
+# The repository's cdk.json: the CDK app reads it through the CLI's context, the tools read it here.
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 # Fargate task sizes: CPU units -> allowed memory (MiB).
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
@@ -569,6 +572,12 @@ def load_environment(context: Any, env_name: Any) -> EnvironmentConfig:
         return EnvironmentConfig.model_validate_json(json.dumps({"name": env_name, **raw}))
     except ValidationError as error:
         raise ConfigError(_describe(prefix, error)) from None
+
+
+def load_from_cdk_json(env_name: str, cdk_json: Path = CDK_JSON) -> EnvironmentConfig:
+    """The environment's configuration from a cdk.json file (what tools use outside `cdk synth`)."""
+    context = json.loads(cdk_json.read_text())["context"]
+    return load_environment(context.get(ENVIRONMENTS_CONTEXT_KEY), env_name)
 
 
 def _describe(prefix: str, error: ValidationError) -> str:
