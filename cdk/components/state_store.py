@@ -25,6 +25,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from cdk.components.security_groups import admitting_clients
 from cdk.props import StateStoreAccess
 from environments.config import StateStoreConfig
 from environments.naming import EnvironmentNames
@@ -53,13 +54,9 @@ class SharedStateStore(Construct):
         self.cache_name = names.state_cache
         self.user_id = f"{names.prefix}-app"
 
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="ElastiCache for Valkey: shared state",
-            allow_all_outbound=False,
-        )
-        # Both directions: ingress from the app tasks only, and the app's egress to this group only.
-        self.security_group.connections.allow_from(
-            client_security_group, ec2.Port.tcp_range(PORTS[0], PORTS[-1]), "App to the shared state store"
+        self.security_group = admitting_clients(
+            self, vpc=vpc, description="ElastiCache for Valkey: shared state", client=client_security_group,
+            port=ec2.Port.tcp_range(PORTS[0], PORTS[-1]), label="App to the shared state store",
         )
         self.key = kms.Key(
             self, "Key", description=f"{self.cache_name}: encryption at rest of the shared state store",

@@ -13,6 +13,7 @@ from aws_cdk import aws_msk_alpha as msk
 from constructs import Construct
 
 from cdk.components.retention import log_retention
+from cdk.components.security_groups import admitting_clients
 from environments.config import StreamingConfig
 from environments.naming import EnvironmentNames
 
@@ -41,12 +42,9 @@ class SensorStream(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="MSK brokers", allow_all_outbound=False
-        )
-        # Both directions: the ingress here and the app's egress to this group only.
-        self.security_group.connections.allow_from(
-            client_security_group, ec2.Port.tcp(MSK_IAM_TLS_PORT), "App to MSK (IAM over TLS)"
+        self.security_group = admitting_clients(
+            self, vpc=vpc, description="MSK brokers", client=client_security_group,
+            port=ec2.Port.tcp(MSK_IAM_TLS_PORT), label="App to MSK (IAM over TLS)",
         )
         broker_logs = logs.LogGroup(
             self,

@@ -9,7 +9,8 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk.components.load_test import LoadTestResults, LocustFleet, LocustUi
+from cdk.components.load_test import LoadTestResults, LocustFleet
+from cdk.components.locust_ui import LocustUi
 from environments.config import EnvironmentConfig
 from environments.naming import EnvironmentNames
 
