@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -70,70 +71,37 @@ def wants_load_test(app: cdk.App) -> bool:
 
 def build_platform(app: cdk.App, config: EnvironmentConfig, *, with_load_test: bool = True) -> Platform:
     env = cdk.Environment(account=config.account, region=config.region)
-    common = {"env": env}
     names = EnvironmentNames(config.name)
 
-    network = NetworkStack(
-        app,
-        names.stack("Network"),
-        config=config,
-        description=f"Sensor platform ({config.name}): VPC, subnets, endpoints, security groups",
-        **common,
-    )
+    def stack(domain: str, summary: str) -> dict[str, Any]:
+        """What every stack of the environment takes: its name, the config, the environment, a description."""
+        return {"scope": app, "construct_id": names.stack(domain), "config": config, "env": env,
+                "description": f"Sensor platform ({config.name}): {summary}"}
+
+    network = NetworkStack(**stack("Network", "VPC, subnets, endpoints, security groups"))
     data = DataStack(
-        app,
-        names.stack("Data"),
-        config=config,
-        vpc=network.vpc,
-        app_security_group=network.platform_network.app_security_group,
-        description=f"Sensor platform ({config.name}): PostgreSQL, MSK, S3 data lake (stateful)",
-        **common,
+        **stack("Data", "PostgreSQL, MSK, S3 data lake (stateful)"),
+        vpc=network.vpc, app_security_group=network.platform_network.app_security_group,
     )
+    stores = {"database": data.database_access, "stream": data.stream_access, "lake": data.lake_access}
     service = ServiceStack(
-        app,
-        names.stack("Service"),
-        config=config,
-        image_directory=APP_IMAGE_DIRECTORY,
-        network=network.platform_network,
-        database=data.database_access,
-        stream=data.stream_access,
-        lake=data.lake_access,
-        state_store=data.state_store.access,
-        description=f"Sensor platform ({config.name}): ECS Fargate service, ALB, WAF",
-        **common,
+        **stack("Service", "ECS Fargate service, ALB, WAF"),
+        image_directory=APP_IMAGE_DIRECTORY, network=network.platform_network,
+        state_store=data.state_store.access, **stores,
     )
     pipeline = PipelineStack(
-        app,
-        names.stack("Pipeline"),
-        config=config,
-        sources=LAMBDA_SOURCES,
-        vpc=network.vpc,
-        database=data.database_access,
-        stream=data.stream_access,
-        lake=data.lake_access,
-        edge=service.edge,
-        description=f"Sensor platform ({config.name}): MSK to S3 archiver, Glue catalog, read-only API",
-        **common,
+        **stack("Pipeline", "MSK to S3 archiver, Glue catalog, read-only API"),
+        sources=LAMBDA_SOURCES, vpc=network.vpc, edge=service.edge, **stores,
     )
     monitoring = MonitoringStack(
-        app,
-        names.stack("Monitoring"),
-        config=config,
+        **stack("Monitoring", "alarms, SNS alarm topics, dashboards"),
         load_balancer=service.ingest.load_balancer_names,
-        description=f"Sensor platform ({config.name}): alarms, SNS alarm topics, dashboards",
-        **common,
     )
     load_test = None
     if config.load_test.enabled and with_load_test:
         load_test = LoadTestStack(
-            app,
-            names.stack(LOAD_TEST_DOMAIN),
-            config=config,
-            image_directory=LOAD_TEST_IMAGE_DIRECTORY,
-            vpc=network.vpc,
-            target_url=service.ingest.url,
-            description=f"Sensor platform ({config.name}): distributed Locust load generator (opt-in)",
-            **common,
+            **stack(LOAD_TEST_DOMAIN, "distributed Locust load generator (opt-in)"),
+            image_directory=LOAD_TEST_IMAGE_DIRECTORY, vpc=network.vpc, target_url=service.ingest.url,
         )
     platform = Platform(
         config=config, network=network, data=data, service=service, pipeline=pipeline, monitoring=monitoring,

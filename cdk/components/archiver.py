@@ -45,10 +45,7 @@ class Archiver(VpcPythonFunction):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: PipelineConfig,
         names: EnvironmentNames,
         region: str,

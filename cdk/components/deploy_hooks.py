@@ -12,6 +12,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from cdk.components.client_secret import generated_client_secret
+from cdk.components.lambda_common import read_secrets_statement
 from cdk.components.nag import acknowledge
 from cdk.components.vpc_function import FunctionCode, FunctionPolicy, InvocationReasons, VpcPythonFunction
 from environments.config import ServiceConfig
@@ -41,10 +42,7 @@ class DeploySmokeTest(VpcPythonFunction):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: ServiceConfig,
         names: EnvironmentNames,
         code_directory: Path,
@@ -92,13 +90,7 @@ class DeploySmokeTest(VpcPythonFunction):
             policy=FunctionPolicy(
                 name="DeploySmokeTest",
                 description=f"{self.function_name}: reads its smoke-client secret, writes its logs",
-                statements=(
-                    iam.PolicyStatement(
-                        sid="ReadSmokeClientSecret",
-                        actions=["secretsmanager:GetSecretValue"],
-                        resources=[self.client_secret.secret_arn],
-                    ),
-                ),
+                statements=(read_secrets_statement("ReadSmokeClientSecret", [self.client_secret.secret_arn]),),
             ),
             environment={
                 "TEST_BASE_URL": test_base_url,

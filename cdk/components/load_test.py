@@ -81,10 +81,7 @@ class LocustFleet(Construct):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: LoadTestConfig,
         name_prefix: str,
         image_directory: Path,

@@ -29,10 +29,7 @@ class LocustUi(Construct):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: LoadTestConfig,
         name_prefix: str,
         certificate_arn: str,

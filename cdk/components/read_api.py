@@ -6,10 +6,10 @@ from aws_cdk import Aws
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_elasticloadbalancingv2_targets as elbv2_targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from cdk.components.lambda_common import read_secrets_statement
 from cdk.components.vpc_function import FunctionCode, FunctionPolicy, InvocationReasons, VpcPythonFunction
 from cdk.props import DatabaseAccess, ServiceEdge
 from environments.naming import EnvironmentNames
@@ -38,10 +38,7 @@ class ReadApi(VpcPythonFunction):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         names: EnvironmentNames,
         code: FunctionCode,
         vpc: ec2.IVpc,
@@ -69,13 +66,7 @@ class ReadApi(VpcPythonFunction):
             policy=FunctionPolicy(
                 name="ReadApi",
                 description=f"{self.function_name}: reads its three secrets, writes its logs",
-                statements=(
-                    iam.PolicyStatement(
-                        sid="ReadOwnSecrets",
-                        actions=["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
-                        resources=secret_arns,
-                    ),
-                ),
+                statements=(read_secrets_statement("ReadOwnSecrets", secret_arns, describe=True),),
             ),
             environment={
                 "APP_ENV": names.prefix,

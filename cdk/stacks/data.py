@@ -37,37 +37,18 @@ class DataStack(Stack):
             scope, construct_id, termination_protection=config.production, **kwargs
         )
         names = EnvironmentNames(config.name)
+        # Each store admits the app tasks' security group, and only it.
+        clients = {"names": names, "vpc": vpc, "client_security_group": app_security_group}
         self.database = SensorDatabase(
-            self,
-            "Database",
-            config=config.database,
-            names=names,
-            production=config.production,
-            vpc=vpc,
-            client_security_group=app_security_group,
-            log_retention_days=config.log_retention_days,
+            self, "Database", config=config.database, production=config.production,
+            log_retention_days=config.log_retention_days, **clients,
         )
         self.stream = SensorStream(
-            self,
-            "Streaming",
-            config=config.streaming,
-            names=names,
-            vpc=vpc,
-            client_security_group=app_security_group,
-            availability_zone_count=len(config.network.availability_zones),
-            log_retention_days=config.log_retention_days,
+            self, "Streaming", config=config.streaming, log_retention_days=config.log_retention_days,
+            availability_zone_count=len(config.network.availability_zones), **clients,
         )
-        self.state_store = SharedStateStore(
-            self,
-            "StateStore",
-            config=config.state_store,
-            names=names,
-            vpc=vpc,
-            client_security_group=app_security_group,
-        )
-        self.lake = DataLake(
-            self, "DataLake", config=config.datalake, names=names, region=config.region
-        )
+        self.state_store = SharedStateStore(self, "StateStore", config=config.state_store, **clients)
+        self.lake = DataLake(self, "DataLake", config=config.datalake, names=names, region=config.region)
         self.database_access = DatabaseAccess(
             secret=self.database.secret, security_group=self.database.security_group, port=POSTGRES_PORT
         )

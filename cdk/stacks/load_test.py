@@ -22,15 +22,8 @@ class LoadTestStack(Stack):
     deployed for a test and destroyed afterwards (the results bucket is retained)."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: EnvironmentConfig,
-        image_directory: Path,
-        vpc: ec2.IVpc,
-        target_url: str,
-        **kwargs: Any,
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, image_directory: Path,
+        vpc: ec2.IVpc, target_url: str, **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         names = EnvironmentNames(config.name)
@@ -42,25 +35,12 @@ class LoadTestStack(Stack):
             retention_days=config.load_test.results_retention_days,
         )
         self.ui = LocustUi(
-            self,
-            "Ui",
-            config=config.load_test,
-            name_prefix=name_prefix,
-            certificate_arn=certificate_arn,
-            vpc=vpc,
-            vpc_cidr=config.network.vpc_cidr,
-            access_logs_bucket=self.results.access_logs,
+            self, "Ui", config=config.load_test, name_prefix=name_prefix, certificate_arn=certificate_arn, vpc=vpc,
+            vpc_cidr=config.network.vpc_cidr, access_logs_bucket=self.results.access_logs,
         )
         self.fleet = LocustFleet(
-            self,
-            "Locust",
-            config=config.load_test,
-            name_prefix=name_prefix,
-            image_directory=image_directory,
-            vpc=vpc,
-            target_url=config.load_test.target_url or target_url,
-            ui=self.ui,
-            results=self.results,
+            self, "Locust", config=config.load_test, name_prefix=name_prefix, image_directory=image_directory,
+            vpc=vpc, target_url=config.load_test.target_url or target_url, ui=self.ui, results=self.results,
             log_retention_days=config.log_retention_days,
         )
         CfnOutput(self, "UiUrl", value=self.ui.url)

@@ -92,10 +92,7 @@ class PipelineStack(Stack):
     (`pipeline.lambda_deployment`), with rollback alarms and a pre-traffic hook (lambda/pre_traffic)."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: EnvironmentConfig,
         sources: LambdaSources,
         vpc: ec2.IVpc,

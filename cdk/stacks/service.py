@@ -28,10 +28,7 @@ class ServiceStack(Stack):
     its `ingest.load_balancer_names`."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: EnvironmentConfig,
         image_directory: Path,
         network: PlatformNetwork,

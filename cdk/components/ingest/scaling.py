@@ -20,7 +20,10 @@ def autoscale(
     colours: tuple[tuple[str, elbv2.ApplicationTargetGroup], ...],
     cluster_name: str,
 ) -> None:
-    """`min_tasks`..`max_tasks`, scaled on CPU (`CpuScaling`) and on requests per task (`RequestScaling`)."""
+    """`min_tasks`..`max_tasks`, scaled on CPU (`CpuScaling`) and on requests per running task
+    (`RequestScaling`), counting blue AND green: during a deployment traffic moves to the alternate
+    target group, and a policy on one group would see its load vanish. The L2 refuses metric math in
+    target tracking, so the request policy is the L1 (AWS accepts any metric-math function here)."""
     scaling = service.auto_scale_task_count(min_capacity=config.min_tasks, max_capacity=config.max_tasks)
     scaling.scale_on_cpu_utilization(
         "CpuScaling",
@@ -28,26 +31,6 @@ def autoscale(
         scale_in_cooldown=Duration.seconds(config.scale_in_cooldown_seconds),
         scale_out_cooldown=Duration.seconds(config.scale_out_cooldown_seconds),
     )
-    _scale_on_requests_over_both_colours(
-        scope, scaling, service=service, config=config, load_balancer_full_name=load_balancer_full_name,
-        colours=colours, cluster_name=cluster_name,
-    )
-
-
-def _scale_on_requests_over_both_colours(
-    scope: Construct,
-    scaling: ecs.ScalableTaskCount,
-    *,
-    service: ecs.FargateService,
-    config: ScalingConfig,
-    load_balancer_full_name: str,
-    colours: tuple[tuple[str, elbv2.ApplicationTargetGroup], ...],
-    cluster_name: str,
-) -> None:
-    """Requests per running task, counting blue AND green: during a deployment traffic moves to
-    the alternate target group, and a policy on one group would see its load vanish. The L2
-    refuses metric math in target tracking, so this is the L1 policy (AWS accepts any
-    CloudWatch metric-math function here)."""
     queries = [
         _metric_query(colour, "AWS/ApplicationELB", "RequestCount", "Sum",
                       TargetGroup=group.target_group_full_name, LoadBalancer=load_balancer_full_name)
@@ -61,13 +44,12 @@ def _scale_on_requests_over_both_colours(
         "label": "ALB requests per running task (blue + green)",
         "returnData": True,
     })
-    target = scaling.node.find_child("Target")
     appscaling.CfnScalingPolicy(
         scope,
         "RequestScaling",
         policy_name=f"{service.service_name}-requests-per-task",
         policy_type="TargetTrackingScaling",
-        scaling_target_id=target.scalable_target_id,
+        scaling_target_id=scaling.node.find_child("Target").scalable_target_id,
         target_tracking_scaling_policy_configuration={
             "targetValue": config.requests_per_target,
             "scaleInCooldown": config.scale_in_cooldown_seconds,

@@ -33,10 +33,7 @@ class IngestService(Construct):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: ServiceConfig,
         names: EnvironmentNames,
         production: bool,

@@ -26,11 +26,7 @@ RDS_CA_BUNDLE_IN_IMAGE = "/etc/ssl/rds/global-bundle.pem"
 
 
 def app_task_definition(
-    scope: Construct,
-    *,
-    config: ServiceConfig,
-    image_directory: Path,
-    app_env: str,
+    scope: Construct, *, config: ServiceConfig, image_directory: Path, app_env: str,
     secrets: TokenSecrets,
     database: DatabaseAccess,
     database_name: str,
@@ -89,12 +85,7 @@ def app_task_definition(
 
 
 def grant_task_permissions(
-    scope: Construct,
-    role: iam.IRole,
-    *,
-    database: DatabaseAccess,
-    lake_bucket_name: str,
-    dead_letter_prefix: str,
+    scope: Construct, role: iam.IRole, *, database: DatabaseAccess, lake_bucket_name: str, dead_letter_prefix: str,
     stream: StreamAccess,
 ) -> None:
     """The task role: re-read the database secret, the dead-letter store, produce readings."""
