@@ -96,8 +96,7 @@ class Archiver(VpcPythonFunction):
             description="Archives readings from the MSK topic as Parquet in the S3 data lake",
             code=code,
             policy=FunctionPolicy(
-                name="Archiver",
-                description=f"{self.function_name}: reads the readings topic, writes the data lake",
+                name="Archiver", description=f"{self.function_name}: reads the readings topic, writes the data lake",
                 statements=self._statements(stream, group_arn, lake_objects),
                 network_actions=EVENT_SOURCE_NETWORK_ACTIONS,
                 network_reason=NETWORK_REASON,

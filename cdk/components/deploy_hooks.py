@@ -68,9 +68,7 @@ class DeploySmokeTest(VpcPythonFunction):
         self._admit_nat_gateways(config.test_listener_port, load_balancer_security_group, nat_public_ips)
 
         self.client_secret = generated_client_secret(
-            self,
-            "SmokeClientSecret",
-            client_id=config.smoke_client_id,
+            self, "SmokeClientSecret", client_id=config.smoke_client_id,
             description=f"{names.prefix}: the blue/green smoke-test hook's API client credentials",
             rotation_reason=(
                 "The smoke client's secret is paired with its SHA-256 digest in the ApiClients secret; it "

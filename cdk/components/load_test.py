@@ -95,10 +95,7 @@ class LocustFleet(Construct):
         self._config = config
         self._target_url = target_url
         self.cluster = ecs.Cluster(
-            self,
-            "Cluster",
-            vpc=vpc,
-            cluster_name=f"{name_prefix}-loadtest",
+            self, "Cluster", vpc=vpc, cluster_name=f"{name_prefix}-loadtest",
             enable_fargate_capacity_providers=True,
             container_insights_v2=ecs.ContainerInsights.ENHANCED,
         )
@@ -158,41 +155,20 @@ class LocustFleet(Construct):
         )
         self._grant_results_upload(results)
 
-        self.master = ecs.FargateService(
-            self,
-            "Master",
-            cluster=self.cluster,
-            task_definition=self.master_task,
-            service_name=f"{name_prefix}-loadtest-master",
-            desired_count=1,
-            # Never two masters at once: workers would split between them.
-            min_healthy_percent=0,
-            max_healthy_percent=100,
-            security_groups=[self.master_security_group],
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            assign_public_ip=False,
+        # Never two masters at once: workers would split between them.
+        self.master = self._service(
+            "Master", self.master_task, name=f"{name_prefix}-loadtest-master", desired_count=1,
+            security_group=self.master_security_group,
             cloud_map_options=ecs.CloudMapOptions(
                 name=MASTER_SERVICE_NAME, dns_record_type=servicediscovery.DnsRecordType.A, dns_ttl=Duration.seconds(10)
             ),
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
         )
         ui.target_group.add_target(
             self.master.load_balancer_target(container_name="master", container_port=WEB_PORT)
         )
-        self.workers = ecs.FargateService(
-            self,
-            "Workers",
-            cluster=self.cluster,
-            task_definition=self.worker_task,
-            service_name=f"{name_prefix}-loadtest-workers",
-            desired_count=config.workers,
-            min_healthy_percent=0,
-            max_healthy_percent=100,
-            security_groups=[self.worker_security_group],
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            assign_public_ip=False,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            **_capacity(config),
+        self.workers = self._service(
+            "Workers", self.worker_task, name=f"{name_prefix}-loadtest-workers", desired_count=config.workers,
+            security_group=self.worker_security_group, **_capacity(config),
         )
         # Workers retry until the master answers, but starting them together wastes their first minute.
         self.workers.node.add_dependency(self.master)
@@ -253,6 +229,19 @@ class LocustFleet(Construct):
             task_definition.add_volume(name=volume)
             container.add_mount_points(ecs.MountPoint(source_volume=volume, container_path=path, read_only=False))
         return task_definition
+
+    def _service(
+        self, construct_id: str, task_definition: ecs.FargateTaskDefinition, *, name: str, desired_count: int,
+        security_group: ec2.ISecurityGroup, **options: object,
+    ) -> ecs.FargateService:
+        """A service in the private subnets that replaces all its tasks at once (0..100 % healthy)."""
+        return ecs.FargateService(
+            self, construct_id, cluster=self.cluster, task_definition=task_definition, service_name=name,
+            desired_count=desired_count, min_healthy_percent=0, max_healthy_percent=100,
+            security_groups=[security_group], assign_public_ip=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True), **options,
+        )
 
     def _grant_results_upload(self, results: LoadTestResults) -> None:
         """The master's task role may put objects under the results prefix of the results bucket, nothing else."""

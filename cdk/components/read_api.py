@@ -64,8 +64,7 @@ class ReadApi(VpcPythonFunction):
             description="Read-only sensor API (health, token, queries) served through mangum",
             code=code,
             policy=FunctionPolicy(
-                name="ReadApi",
-                description=f"{self.function_name}: reads its three secrets, writes its logs",
+                name="ReadApi", description=f"{self.function_name}: reads its three secrets, writes its logs",
                 statements=(read_secrets_statement("ReadOwnSecrets", secret_arns, describe=True),),
             ),
             environment={

@@ -55,11 +55,8 @@ class SensorStream(Construct):
         # A customer-managed key makes at-rest encryption explicit and auditable; it is retained
         # because retained broker volumes and snapshots are unreadable without it.
         self.storage_key = kms.Key(
-            self,
-            "StorageKey",
-            description=f"{names.prefix}: MSK broker storage encryption",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            self, "StorageKey", description=f"{names.prefix}: MSK broker storage encryption",
+            enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN,
         )
         self.cluster = msk.Cluster(
             self,

@@ -51,35 +51,31 @@ class LambdaSources:
     def archiver_bundle(self) -> PythonBundle:
         """The handler modules plus the one app module they import (the Kafka wire format)."""
         outbox = self.app_package / "outbox"
-        return PythonBundle(
-            name="archiver",
-            runtime=LAMBDA_RUNTIME,
-            architecture=LAMBDA_ARCHITECTURE,
-            requirements=self.archiver_directory / "requirements.txt",
-            constraints=self.constraints,
-            files=(
-                *python_files(self.archiver_directory),
-                SourceFile(self.app_package / "__init__.py", "app/__init__.py"),
-                SourceFile(outbox / "__init__.py", "app/outbox/__init__.py"),
-                SourceFile(outbox / "messages.py", "app/outbox/messages.py"),
-            ),
+        return self._bundle(
+            "archiver",
+            self.archiver_directory,
+            SourceFile(self.app_package / "__init__.py", "app/__init__.py"),
+            SourceFile(outbox / "__init__.py", "app/outbox/__init__.py"),
+            SourceFile(outbox / "messages.py", "app/outbox/messages.py"),
         )
 
     def read_api_bundle(self) -> PythonBundle:
         """The handler plus the whole app package, with only the read path's requirements (lambda/api/requirements.txt)."""
+        return self._bundle(
+            "read-api",
+            self.read_api_directory,
+            *package_tree(self.app_package, target="app", exclude=READ_API_EXCLUDED_APP_PARTS),
+            # PostgreSQL verify-full needs the RDS CA bundle, fetched by `make rds-ca-bundle` where the
+            # build has network (make deploy runs it; cdk.preflight refuses to deploy without it).
+            *((SourceFile(RDS_CA_BUNDLE, RDS_CA_BUNDLE_IN_LAMBDA),) if RDS_CA_BUNDLE.is_file() else ()),
+        )
+
+    def _bundle(self, name: str, handler_directory: Path, *extra: SourceFile) -> PythonBundle:
+        """`handler_directory`'s modules and requirements (pinned by the constraints) plus `extra` files."""
         return PythonBundle(
-            name="read-api",
-            runtime=LAMBDA_RUNTIME,
-            architecture=LAMBDA_ARCHITECTURE,
-            requirements=self.read_api_directory / "requirements.txt",
-            constraints=self.constraints,
-            files=(
-                *python_files(self.read_api_directory),
-                *package_tree(self.app_package, target="app", exclude=READ_API_EXCLUDED_APP_PARTS),
-                # PostgreSQL verify-full needs the RDS CA bundle, fetched by `make rds-ca-bundle` where the
-                # build has network (make deploy runs it; cdk.preflight refuses to deploy without it).
-                *((SourceFile(RDS_CA_BUNDLE, RDS_CA_BUNDLE_IN_LAMBDA),) if RDS_CA_BUNDLE.is_file() else ()),
-            ),
+            name=name, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE,
+            requirements=handler_directory / "requirements.txt", constraints=self.constraints,
+            files=(*python_files(handler_directory), *extra),
         )
 
 
@@ -93,14 +89,8 @@ class PipelineStack(Stack):
 
     def __init__(
         self, scope: Construct, construct_id: str, *,
-        config: EnvironmentConfig,
-        sources: LambdaSources,
-        vpc: ec2.IVpc,
-        database: DatabaseAccess,
-        stream: StreamAccess,
-        lake: LakeAccess,
-        edge: ServiceEdge,
-        **kwargs: Any,
+        config: EnvironmentConfig, sources: LambdaSources, vpc: ec2.IVpc,
+        database: DatabaseAccess, stream: StreamAccess, lake: LakeAccess, edge: ServiceEdge, **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         names = EnvironmentNames(config.name)
@@ -131,19 +121,13 @@ class PipelineStack(Stack):
 
         self.read_api: ReadApi | None = None
         if pipeline.read_api_enabled:
+            code = _function_code(
+                sources.read_api_bundle(), pipeline.read_api_memory_mb, pipeline.read_api_timeout_seconds
+            )
+            # Behind the ingest path's edge: WAF web ACL, TLS listener with HSTS, access logs.
             self.read_api = ReadApi(
-                self,
-                "ReadApi",
-                names=names,
-                code=_function_code(
-                    sources.read_api_bundle(), pipeline.read_api_memory_mb, pipeline.read_api_timeout_seconds
-                ),
-                vpc=vpc,
-                vpc_cidr=config.network.vpc_cidr,
-                database=database,
-                database_name=config.database.database_name,
-                # The ingest path's edge: WAF web ACL, TLS listener with HSTS, access logs.
-                edge=edge,
+                self, "ReadApi", names=names, code=code, vpc=vpc, vpc_cidr=config.network.vpc_cidr, edge=edge,
+                database=database, database_name=config.database.database_name,
                 log_retention_days=config.log_retention_days,
             )
         self._deploy_blue_green(config, names, sources)

@@ -29,13 +29,8 @@ class ServiceStack(Stack):
 
     def __init__(
         self, scope: Construct, construct_id: str, *,
-        config: EnvironmentConfig,
-        image_directory: Path,
-        network: PlatformNetwork,
-        database: DatabaseAccess,
-        stream: StreamAccess,
-        lake: LakeAccess,
-        state_store: StateStoreAccess,
+        config: EnvironmentConfig, image_directory: Path, network: PlatformNetwork,
+        database: DatabaseAccess, stream: StreamAccess, lake: LakeAccess, state_store: StateStoreAccess,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)

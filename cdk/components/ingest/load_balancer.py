@@ -59,10 +59,7 @@ class IngestLoadBalancer:
         self._scope = scope
         self._config = config
         self.load_balancer = elbv2.ApplicationLoadBalancer(
-            scope,
-            "LoadBalancer",
-            vpc=vpc,
-            internet_facing=True,
+            scope, "LoadBalancer", vpc=vpc, internet_facing=True,
             security_group=security_group,
             vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC),
             http2_enabled=True,

@@ -26,13 +26,8 @@ RDS_CA_BUNDLE_IN_IMAGE = "/etc/ssl/rds/global-bundle.pem"
 
 
 def app_task_definition(
-    scope: Construct, *, config: ServiceConfig, image_directory: Path, app_env: str,
-    secrets: TokenSecrets,
-    database: DatabaseAccess,
-    database_name: str,
-    lake: LakeAccess,
-    dead_letter_prefix: str,
-    stream: StreamAccess,
+    scope: Construct, *, config: ServiceConfig, image_directory: Path, app_env: str, secrets: TokenSecrets,
+    database: DatabaseAccess, database_name: str, lake: LakeAccess, dead_letter_prefix: str, stream: StreamAccess,
     log_retention_days: int,
 ) -> ecs.FargateTaskDefinition:
     """`TaskDefinition` with the `app` container (read-only root file system, logs to `AppLogs`)."""
