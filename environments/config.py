@@ -13,7 +13,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENVIRONMENTS_CONTEXT_KEY = "environments"
 # The repository's cdk.json: the CDK app reads it through the CLI's context, the tools read it here.
@@ -62,6 +70,40 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
+def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as error:
+        raise ValueError(f"not an IPv4 CIDR with host bits clear: {error}") from None
+
+
+def _certificate_arn(value: str | None) -> str | None:
+    if value is not None and not _CERTIFICATE_ARN.match(value):
+        raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
+    return value
+
+
+def _cidr_list(cidrs: tuple[str, ...]) -> tuple[str, ...]:
+    for index, cidr in enumerate(cidrs):
+        try:
+            _ipv4_network(cidr)
+        except ValueError as error:
+            raise ValueError(f"entry {index} ({cidr!r}): {error}") from None
+    return cidrs
+
+
+def _log_retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of the CloudWatch Logs retention values {LOG_RETENTION_DAYS}")
+    return days
+
+
+# Field types whose rule several sections share (the error names the field that broke it).
+LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
+CertificateArn = Annotated[str | None, AfterValidator(_certificate_arn)]
+CidrList = Annotated[tuple[str, ...], AfterValidator(_cidr_list)]
+
+
 class ConfigError(ValueError):
     """A configuration problem, already phrased for the person editing `cdk.json`."""
 
@@ -77,7 +119,7 @@ class NetworkConfig(_Section):
     availability_zones: tuple[str, ...] = Field(min_length=2, max_length=3)
     nat_gateways: int = Field(ge=1)
     vpc_cidr: str = "10.40.0.0/16"
-    flow_log_retention_days: int = 30
+    flow_log_retention_days: LogRetentionDays = 30
 
     @field_validator("availability_zones")
     @classmethod
@@ -94,10 +136,6 @@ class NetworkConfig(_Section):
             raise ValueError("VPC CIDR prefix must be between /16 and /20")
         return cidr
 
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, days: int) -> int:
-        return _log_retention(days)
 
     @model_validator(mode="after")
     def _nat_within_azs(self) -> NetworkConfig:
@@ -288,12 +326,8 @@ class WafConfig(_Section):
     """WAF web ACL on the ALB."""
 
     rate_limit_per_5_minutes: int = Field(default=2000, ge=10, le=2_000_000_000)
-    allow_listed_cidrs: tuple[str, ...] = ()
+    allow_listed_cidrs: CidrList = ()
 
-    @field_validator("allow_listed_cidrs")
-    @classmethod
-    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
-        return _cidr_list(cidrs)
 
 
 class LoadTestConfig(_Section):
@@ -313,14 +347,14 @@ class LoadTestConfig(_Section):
     # Workers on FARGATE_SPOT: cheaper, but a reclaimed worker drops its users mid-test.
     spot: bool = False
     # The UI's HTTPS listener (ALB authentication needs HTTPS); defaults to the environment's certificate_arn.
-    certificate_arn: str | None = None
+    certificate_arn: CertificateArn = None
     # The name the certificate covers, pointed at the internal ALB (private DNS); the Cognito callback
     # URL uses it. Without it, the ALB's own DNS name is the callback (expect a certificate warning).
     ui_domain_name: str | None = Field(
         default=None, max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
     )
     # Who may open the UI besides the VPC itself (VPN, peered networks): HTTPS only.
-    ui_allowed_cidrs: tuple[str, ...] = ()
+    ui_allowed_cidrs: CidrList = ()
     # The master's default --load-profile (loadtests/profiles.py; the web UI can pick another per run).
     profile: str = Field(default="benchmark_1000", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     # What the users call: default the Service stack's ALB URL; set the service's own name when its
@@ -332,15 +366,7 @@ class LoadTestConfig(_Section):
     # How often the master uploads the results folder to S3 while a test runs.
     export_interval_seconds: int = Field(default=60, ge=10, le=3600)
 
-    @field_validator("certificate_arn")
-    @classmethod
-    def _certificate(cls, value: str | None) -> str | None:
-        return _certificate_arn(value)
 
-    @field_validator("ui_allowed_cidrs")
-    @classmethod
-    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
-        return _cidr_list(cidrs)
 
     @model_validator(mode="after")
     def _fargate_sizes(self) -> LoadTestConfig:
@@ -408,7 +434,7 @@ class EnvironmentConfig(_Section):
     production: bool = False
     account: str | None = None
     region: str
-    certificate_arn: str | None = None
+    certificate_arn: CertificateArn = None
     # The name the certificate covers (DNS points it at the ALB): users and the smoke hook verify the
     # certificate against it (SNI), never with verification off.
     domain_name: str | None = Field(
@@ -418,7 +444,7 @@ class EnvironmentConfig(_Section):
     # credentials serves plain HTTP. `cdk synth` warns about it on every run.
     allow_plain_http: bool = False
     alarm_email: str | None = None
-    log_retention_days: int = 30
+    log_retention_days: LogRetentionDays = 30
     network: NetworkConfig
     service: ServiceConfig = ServiceConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -444,10 +470,6 @@ class EnvironmentConfig(_Section):
             raise ValueError("must be a 12-digit AWS account id")
         return value
 
-    @field_validator("certificate_arn")
-    @classmethod
-    def _certificate(cls, value: str | None) -> str | None:
-        return _certificate_arn(value)
 
     @field_validator("alarm_email")
     @classmethod
@@ -456,10 +478,6 @@ class EnvironmentConfig(_Section):
             raise ValueError("must be an e-mail address")
         return value
 
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, days: int) -> int:
-        return _log_retention(days)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> EnvironmentConfig:
@@ -594,31 +612,3 @@ def _describe(prefix: str, error: ValidationError) -> str:
             message = "unknown key (check the spelling; see the config reference in README.md)"
         lines.append(f"{prefix}.{path}: {message}" if path else f"{prefix}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
-def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(cidr, strict=True)
-    except ValueError as error:
-        raise ValueError(f"not an IPv4 CIDR with host bits clear: {error}") from None
-
-
-def _certificate_arn(value: str | None) -> str | None:
-    if value is not None and not _CERTIFICATE_ARN.match(value):
-        raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
-    return value
-
-
-def _cidr_list(cidrs: tuple[str, ...]) -> tuple[str, ...]:
-    for index, cidr in enumerate(cidrs):
-        try:
-            _ipv4_network(cidr)
-        except ValueError as error:
-            raise ValueError(f"entry {index} ({cidr!r}): {error}") from None
-    return cidrs
-
-
-def _log_retention(days: int) -> int:
-    if days not in LOG_RETENTION_DAYS:
-        raise ValueError(f"must be one of the CloudWatch Logs retention values {LOG_RETENTION_DAYS}")
-    return days

@@ -51,56 +51,19 @@ class EnvironmentNames:
         """Every alarm of the environment starts with this (`sensor-<env>-<severity>-<name>`)."""
         return f"{self.prefix}-"
 
-    # --- resources other parts of the repository look up by name -------------------------------
-    @property
-    def ecs_cluster(self) -> str:
-        return self.prefix
-
-    @property
-    def ingest_service(self) -> str:
-        return f"{self.prefix}-ingest"
-
-    @property
-    def db_instance(self) -> str:
-        return self.prefix
-
-    @property
-    def db_replica(self) -> str:
-        return f"{self.db_instance}-replica"
-
-    @property
-    def msk_cluster(self) -> str:
-        return self.prefix
-
-    @property
-    def archiver_function(self) -> str:
-        return f"{self.prefix}-archiver"
-
-    @property
-    def read_api_function(self) -> str:
-        return f"{self.prefix}-read-api"
-
-    @property
-    def smoke_test_function(self) -> str:
-        return f"{self.prefix}-deploy-smoke"
-
-    @property
-    def lambda_application(self) -> str:
-        """The CodeDeploy application of the Lambda aliases."""
-        return f"{self.prefix}-lambdas"
-
-    @property
-    def web_acl(self) -> str:
-        return f"{self.prefix}-edge"
-
-    @property
-    def state_cache(self) -> str:
-        return f"{self.prefix}-state"
-
-    @property
-    def glue_database(self) -> str:
-        """Glue names allow no hyphen."""
-        return f"sensor_{self.env_name.replace('-', '_')}_lake"
+    # Resources other parts of the repository look up by name: one line each, a table of names.
+    ecs_cluster = property(lambda self: self.prefix)
+    ingest_service = property(lambda self: f"{self.prefix}-ingest")
+    db_instance = property(lambda self: self.prefix)
+    db_replica = property(lambda self: f"{self.prefix}-replica")
+    msk_cluster = property(lambda self: self.prefix)
+    archiver_function = property(lambda self: f"{self.prefix}-archiver")
+    read_api_function = property(lambda self: f"{self.prefix}-read-api")
+    smoke_test_function = property(lambda self: f"{self.prefix}-deploy-smoke")
+    lambda_application = property(lambda self: f"{self.prefix}-lambdas")  # CodeDeploy, for the Lambda aliases
+    web_acl = property(lambda self: f"{self.prefix}-edge")
+    state_cache = property(lambda self: f"{self.prefix}-state")
+    glue_database = property(lambda self: f"sensor_{self.env_name.replace('-', '_')}_lake")  # Glue allows no "-"
 
     def datalake_bucket(self, account: str, region: str) -> str:
         return f"{self.prefix}-datalake-{account}-{region}"

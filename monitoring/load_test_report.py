@@ -41,6 +41,8 @@ SERVICE_SERIES = (("running_tasks", "RunningTaskCount", "Maximum"), ("desired_ta
 
 @dataclass(frozen=True)
 class HoldWindow:
+    """The minutes of a run at its target user count, the only ones the report's numbers cover."""
+
     start: datetime
     end: datetime
 

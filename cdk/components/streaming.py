@@ -47,10 +47,7 @@ class SensorStream(Construct):
             port=ec2.Port.tcp(MSK_IAM_TLS_PORT), label="App to MSK (IAM over TLS)",
         )
         broker_logs = logs.LogGroup(
-            self,
-            "BrokerLogs",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN,
+            self, "BrokerLogs", retention=log_retention(log_retention_days), removal_policy=RemovalPolicy.RETAIN
         )
         # A customer-managed key makes at-rest encryption explicit and auditable; it is retained
         # because retained broker volumes and snapshots are unreadable without it.

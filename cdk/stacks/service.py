@@ -34,8 +34,7 @@ class ServiceStack(Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        names = EnvironmentNames(config.name)
-        vpc = network.vpc
+        names, vpc = EnvironmentNames(config.name), network.vpc
         self.ingest = IngestService(
             self,
             "Ingest",
