@@ -471,7 +471,7 @@ ALARMS: tuple[AlarmSpec, ...] = CRITICAL + WARNING
 class DeploymentAlarmSpec:
     """An alarm that rolls back a deployment in progress (ECS blue/green or CodeDeploy for a Lambda).
 
-    Its metric and threshold live with the deployment it guards (cdk/components/service.py,
+    Its metric and threshold live with the deployment it guards (cdk/components/ingest/rollback_alarms.py,
     cdk/components/lambda_deployment.py); its name suffix, severity and runbook live here, and
     cdk/components/deployment_alarms.py writes them into the alarm's description.
     """
