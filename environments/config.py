@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -98,7 +99,27 @@ def _log_retention(days: int) -> int:
     return days
 
 
-# Field types whose rule several sections share (the error names the field that broke it).
+def _matching(pattern: re.Pattern[str], rule: str) -> Callable[[str | None], str | None]:
+    """A validator that accepts None or a string matching `pattern`, else fails saying `rule`."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not pattern.match(value):
+            raise ValueError(rule)
+        return value
+
+    return check
+
+
+# Field types with a rule of their own (the error names the field that broke it).
+Region = Annotated[str, AfterValidator(_matching(_REGION, "must be an AWS region such as 'eu-west-1'"))]
+AccountId = Annotated[str | None, AfterValidator(_matching(_ACCOUNT, "must be a 12-digit AWS account id"))]
+Email = Annotated[str | None, AfterValidator(_matching(_EMAIL, "must be an e-mail address"))]
+TopicName = Annotated[str, AfterValidator(
+    _matching(_TOPIC, "Kafka topic names use letters, digits, '.', '_' and '-' (max 249)")
+)]
+DbInstanceClass = Annotated[str, AfterValidator(
+    _matching(_INSTANCE_TYPE, "must look like 't4g.medium' (family.size, without the 'db.' prefix)")
+)]
 LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
 CertificateArn = Annotated[str | None, AfterValidator(_certificate_arn)]
 CidrList = Annotated[tuple[str, ...], AfterValidator(_cidr_list)]
@@ -240,7 +261,7 @@ class ServiceConfig(_Section):
 class DatabaseConfig(_Section):
     """RDS PostgreSQL."""
 
-    instance_class: str = "t4g.medium"
+    instance_class: DbInstanceClass = "t4g.medium"
     allocated_storage_gib: int = Field(default=50, ge=20, le=65536)
     max_allocated_storage_gib: int = Field(default=200, ge=20, le=65536)
     backup_retention_days: int = Field(default=7, ge=1, le=35)
@@ -248,13 +269,6 @@ class DatabaseConfig(_Section):
     read_replica: bool = False
     database_name: str = Field(default="sensors", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     secret_rotation_days: int = Field(default=30, ge=1, le=365)
-
-    @field_validator("instance_class")
-    @classmethod
-    def _instance_class(cls, value: str) -> str:
-        if not _INSTANCE_TYPE.match(value):
-            raise ValueError("must look like 't4g.medium' (family.size, without the 'db.' prefix)")
-        return value
 
     @model_validator(mode="after")
     def _storage_range(self) -> DatabaseConfig:
@@ -272,7 +286,7 @@ class StreamingConfig(_Section):
     broker_count: int = Field(ge=2, le=30)
     broker_instance_type: str = "kafka.t3.small"
     broker_volume_gib: int = Field(default=100, ge=1, le=16384)
-    topic_name: str = "sensor-readings"
+    topic_name: TopicName = "sensor-readings"
     # Seed 003's topic: 10 partitions, 7 days of retention (docs/seed-compatibility.md).
     partitions: int = Field(default=10, ge=1, le=1000)
     retention_hours: int = Field(default=168, ge=1, le=8760)
@@ -282,13 +296,6 @@ class StreamingConfig(_Section):
     def _broker_type(cls, value: str) -> str:
         if not value.startswith("kafka.") or not _INSTANCE_TYPE.match(value.removeprefix("kafka.")):
             raise ValueError("must look like 'kafka.m7g.large'")
-        return value
-
-    @field_validator("topic_name")
-    @classmethod
-    def _topic(cls, value: str) -> str:
-        if not _TOPIC.match(value):
-            raise ValueError("Kafka topic names use letters, digits, '.', '_' and '-' (max 249)")
         return value
 
 
@@ -432,8 +439,8 @@ class EnvironmentConfig(_Section):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$")
     production: bool = False
-    account: str | None = None
-    region: str
+    account: AccountId = None
+    region: Region
     certificate_arn: CertificateArn = None
     # The name the certificate covers (DNS points it at the ALB): users and the smoke hook verify the
     # certificate against it (SNI), never with verification off.
@@ -443,7 +450,7 @@ class EnvironmentConfig(_Section):
     # The explicit, non-production opt-out from HTTPS: without a certificate every listener carrying
     # credentials serves plain HTTP. `cdk synth` warns about it on every run.
     allow_plain_http: bool = False
-    alarm_email: str | None = None
+    alarm_email: Email = None
     log_retention_days: LogRetentionDays = 30
     network: NetworkConfig
     service: ServiceConfig = ServiceConfig()
@@ -456,27 +463,6 @@ class EnvironmentConfig(_Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     load_test: LoadTestConfig = LoadTestConfig()
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError("must be an AWS region such as 'eu-west-1'")
-        return value
-
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        if value is not None and not _ACCOUNT.match(value):
-            raise ValueError("must be a 12-digit AWS account id")
-        return value
-
-
-    @field_validator("alarm_email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
-            raise ValueError("must be an e-mail address")
-        return value
 
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from environments.config import ConfigError, load_from_cdk_json
+from environments.config import CDK_JSON, ConfigError, load_from_cdk_json
 from monitoring.cost_model import PRICES_DIR, Estimate, Usage, estimate, load_prices, load_templates
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitoring.cost", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name from cdk.json (dev, prod, ...)")
     parser.add_argument("--cdk-out", type=Path, help="synthesized templates (default: cdk.out/<env>)")
-    parser.add_argument("--cdk-json", type=Path, default=REPO_ROOT / "cdk.json", help="configuration (region)")
+    parser.add_argument("--cdk-json", type=Path, default=CDK_JSON, help="configuration (region)")
     parser.add_argument("--prices", type=Path, default=PRICES_DIR, help="directory of <region>.json price tables")
     parser.add_argument("--top", type=int, default=8, help="how many of the biggest items to list (default 8)")
     parser.add_argument("--assume", action="append", default=[], metavar="KEY=VALUE",
