@@ -93,7 +93,7 @@ endif
 COST_ARGS ?=
 .PHONY: cost
 cost: deps ## Monthly cost ESTIMATE per stack for ENV at min and max tasks, the biggest items and what config changes them
-	@if [ ! -f $(CDK_OUT)/manifest.json ] || [ -n "$$(find cdk.json cdk.context.json cdk monitoring/catalogue.py \
+	@if [ ! -f $(CDK_OUT)/manifest.json ] || [ -n "$$(find cdk.json cdk.context.json cdk environments monitoring/catalogue.py \
 		-newer $(CDK_OUT)/manifest.json \( -name '*.py' -o -name '*.json' \) -print -quit)" ]; then \
 		$(MAKE) --no-print-directory synth ENV=$(ENV); fi
 	@$(PY) -m monitoring.cost --env $(ENV) --cdk-out $(CDK_OUT) $(COST_ARGS)

@@ -2,7 +2,7 @@
 
 Locally every value has an embedded default (SQLite file under `var/`, dead letters in a local
 directory, no broker). On ECS the task definition sets the `DB_*`, `MSK_CLUSTER_ARN`,
-`DATA_LAKE_BUCKET`, `JWT_SIGNING_KEY`, ... variables listed in cdk/components/service.py.
+`DATA_LAKE_BUCKET`, `JWT_SIGNING_KEY`, ... variables listed in cdk/components/ingest/task.py.
 Unknown `SENSOR_*` variables are errors, like unknown keys in cdk.json.
 """
 

@@ -9,19 +9,21 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from cdk.components.deployment_alarms import link_deployment_runbooks
 from cdk.components.encryption import encrypt_logs_and_secrets
-from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
 from cdk.stacks.data import DataStack
 from cdk.stacks.load_test import LoadTestStack
 from cdk.stacks.monitoring import MonitoringStack
 from cdk.stacks.network import NetworkStack
 from cdk.stacks.pipeline import LambdaSources, PipelineStack
 from cdk.stacks.service import ServiceStack
+from environments.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
+from environments.naming import LOAD_TEST_DOMAIN, EnvironmentNames
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The app image builds from the root (app/Dockerfile; /.dockerignore admits app/ and contracts/ only).
@@ -55,10 +57,6 @@ class Platform:
         return core + ((self.load_test,) if self.load_test else ())
 
 
-def stack_name(config: EnvironmentConfig, domain: str) -> str:
-    return f"Sensor-{config.name}-{domain}"
-
-
 # `cdk deploy --all -c env=dev` deploys what `make deploy` deploys: the opt-in LoadTest stack (while
 # `load_test.enabled`) joins the app only with `-c load_test=true` (make load-test-deploy passes it).
 LOAD_TEST_CONTEXT_KEY = "load_test"
@@ -75,74 +73,44 @@ def wants_load_test(app: cdk.App) -> bool:
 
 def build_platform(app: cdk.App, config: EnvironmentConfig, *, with_load_test: bool = True) -> Platform:
     env = cdk.Environment(account=config.account, region=config.region)
-    common = {"env": env}
+    names = EnvironmentNames(config.name)
 
-    network = NetworkStack(
-        app,
-        stack_name(config, "Network"),
-        config=config,
-        description=f"Sensor platform ({config.name}): VPC, subnets, endpoints, security groups",
-        **common,
-    )
+    def stack(domain: str, summary: str) -> dict[str, Any]:
+        """What every stack of the environment takes: its name, the config, the environment, a description."""
+        return {"scope": app, "construct_id": names.stack(domain), "config": config, "env": env,
+                "description": f"Sensor platform ({config.name}): {summary}"}
+
+    network = NetworkStack(**stack("Network", "VPC, subnets, endpoints, security groups"))
     data = DataStack(
-        app,
-        stack_name(config, "Data"),
-        config=config,
-        vpc=network.vpc,
-        security_groups=network.security_groups,
-        description=f"Sensor platform ({config.name}): PostgreSQL, MSK, S3 data lake (stateful)",
-        **common,
+        **stack("Data", "PostgreSQL, MSK, S3 data lake (stateful)"),
+        vpc=network.vpc, app_security_group=network.platform_network.app_security_group,
     )
+    stores = {"database": data.database_access, "stream": data.stream_access, "lake": data.lake_access}
     service = ServiceStack(
-        app,
-        stack_name(config, "Service"),
-        config=config,
-        image_directory=APP_IMAGE_DIRECTORY,
-        vpc=network.vpc,
-        security_groups=network.security_groups,
-        data=data,
-        description=f"Sensor platform ({config.name}): ECS Fargate service, ALB, WAF",
-        **common,
+        **stack("Service", "ECS Fargate service, ALB, WAF"),
+        image_directory=APP_IMAGE_DIRECTORY, network=network.platform_network,
+        state_store=data.state_store.access, **stores,
     )
     pipeline = PipelineStack(
-        app,
-        stack_name(config, "Pipeline"),
-        config=config,
-        sources=LAMBDA_SOURCES,
-        vpc=network.vpc,
-        data=data,
-        service=service,
-        description=f"Sensor platform ({config.name}): MSK to S3 archiver, Glue catalog, read-only API",
-        **common,
+        **stack("Pipeline", "MSK to S3 archiver, Glue catalog, read-only API"),
+        sources=LAMBDA_SOURCES, vpc=network.vpc, edge=service.edge, **stores,
     )
     monitoring = MonitoringStack(
-        app,
-        stack_name(config, "Monitoring"),
-        config=config,
-        data=data,
-        service=service,
-        pipeline=pipeline,
-        description=f"Sensor platform ({config.name}): alarms, SNS alarm topics, dashboards",
-        **common,
+        **stack("Monitoring", "alarms, SNS alarm topics, dashboards"),
+        load_balancer=service.ingest.load_balancer_names,
     )
     load_test = None
     if config.load_test.enabled and with_load_test:
         load_test = LoadTestStack(
-            app,
-            stack_name(config, "LoadTest"),
-            config=config,
-            image_directory=LOAD_TEST_IMAGE_DIRECTORY,
-            vpc=network.vpc,
-            target_url=service.ingest.url,
-            description=f"Sensor platform ({config.name}): distributed Locust load generator (opt-in)",
-            **common,
+            **stack(LOAD_TEST_DOMAIN, "distributed Locust load generator (opt-in)"),
+            image_directory=LOAD_TEST_IMAGE_DIRECTORY, vpc=network.vpc, target_url=service.ingest.url,
         )
     platform = Platform(
         config=config, network=network, data=data, service=service, pipeline=pipeline, monitoring=monitoring,
         load_test=load_test,
     )
     for stack in platform.stacks:
-        encrypt_logs_and_secrets(stack, config.name)
+        encrypt_logs_and_secrets(stack, names)
         link_deployment_runbooks(stack, config.monitoring.runbook_base_url)
         cdk.Tags.of(stack).add("project", "sensor-platform")
         cdk.Tags.of(stack).add("environment", config.name)

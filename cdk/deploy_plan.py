@@ -20,7 +20,6 @@ before the synth, with the exact command to use. A different value is an error t
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import subprocess
 import sys
@@ -28,15 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
+from environments.config import CDK_JSON, ConfigError, EnvironmentConfig, load_from_cdk_json
+from environments.naming import EnvironmentNames
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CDK_JSON = REPO_ROOT / "cdk.json"
 DEFAULT_CDK = "node_modules/.bin/cdk"
 
-# Deployment order: every stack consumes outputs of the ones before it (see cdk/app.py).
-DOMAINS = ("Network", "Data", "Service", "Pipeline", "Monitoring")
-STATEFUL_DOMAINS = frozenset({"Data"})
 REQUIRE_APPROVAL_VALUES = ("never", "any-change", "broadening")
 
 
@@ -56,18 +51,13 @@ class Step:
         return shlex.join(self.argv)
 
 
-def load_config(env_name: str, cdk_json: Path = CDK_JSON) -> EnvironmentConfig:
-    context = json.loads(cdk_json.read_text())["context"]
-    return load_environment(context.get(ENVIRONMENTS_CONTEXT_KEY), env_name)
-
-
 def stack_names(config: EnvironmentConfig) -> list[str]:
-    """Stack names in deployment order (the names cdk/app.py gives them)."""
-    return [f"Sensor-{config.name}-{domain}" for domain in DOMAINS]
+    """Stack names in deployment order: every stack consumes outputs of the ones before it (cdk/app.py)."""
+    return EnvironmentNames(config.name).stacks()
 
 
 def stateful_stacks(config: EnvironmentConfig) -> list[str]:
-    return [f"Sensor-{config.name}-{domain}" for domain in DOMAINS if domain in STATEFUL_DOMAINS]
+    return EnvironmentNames(config.name).stateful_stacks
 
 
 def check_confirmation(config: EnvironmentConfig, confirm_stateful: str | None) -> None:
@@ -127,13 +117,14 @@ def build_plan(
 def rollback_help(config: EnvironmentConfig) -> str:
     """The exact rollback commands for one environment, with <placeholders> for what only AWS knows."""
     env, region = config.name, config.region
-    cluster, service = f"sensor-{env}", f"sensor-{env}-ingest"
+    names = EnvironmentNames(env)
+    cluster, service = names.ecs_cluster, names.ingest_service
     aws = f"aws --region {region}"
     # CodeDeploy application and deployment groups as cdk/stacks/pipeline.py names them.
-    application = f"sensor-{env}-lambdas"
-    functions = [f"sensor-{env}-archiver"]
+    application = names.lambda_application
+    functions = [names.archiver_function]
     if config.pipeline.read_api_enabled:
-        functions.append(f"sensor-{env}-read-api")
+        functions.append(names.read_api_function)
     lines = [
         f"Rollback commands for environment '{env}' (region {region}). "
         "Full procedure, checks and escalation: runbooks/rollback.md",
@@ -230,7 +221,7 @@ def main(
     args = parser.parse_args(argv)
 
     try:
-        config = load_config(args.env, cdk_json)
+        config = load_from_cdk_json(args.env, cdk_json)
         if args.command == "rollback-help":
             print(rollback_help(config))
             return 0

@@ -9,46 +9,23 @@ Exits 0 when credentials resolve (and, if the environment pins an account, they 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
 from cdk.artifacts import RDS_CA_BUNDLE
-from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, load_environment
+from environments.config import CDK_JSON, ConfigError, load_from_cdk_json
+from environments.credentials import PreflightError, caller_account
 
-CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
+__all__ = ["PreflightError", "check"]
 
 
 def check(env_name: str, cdk_json: Path = CDK_JSON, ca_bundle: Path | None = None) -> str:
     """Return the caller's account id, or raise `PreflightError` saying what to do."""
-    context = json.loads(cdk_json.read_text())["context"]
-    config = load_environment(context.get(ENVIRONMENTS_CONTEXT_KEY), env_name)
-    try:
-        identity = boto3.client("sts", region_name=config.region).get_caller_identity()
-    except NoCredentialsError:
-        raise PreflightError(
-            "no AWS credentials found. Log in first (aws sso login / AWS_PROFILE=... / "
-            "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY), then run the command again."
-        ) from None
-    except (BotoCoreError, ClientError) as error:
-        raise PreflightError(f"AWS credentials could not be verified: {error}") from None
-    account = identity["Account"]
+    account = caller_account(load_from_cdk_json(env_name, cdk_json))
     if ca_bundle is not None and not ca_bundle.is_file():
         # The read API verifies RDS's certificate against it (verify-full): never deploy without it.
         raise PreflightError(f"{ca_bundle} is missing: run `make rds-ca-bundle` (needs network to AWS)")
-    if config.account is not None and account != config.account:
-        raise PreflightError(
-            f"credentials are for account {account}, but environment '{env_name}' deploys to "
-            f"{config.account} (environments.{env_name}.account in cdk.json)"
-        )
     return account
-
-
-class PreflightError(RuntimeError):
-    """Deploying cannot start; the message says why and what to do."""
 
 
 def main(argv: list[str] | None = None) -> int:

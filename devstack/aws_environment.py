@@ -35,16 +35,16 @@ from cdk.components.lake_schema import (
     PARTITION_KEYS,
     READING_COLUMNS,
     TABLE_NAME,
-    glue_database_name,
     table_parameters,
 )
+from environments.naming import LIVE_ALIAS as ARCHIVER_ALIAS
+from environments.naming import EnvironmentNames
 from monitoring import catalogue, dashboards
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_ENV = "local"
 REGION = "eu-west-1"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-ARCHIVER_ALIAS = "live"
 RAW_PREFIX = "raw/"
 SMOKE_CLIENT_ID = "deploy-smoke"
 # moto's ECS reports this many running tasks per service when its server runs with it in the environment.
@@ -71,32 +71,34 @@ def seed_environment(*, endpoint_url: str, env_name: str, app_url: str, lake_buc
     def client(service: str):
         return session.client(service, endpoint_url=endpoint_url)
 
-    prefix = f"sensor-{env_name}"
+    names = EnvironmentNames(env_name)
+    prefix = names.prefix
     smoke = SmokeClient(SMOKE_CLIENT_ID, secrets.token_urlsafe(36))
     smoke_secret_arn = client("secretsmanager").create_secret(
         Name=f"{prefix}-smoke-client", SecretString=json.dumps({"client_id": smoke.client_id,
                                                                  "client_secret": smoke.client_secret}))["ARN"]
     cloudformation = client("cloudformation")
-    _create_stack(cloudformation, f"Sensor-{env_name}-Service", _service_template(prefix), {
-        "LoadBalancerUrl": app_url, "ClusterName": prefix, "ServiceName": f"{prefix}-ingest",
+    _create_stack(cloudformation, names.stack("Service"), _service_template(prefix), {
+        "LoadBalancerUrl": app_url, "ClusterName": names.ecs_cluster, "ServiceName": names.ingest_service,
         "SmokeClientSecretArn": smoke_secret_arn})
-    _create_stack(cloudformation, f"Sensor-{env_name}-Data", _placeholder_template(), {
+    _create_stack(cloudformation, names.stack("Data"), _placeholder_template(), {
         "DataLakeBucketName": lake_bucket, "ReadingsTopic": "sensor-readings"})
 
-    database, table = glue_database_name(env_name), TABLE_NAME
+    database, table = names.glue_database, TABLE_NAME
     _create_lake_table(client("glue"), database, table, lake_bucket)
-    _create_stack(cloudformation, f"Sensor-{env_name}-Pipeline", _pipeline_template(prefix), {
-        "ArchiverFunctionName": f"{prefix}-archiver", "ArchiverAliasName": f"{prefix}-archiver:{ARCHIVER_ALIAS}",
+    _create_stack(cloudformation, names.stack("Pipeline"), _pipeline_template(prefix), {
+        "ArchiverFunctionName": names.archiver_function,
+        "ArchiverAliasName": f"{names.archiver_function}:{ARCHIVER_ALIAS}",
         "GlueDatabaseName": database, "GlueTableName": table})
-    version = client("lambda").list_versions_by_function(FunctionName=f"{prefix}-archiver")["Versions"][-1]["Version"]
-    client("lambda").create_alias(FunctionName=f"{prefix}-archiver", Name=ARCHIVER_ALIAS, FunctionVersion=version)
+    version = client("lambda").list_versions_by_function(FunctionName=names.archiver_function)["Versions"][-1]["Version"]
+    client("lambda").create_alias(FunctionName=names.archiver_function, Name=ARCHIVER_ALIAS, FunctionVersion=version)
 
     deployed = local_deployed(env_name, max_tasks=max_tasks, read_replica=read_replica)
     put_catalogue_alarms(client("cloudwatch"), deployed)
     for spec in dashboards.DASHBOARDS:
         client("cloudwatch").put_dashboard(DashboardName=spec.dashboard_name(prefix),
                                            DashboardBody=json.dumps({"widgets": []}))
-    _create_stack(cloudformation, f"Sensor-{env_name}-Monitoring", _placeholder_template(), {
+    _create_stack(cloudformation, names.stack("Monitoring"), _placeholder_template(), {
         spec.output_id: f"local dashboard {spec.dashboard_name(prefix)}" for spec in dashboards.DASHBOARDS})
     return smoke
 
@@ -111,7 +113,7 @@ def seed_for_make_up(env: dict[str, str], *, app_port: int, lake_bucket: str, va
     env["SENSOR_CLIENTS"] = json.dumps([client.model_dump(mode="json") for client in LOCAL_CLIENTS]
                                        + [smoke.client_entry()])
     write_verify_files(var_dir, endpoint)
-    return f"Verify      make verify ENV=local  (stacks Sensor-{LOCAL_ENV}-* seeded into moto {endpoint})"
+    return f"Verify      make verify ENV=local  (stacks {EnvironmentNames(LOCAL_ENV).stack('*')} seeded into moto {endpoint})"
 
 
 def write_verify_files(directory: Path, endpoint_url: str, env_name: str = LOCAL_ENV) -> tuple[Path, Path]:
@@ -156,13 +158,10 @@ def _put_composite_alarm(endpoint_url: str, name: str, rule: str) -> None:
 
 def local_deployed(env_name: str, *, max_tasks: int = 20, read_replica: bool = False) -> catalogue.Deployed:
     """Local names of the resources the catalogue's metrics point at (only `applies` and names matter here)."""
-    prefix = f"sensor-{env_name}"
-    return catalogue.Deployed(
-        env_name=env_name, region=REGION, load_balancer="app/local/0", blue_target_group="targetgroup/blue/0",
-        green_target_group="targetgroup/green/0", cluster_name=prefix, service_name=f"{prefix}-ingest",
-        db_instance=prefix, db_replica=f"{prefix}-replica" if read_replica else None, msk_cluster=prefix,
-        msk_broker_ids=(1, 2), archiver_function=f"{prefix}-archiver", archiver_alias=ARCHIVER_ALIAS,
-        web_acl=f"{prefix}-edge", max_tasks=max_tasks, state_cache=f"{prefix}-state", state_cache_max_gib=1)
+    return catalogue.deployed_by_name(
+        env_name, region=REGION, load_balancer="app/local/0", blue_target_group="targetgroup/blue/0",
+        green_target_group="targetgroup/green/0", replica=read_replica, brokers=2, max_tasks=max_tasks,
+        state_cache_max_gib=1)
 
 
 def _alarm_metric(source: catalogue.Source, period: int) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from environments.naming import LIVE_ALIAS, EnvironmentNames
+
 Severity = Literal["critical", "warning"]
 Comparison = Literal[
     "GreaterThanThreshold",
@@ -61,7 +63,7 @@ class Deployed:
 
     @property
     def name_prefix(self) -> str:
-        return f"sensor-{self.env_name}"
+        return EnvironmentNames(self.env_name).prefix
 
     @property
     def app_env(self) -> str:
@@ -73,25 +75,48 @@ class Deployed:
         return {"blue": self.blue_target_group, "green": self.green_target_group}
 
 
-def sample_deployed(env_name: str = "test", *, replica: bool = True, brokers: int = 3) -> Deployed:
-    """Placeholder names, for checks that need a `Deployed` without synthesizing."""
+def deployed_by_name(
+    env_name: str,
+    *,
+    region: str,
+    load_balancer: str,
+    blue_target_group: str,
+    green_target_group: str,
+    replica: bool,
+    brokers: int,
+    max_tasks: int,
+    state_cache_max_gib: int,
+) -> Deployed:
+    """A `Deployed` whose fixed names (README: fixed names) come from `environments.naming`; only the
+    load balancer and target-group full names, which CloudFormation generates, are passed in."""
+    names = EnvironmentNames(env_name)
     return Deployed(
         env_name=env_name,
-        region="eu-west-1",
-        load_balancer="app/alb/0",
-        blue_target_group="targetgroup/blue/0",
-        green_target_group="targetgroup/green/0",
-        cluster_name=f"sensor-{env_name}",
-        service_name=f"sensor-{env_name}-ingest",
-        db_instance=f"sensor-{env_name}",
-        db_replica=f"sensor-{env_name}-replica" if replica else None,
-        msk_cluster=f"sensor-{env_name}",
+        region=region,
+        load_balancer=load_balancer,
+        blue_target_group=blue_target_group,
+        green_target_group=green_target_group,
+        cluster_name=names.ecs_cluster,
+        service_name=names.ingest_service,
+        db_instance=names.db_instance,
+        db_replica=names.db_replica if replica else None,
+        # MSK numbers brokers from 1.
+        msk_cluster=names.msk_cluster,
         msk_broker_ids=tuple(range(1, brokers + 1)),
-        archiver_function=f"sensor-{env_name}-archiver",
-        archiver_alias="live",
-        web_acl=f"sensor-{env_name}-edge",
-        max_tasks=20,
-        state_cache=f"sensor-{env_name}-state",
+        archiver_function=names.archiver_function,
+        archiver_alias=LIVE_ALIAS,
+        web_acl=names.web_acl,
+        max_tasks=max_tasks,
+        state_cache=names.state_cache,
+        state_cache_max_gib=state_cache_max_gib,
+    )
+
+
+def sample_deployed(env_name: str = "test", *, replica: bool = True, brokers: int = 3) -> Deployed:
+    """Placeholder names, for checks that need a `Deployed` without synthesizing."""
+    return deployed_by_name(
+        env_name, region="eu-west-1", load_balancer="app/alb/0", blue_target_group="targetgroup/blue/0",
+        green_target_group="targetgroup/green/0", replica=replica, brokers=brokers, max_tasks=20,
         state_cache_max_gib=1,
     )
 
@@ -446,7 +471,7 @@ ALARMS: tuple[AlarmSpec, ...] = CRITICAL + WARNING
 class DeploymentAlarmSpec:
     """An alarm that rolls back a deployment in progress (ECS blue/green or CodeDeploy for a Lambda).
 
-    Its metric and threshold live with the deployment it guards (cdk/components/service.py,
+    Its metric and threshold live with the deployment it guards (cdk/components/ingest/rollback_alarms.py,
     cdk/components/lambda_deployment.py); its name suffix, severity and runbook live here, and
     cdk/components/deployment_alarms.py writes them into the alarm's description.
     """

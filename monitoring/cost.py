@@ -16,9 +16,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from cdk.config import ConfigError
+from environments.config import CDK_JSON, ConfigError, load_from_cdk_json
 from monitoring.cost_model import PRICES_DIR, Estimate, Usage, estimate, load_prices, load_templates
-from monitoring.watch import load_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitoring.cost", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name from cdk.json (dev, prod, ...)")
     parser.add_argument("--cdk-out", type=Path, help="synthesized templates (default: cdk.out/<env>)")
-    parser.add_argument("--cdk-json", type=Path, default=REPO_ROOT / "cdk.json", help="configuration (region)")
+    parser.add_argument("--cdk-json", type=Path, default=CDK_JSON, help="configuration (region)")
     parser.add_argument("--prices", type=Path, default=PRICES_DIR, help="directory of <region>.json price tables")
     parser.add_argument("--top", type=int, default=8, help="how many of the biggest items to list (default 8)")
     parser.add_argument("--assume", action="append", default=[], metavar="KEY=VALUE",
@@ -74,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides[key] = value
     try:
         usage = Usage().with_overrides(overrides)
-        config = load_config(args.env, args.cdk_json)
+        config = load_from_cdk_json(args.env, args.cdk_json)
         template_dir = args.cdk_out or REPO_ROOT / "cdk.out" / args.env
         result = estimate(load_templates(template_dir, args.env), load_prices(config.region, args.prices), usage,
                           env=args.env)

@@ -15,35 +15,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from environments.naming import EnvironmentNames
+from monitoring.cost_types import FREE_TYPES, PRICED_TYPES
+
 PRICES_DIR = Path(__file__).resolve().parent / "prices"
 SECONDS_PER_MONTH = 730 * 3600
-
-# Types that cost nothing by themselves (or only through the resources listed here as priced).
-FREE_TYPES = frozenset({
-    "AWS::EC2::VPC", "AWS::EC2::Subnet", "AWS::EC2::RouteTable", "AWS::EC2::SubnetRouteTableAssociation",
-    "AWS::EC2::Route", "AWS::EC2::InternetGateway", "AWS::EC2::VPCGatewayAttachment", "AWS::EC2::SecurityGroup",
-    "AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress", "AWS::EC2::FlowLog", "AWS::EC2::EIP",
-    "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "Custom::VpcRestrictDefaultSG",
-    "AWS::RDS::DBParameterGroup", "AWS::RDS::DBSubnetGroup", "AWS::SecretsManager::SecretTargetAttachment",
-    "AWS::SecretsManager::RotationSchedule", "AWS::SecretsManager::ResourcePolicy", "AWS::Serverless::Application",
-    "AWS::MSK::Topic", "AWS::S3::BucketPolicy", "AWS::ECS::Cluster", "AWS::ECS::ClusterCapacityProviderAssociations",
-    "AWS::ElasticLoadBalancingV2::Listener", "AWS::ElasticLoadBalancingV2::TargetGroup",
-    "AWS::ElasticLoadBalancingV2::ListenerRule", "AWS::ApplicationAutoScaling::ScalableTarget",
-    "AWS::ApplicationAutoScaling::ScalingPolicy", "AWS::WAFv2::IPSet", "AWS::WAFv2::WebACLAssociation",
-    "AWS::WAFv2::LoggingConfiguration", "AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "AWS::SNS::Subscription",
-    "AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "AWS::Lambda::Version", "AWS::Lambda::Alias",
-    "AWS::Lambda::EventSourceMapping", "AWS::Lambda::Permission", "AWS::Glue::Database", "AWS::Glue::Table",
-    "AWS::ApiGatewayV2::Integration", "AWS::ApiGatewayV2::Route", "AWS::ApiGatewayV2::Stage",
-    "AWS::CodeDeploy::Application", "AWS::CodeDeploy::DeploymentGroup", "AWS::Cognito::UserPool",
-    "AWS::Cognito::UserPoolDomain", "AWS::Cognito::UserPoolClient", "AWS::ServiceDiscovery::PrivateDnsNamespace",
-    "AWS::ServiceDiscovery::Service", "AWS::ECS::TaskDefinition", "AWS::CDK::Metadata", "AWS::Logs::ResourcePolicy",
-    "AWS::Logs::MetricFilter", "AWS::Logs::SubscriptionFilter", "AWS::Events::Rule", "AWS::SSM::Parameter",
-    "AWS::CertificateManager::Certificate", "AWS::WAFv2::RegexPatternSet", "AWS::IAM::InstanceProfile",
-    "AWS::ElastiCache::SubnetGroup", "AWS::ElastiCache::ParameterGroup", "AWS::ElastiCache::User",
-    "AWS::ElastiCache::UserGroup", "AWS::Lambda::LayerVersion", "AWS::Cognito::UserPoolUser",
-    "AWS::Cognito::UserPoolGroup", "AWS::ElasticLoadBalancingV2::ListenerCertificate",
-})
-
 
 @dataclass(frozen=True)
 class Usage:
@@ -125,9 +101,9 @@ def load_prices(region: str, prices_dir: Path = PRICES_DIR) -> dict[str, Any]:
 def load_templates(template_dir: Path, env: str) -> dict[str, dict[str, Any]]:
     """Stack name -> template, for the environment's stacks in a cloud assembly directory."""
     templates = {path.name.removesuffix(".template.json"): json.loads(path.read_text())
-                 for path in sorted(template_dir.glob(f"Sensor-{env}-*.template.json"))}
+                 for path in sorted(template_dir.glob(EnvironmentNames(env).stack_glob))}
     if not templates:
-        raise FileNotFoundError(f"no Sensor-{env}-*.template.json in {template_dir}: synthesize first "
+        raise FileNotFoundError(f"no {EnvironmentNames(env).stack_glob} in {template_dir}: synthesize first "
                                 f"(make synth ENV={env})")
     return templates
 
@@ -138,24 +114,13 @@ def estimate(templates: Mapping[str, Mapping[str, Any]], prices: dict[str, Any],
     for stack, template in templates.items():
         resources = template.get("Resources", {})
         result.items.extend(_stack_items(stack, resources, prices, usage))
-        priced = _PRICED_TYPES
         for resource in resources.values():
             kind = resource["Type"]
-            if kind not in priced and kind not in FREE_TYPES:
+            if kind not in PRICED_TYPES and kind not in FREE_TYPES:
                 key = f"{stack}: {kind}"
                 result.unpriced[key] = result.unpriced.get(key, 0) + 1
     result.items = [item for item in result.items if item.monthly_max > 0 or item.monthly_min > 0]
     return result
-
-
-_PRICED_TYPES = frozenset({
-    "AWS::EC2::NatGateway", "AWS::EC2::VPCEndpoint", "AWS::RDS::DBInstance", "AWS::MSK::Cluster",
-    "AWS::ECS::Service", "AWS::ElasticLoadBalancingV2::LoadBalancer", "AWS::WAFv2::WebACL",
-    "AWS::SecretsManager::Secret", "AWS::KMS::Key", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm",
-    "AWS::CloudWatch::Dashboard", "AWS::Logs::LogGroup", "AWS::Lambda::Function", "AWS::S3::Bucket",
-    "AWS::ApiGatewayV2::Api", "AWS::ElastiCache::ServerlessCache", "AWS::ElastiCache::ReplicationGroup",
-    "AWS::ElastiCache::CacheCluster",
-})
 
 
 @dataclass(frozen=True)

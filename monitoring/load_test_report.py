@@ -26,9 +26,10 @@ from typing import Any
 
 import boto3
 
-from cdk.config import ConfigError, EnvironmentConfig
-from cdk.preflight import PreflightError, check
-from monitoring.watch import PERIOD_SECONDS, Query, Watcher, load_config
+from environments.config import ConfigError, EnvironmentConfig, load_from_cdk_json
+from environments.credentials import PreflightError, caller_account
+from environments.naming import EnvironmentNames
+from monitoring.watch import PERIOD_SECONDS, Query, Watcher
 
 # CloudWatch keeps 1-minute datapoints for 15 days; GetMetricData returns at most 100,800 per series.
 MAX_WINDOW = timedelta(days=15)
@@ -40,6 +41,8 @@ SERVICE_SERIES = (("running_tasks", "RunningTaskCount", "Maximum"), ("desired_ta
 
 @dataclass(frozen=True)
 class HoldWindow:
+    """The minutes of a run at its target user count, the only ones the report's numbers cover."""
+
     start: datetime
     end: datetime
 
@@ -136,9 +139,10 @@ class Reporter:
         self.region = region
 
     def fetch(self, window: HoldWindow) -> Report:
-        prefix = f"sensor-{self.config.name}"
+        names = EnvironmentNames(self.config.name)
         report = Report(env=self.config.name, region=self.region, start=_iso(window.start), end=_iso(window.end),
-                        load_balancer=self.watcher.load_balancer, cluster=prefix, service=f"{prefix}-ingest")
+                        load_balancer=self.watcher.load_balancer, cluster=names.ecs_cluster,
+                        service=names.ingest_service)
         if report.load_balancer is None:
             report.load_balancer, why = self.watcher.discover_load_balancer()
             if why:
@@ -220,7 +224,7 @@ def render(report: Report) -> list[str]:
     def cell(value: float | None, digits: int = 0) -> str:
         return "-" if value is None else f"{value:,.{digits}f}"
 
-    lines = [f"sensor-{report.env} ({report.region})  hold window {report.start} .. {report.end}",
+    lines = [f"{EnvironmentNames(report.env).prefix} ({report.region})  hold window {report.start} .. {report.end}",
              f"load balancer {report.load_balancer or 'n/a'}   service {report.cluster}/{report.service}", "",
              f"{'minute (UTC)':<17} {'requests':>10} {'5xx':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
              f"{'tasks':>6} {'desired':>8}"]
@@ -255,8 +259,8 @@ def main(argv: Sequence[str] | None = None, *, now: datetime | None = None) -> i
     except ValueError as error:
         parser.error(str(error))
     try:
-        config = load_config(args.env)
-        check(args.env)
+        config = load_from_cdk_json(args.env)
+        caller_account(config)
     except (ConfigError, PreflightError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -29,12 +29,10 @@ from pathlib import Path
 import boto3
 import httpx
 
-from cdk.config import ConfigError
+from environments.config import CDK_JSON, ConfigError, load_from_cdk_json
+from environments.naming import EnvironmentNames
 from monitoring import verify_checks as checks
-from monitoring.watch import load_config
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CDK_JSON = REPO_ROOT / "cdk.json"
 DEVICE_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 HTTP_TIMEOUT_SECONDS = 10.0
 
@@ -87,7 +85,7 @@ def format_line(result: StepResult) -> str:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m monitoring.verify", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name from cdk.json (dev, prod, ...)")
-    parser.add_argument("--cdk-json", type=Path, default=DEFAULT_CDK_JSON, help="configuration (default: cdk.json)")
+    parser.add_argument("--cdk-json", type=Path, default=CDK_JSON, help="configuration (default: cdk.json)")
     parser.add_argument("--region", help="AWS region (default: the environment's region)")
     parser.add_argument("--url", default=os.environ.get("VERIFY_URL") or None,
                         help="base URL of the service instead of the LoadBalancerUrl output, e.g. the DNS name "
@@ -111,7 +109,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--url must be http(s)://host[:port], got {args.url!r}")
     if not DEVICE_ID.fullmatch(args.device_id):
         parser.error(f"--device-id must match {DEVICE_ID.pattern}, got {args.device_id!r}")
-    prefix = f"sensor-{args.env}-"
+    prefix = EnvironmentNames(args.env).alarm_prefix
     wrong = [name for name in args.allow_alarm if not name.startswith(prefix)]
     if wrong:
         parser.error(f"--allow-alarm takes full alarm names starting with {prefix!r}, got {', '.join(wrong)}")
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _validate(parser, args)
     try:
-        config = load_config(args.env, args.cdk_json)
+        config = load_from_cdk_json(args.env, args.cdk_json)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

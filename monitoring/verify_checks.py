@@ -21,7 +21,8 @@ import httpx
 import pyarrow.parquet as pq
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdk.config import EnvironmentConfig
+from environments.config import EnvironmentConfig
+from environments.naming import EnvironmentNames
 from monitoring import catalogue, dashboards
 from monitoring.lake_projection import ProjectionError, hour_partition_values, partition_location
 
@@ -68,10 +69,10 @@ class Context:
 
     @property
     def prefix(self) -> str:
-        return f"sensor-{self.config.name}"
+        return EnvironmentNames(self.config.name).prefix
 
     def stack_name(self, domain: str) -> str:
-        return f"Sensor-{self.config.name}-{domain}"
+        return EnvironmentNames(self.config.name).stack(domain)
 
     def output(self, domain: str, key: str) -> str:
         value = self.outputs.get(domain, {}).get(key)

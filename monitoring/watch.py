@@ -15,7 +15,6 @@ an unknown environment or missing credentials, 0 after `--once` or Ctrl-C.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -28,8 +27,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from app.observability import metrics as m
-from cdk.config import ENVIRONMENTS_CONTEXT_KEY, ConfigError, EnvironmentConfig, load_environment
-from cdk.preflight import CDK_JSON, PreflightError, check
+from environments.config import ConfigError, EnvironmentConfig, load_from_cdk_json
+from environments.credentials import PreflightError, caller_account
+from environments.naming import EnvironmentNames
 from monitoring.catalogue import SEVERITIES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,7 @@ class Overview:
 
 # --- pure helpers ---------------------------------------------------------------------------------
 def alarm_prefix(env: str) -> str:
-    return f"sensor-{env}-"
+    return EnvironmentNames(env).alarm_prefix
 
 
 def parse_alarm(env: str, name: str, state: str, since: datetime | None = None, reason: str = "") -> Alarm:
@@ -199,7 +199,7 @@ def render(overview: Overview) -> list[str]:
         return _number(None if value is None else value * scale, unit, digits)
 
     stamp = overview.generated_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    lines = [f"sensor-{overview.env} ({overview.region})  last 5 min, 1-min periods  {stamp}", ""]
+    lines = [f"{EnvironmentNames(overview.env).prefix} ({overview.region})  last 5 min, 1-min periods  {stamp}", ""]
 
     lines.append("ALARMS")
     if overview.alarms is None:
@@ -276,7 +276,7 @@ class Watcher:
 
     @property
     def stack_name(self) -> str:
-        return f"Sensor-{self.config.name}-Service"
+        return EnvironmentNames(self.config.name).stack("Service")
 
     def discover_load_balancer(self) -> tuple[str | None, str | None]:
         """(dimension value, None) or (None, why it could not be found)."""
@@ -313,10 +313,10 @@ class Watcher:
     def fetch(self) -> Overview:
         """One refresh; every failure becomes a line in `problems` instead of an exception."""
         now = self.clock()
-        prefix = f"sensor-{self.config.name}"
-        overview = Overview(env=self.config.name, region=self.region, generated_at=now, cluster=prefix,
-                            service=f"{prefix}-ingest", max_tasks=self.config.service.scaling.max_tasks,
-                            namespace=m.DEFAULT_NAMESPACE, app_env=prefix)
+        names = EnvironmentNames(self.config.name)
+        overview = Overview(env=self.config.name, region=self.region, generated_at=now, cluster=names.ecs_cluster,
+                            service=names.ingest_service, max_tasks=self.config.service.scaling.max_tasks,
+                            namespace=m.DEFAULT_NAMESPACE, app_env=names.prefix)
         if self.load_balancer is None:
             self.load_balancer, why = self.discover_load_balancer()
             if why:
@@ -363,12 +363,6 @@ def _short(error: BaseException) -> str:
 
 
 # --- command line ---------------------------------------------------------------------------------
-def load_config(env: str, cdk_json: Path = CDK_JSON) -> EnvironmentConfig:
-    """The environment's configuration from cdk.json (raises `ConfigError` naming unknown environments)."""
-    context = json.loads(cdk_json.read_text())["context"]
-    return load_environment(context.get(ENVIRONMENTS_CONTEXT_KEY), env)
-
-
 def main(argv: list[str] | None = None, *, sleep: Callable[[float], None] = time.sleep) -> int:
     parser = argparse.ArgumentParser(prog="python -m monitoring.watch", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name from cdk.json (dev, prod, ...)")
@@ -379,8 +373,8 @@ def main(argv: list[str] | None = None, *, sleep: Callable[[float], None] = time
     if args.interval <= 0:
         parser.error("--interval must be positive")
     try:
-        config = load_config(args.env)
-        check(args.env)  # credentials (and the pinned account) first: one clear line if not logged in
+        config = load_from_cdk_json(args.env)
+        caller_account(config)  # credentials (and the pinned account) first: one clear line if not logged in
     except (ConfigError, PreflightError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

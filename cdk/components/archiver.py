@@ -10,72 +10,63 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from cdk.components.checkov import acknowledge_checkov
-from cdk.components.lambda_common import (
-    EVENT_SOURCE_NETWORK_ACTIONS,
-    acknowledge_pinned_runtime,
-    acknowledge_plain_environment,
-    execution_role,
-    function_log_group,
-    log_write_statement,
-    network_interface_statement,
-)
+from cdk.components.lambda_common import EVENT_SOURCE_NETWORK_ACTIONS
 from cdk.components.nag import acknowledge, finding_text
-from cdk.config import PipelineConfig
+from cdk.components.vpc_function import (
+    HTTPS_PORT,
+    FunctionCode,
+    FunctionPolicy,
+    InvocationReasons,
+    VpcPythonFunction,
+)
+from cdk.props import LakeAccess, StreamAccess
+from environments.config import PipelineConfig
+from environments.naming import EnvironmentNames
 
-ALIAS_NAME = "live"
 POWERTOOLS_SERVICE_NAME = "archiver"
 METRICS_NAMESPACE = "SensorPlatform"
 # Longest retention SQS offers: time to investigate a failed batch and re-export it.
 FAILURE_RETENTION = Duration.days(14)
-HTTPS_PORT = 443
+NETWORK_REASON = (
+    "EC2 network-interface and Describe actions for the VPC function and its MSK pollers "
+    "support no resource-level permissions (same actions as AWSLambdaMSKExecutionRole)."
+)
 
-class Archiver(Construct):
+
+class Archiver(VpcPythonFunction):
     """Owns the archiver Lambda (readings topic -> Parquet under `raw/` and `processed/`, undecodable
-    records under `dead-letter/archiver/`), its execution role with an explicit least-privilege policy,
-    its log group and security group, the `live` alias on the current version, the MSK event source
-    mapping on that alias, its encrypted on-failure queue, and the MSK security-group rules the
-    mapping's pollers need.
+    records under `dead-letter/archiver/`) with its role, log group and security group
+    (`VpcPythonFunction`), the `live` alias on the current version, the MSK event source mapping on
+    that alias, its encrypted on-failure queue, and the MSK security-group rules the mapping's pollers
+    need.
 
     The role accepts no automatic grants (`without_policy_updates`): everything the function and the
     mapping may do is in the one policy below, so a CDK default cannot widen it unnoticed.
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: PipelineConfig,
-        name_prefix: str,
+        names: EnvironmentNames,
         region: str,
-        code: lambda_.Code,
-        runtime: lambda_.Runtime,
-        architecture: lambda_.Architecture,
+        code: FunctionCode,
         vpc: ec2.IVpc,
-        msk_security_group: ec2.ISecurityGroup,
-        msk_port: int,
-        msk_cluster_arn: str,
-        msk_cluster_name: str,
-        topic_arn: str,
-        topic_name: str,
-        lake_bucket_name: str,
+        stream: StreamAccess,
+        lake: LakeAccess,
         lake_write_prefixes: tuple[str, ...],
         log_retention_days: int,
     ) -> None:
-        super().__init__(scope, construct_id)
-        self.function_name = f"{name_prefix}-archiver"
-        self.consumer_group_id = f"{name_prefix}-archiver"
-
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="Archiver Lambda", allow_all_outbound=False
+        super().__init__(
+            scope, construct_id, function_name=names.archiver_function, vpc=vpc,
+            security_group_description="Archiver Lambda",
         )
+        self.consumer_group_id = names.archiver_function  # the group is named after the function
         # S3 is reached through the VPC's gateway endpoint, whose prefix list has no CloudFormation
         # attribute; 443 to any address is the narrowest rule that covers it without a lookup.
         self.security_group.add_egress_rule(
             ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "HTTPS to S3 (gateway endpoint)"
         )
-        self._allow_msk_access(msk_security_group, msk_port)
+        self._allow_msk_access(stream.security_group, stream.port)
 
         self.failure_queue = sqs.Queue(
             self,
@@ -95,62 +86,46 @@ class Archiver(Construct):
             "nothing consumes it automatically, so a second dead-letter queue behind it would never fill.",
         )
 
-        self.log_group = function_log_group(
-            self, "Logs", function_name=self.function_name, retention_days=log_retention_days
-        )
-        self.role = self._execution_role(
-            region=region,
-            msk_cluster_arn=msk_cluster_arn,
-            msk_cluster_name=msk_cluster_name,
-            topic_arn=topic_arn,
-            lake_bucket_name=lake_bucket_name,
+        # The streaming construct names the cluster (README: fixed names); its name attribute would be a
+        # cross-stack token, which an IAM finding id cannot spell.
+        group_arn, lake_objects = self._resource_arns(
+            region=region, msk_cluster_name=names.msk_cluster, lake_bucket_name=lake.bucket_name,
             lake_write_prefixes=lake_write_prefixes,
         )
-
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            function_name=self.function_name,
+        self._add_function(
             description="Archives readings from the MSK topic as Parquet in the S3 data lake",
-            runtime=runtime,
-            architecture=architecture,
             code=code,
-            handler="handler.handler",
-            memory_size=config.archiver_memory_mb,
-            timeout=Duration.seconds(config.archiver_timeout_seconds),
-            role=self.role.without_policy_updates(),
-            vpc=vpc,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            security_groups=[self.security_group],
-            log_group=self.log_group,
+            policy=FunctionPolicy(
+                name="Archiver", description=f"{self.function_name}: reads the readings topic, writes the data lake",
+                statements=self._statements(stream, group_arn, lake_objects),
+                network_actions=EVENT_SOURCE_NETWORK_ACTIONS,
+                network_reason=NETWORK_REASON,
+            ),
             environment={
-                "DATA_LAKE_BUCKET": lake_bucket_name,
+                "DATA_LAKE_BUCKET": lake.bucket_name,
                 "POWERTOOLS_SERVICE_NAME": POWERTOOLS_SERVICE_NAME,
                 "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
             },
+            reasons=InvocationReasons(
+                no_dead_letter_queue=(
+                    "Invoked only synchronously by its MSK event source mapping, whose on-failure destination "
+                    "(FailedBatches) already keeps every failed batch; a function DLQ would never receive one."
+                ),
+                no_reserved_concurrency=(
+                    "The MSK event source mapping runs at most one invocation per topic partition, which bounds "
+                    "concurrency; reserving it would also take from the account's unreserved pool (10 on new "
+                    "accounts)."
+                ),
+            ),
+            log_retention_days=log_retention_days,
         )
-        acknowledge_pinned_runtime(self.function)
-        acknowledge_plain_environment(self.function)
-        acknowledge_checkov(
-            self.function,
-            "CKV_AWS_116",
-            "Invoked only synchronously by its MSK event source mapping, whose on-failure destination "
-            "(FailedBatches) already keeps every failed batch; a function DLQ would never receive one.",
-        )
-        acknowledge_checkov(
-            self.function,
-            "CKV_AWS_115",
-            "The MSK event source mapping runs at most one invocation per topic partition, which bounds "
-            "concurrency; reserving it would also take from the account's unreserved pool (10 on new accounts).",
-        )
-        self.alias = lambda_.Alias(
-            self, "LiveAlias", alias_name=ALIAS_NAME, version=self.function.current_version
-        )
+        self._acknowledge_wildcards(group_arn, lake_objects)
+        self._add_live_alias()
         # On the alias, so that shifting the alias (blue/green) also moves the stream consumer.
         self.alias.add_event_source(
             event_sources.ManagedKafkaEventSource(
-                cluster_arn=msk_cluster_arn,
-                topic=topic_name,
+                cluster_arn=stream.cluster_arn,
+                topic=stream.topic_name,
                 consumer_group_id=self.consumer_group_id,
                 starting_position=lambda_.StartingPosition[config.starting_position],
                 batch_size=config.batch_size,
@@ -171,114 +146,62 @@ class Archiver(Construct):
         """
         # The function itself never connects to the brokers (the pollers hand it the records), so
         # its own group gets no path to MSK.
+        group = msk_security_group.security_group_id
+        pollers = "Lambda event source pollers (cluster security group) to brokers"
         ec2.CfnSecurityGroupIngress(
-            self,
-            "MskFromEventSourcePollers",
-            group_id=msk_security_group.security_group_id,
-            source_security_group_id=msk_security_group.security_group_id,
-            ip_protocol="tcp",
-            from_port=msk_port,
-            to_port=msk_port,
-            description="Lambda event source pollers (cluster security group) to brokers",
+            self, "MskFromEventSourcePollers", group_id=group, source_security_group_id=group,
+            ip_protocol="tcp", from_port=msk_port, to_port=msk_port, description=pollers,
         )
         ec2.CfnSecurityGroupEgress(
-            self,
-            "EventSourcePollersToMsk",
-            group_id=msk_security_group.security_group_id,
-            destination_security_group_id=msk_security_group.security_group_id,
-            ip_protocol="tcp",
-            from_port=msk_port,
-            to_port=msk_port,
-            description="Lambda event source pollers (cluster security group) to brokers",
+            self, "EventSourcePollersToMsk", group_id=group, destination_security_group_id=group,
+            ip_protocol="tcp", from_port=msk_port, to_port=msk_port, description=pollers,
         )
         ec2.CfnSecurityGroupEgress(
-            self,
-            "EventSourcePollersToAwsApis",
-            group_id=msk_security_group.security_group_id,
-            cidr_ip="0.0.0.0/0",
-            ip_protocol="tcp",
-            from_port=HTTPS_PORT,
-            to_port=HTTPS_PORT,
+            self, "EventSourcePollersToAwsApis", group_id=group, cidr_ip="0.0.0.0/0",
+            ip_protocol="tcp", from_port=HTTPS_PORT, to_port=HTTPS_PORT,
             description="Lambda event source pollers to the Lambda and STS APIs (through NAT)",
         )
 
-    def _execution_role(
-        self,
-        *,
-        region: str,
-        msk_cluster_arn: str,
-        msk_cluster_name: str,
-        topic_arn: str,
-        lake_bucket_name: str,
-        lake_write_prefixes: tuple[str, ...],
-    ) -> iam.Role:
+    def _resource_arns(
+        self, *, region: str, msk_cluster_name: str, lake_bucket_name: str, lake_write_prefixes: tuple[str, ...]
+    ) -> tuple[str, list[str]]:
+        """(the consumer group's ARN, the lake object patterns it may write)."""
         kafka_arn_prefix = f"arn:{Aws.PARTITION}:kafka:{region}:{Aws.ACCOUNT_ID}"
         # The cluster's UUID is only known once it exists; the name pins the cluster, the wildcard
         # only stands for that UUID segment.
         group_arn = f"{kafka_arn_prefix}:group/{msk_cluster_name}/*/{self.consumer_group_id}"
         lake_arn = f"arn:{Aws.PARTITION}:s3:::{lake_bucket_name}"
-        lake_objects = [f"{lake_arn}/{prefix}*" for prefix in lake_write_prefixes]
-        role = execution_role(
-            self,
-            "ExecutionRole",
-            description=f"{self.function_name}: reads the readings topic, writes the data lake",
-            policy_name="Archiver",
-            statements=[
-                log_write_statement(self.log_group),
-                network_interface_statement(*EVENT_SOURCE_NETWORK_ACTIONS),
-                iam.PolicyStatement(
-                    sid="EventSourceDescribesCluster",
-                    actions=["kafka:DescribeCluster", "kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"],
-                    resources=[msk_cluster_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="KafkaConnect",
-                    actions=["kafka-cluster:Connect", "kafka-cluster:DescribeClusterDynamicConfiguration"],
-                    resources=[msk_cluster_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="KafkaReadReadings",
-                    actions=["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"],
-                    resources=[topic_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="KafkaConsumerGroup",
-                    actions=["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"],
-                    resources=[group_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="ReportFailedBatches",
-                    actions=["sqs:SendMessage"],
-                    resources=[self.failure_queue.queue_arn],
-                ),
-                iam.PolicyStatement(
-                    sid="WriteLakeObjects", actions=["s3:PutObject"], resources=lake_objects
-                ),
-            ],
+        return group_arn, [f"{lake_arn}/{prefix}*" for prefix in lake_write_prefixes]
+
+    def _statements(
+        self, stream: StreamAccess, group_arn: str, lake_objects: list[str]
+    ) -> tuple[iam.PolicyStatement, ...]:
+        def allow(sid: str, actions: list[str], resources: list[str]) -> iam.PolicyStatement:
+            return iam.PolicyStatement(sid=sid, actions=actions, resources=resources)
+
+        return (
+            allow("EventSourceDescribesCluster",
+                  ["kafka:DescribeCluster", "kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"],
+                  [stream.cluster_arn]),
+            allow("KafkaConnect", ["kafka-cluster:Connect", "kafka-cluster:DescribeClusterDynamicConfiguration"],
+                  [stream.cluster_arn]),
+            allow("KafkaReadReadings", ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"], [stream.topic_arn]),
+            allow("KafkaConsumerGroup", ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"], [group_arn]),
+            allow("ReportFailedBatches", ["sqs:SendMessage"], [self.failure_queue.queue_arn]),
+            allow("WriteLakeObjects", ["s3:PutObject"], lake_objects),
         )
+
+    def _acknowledge_wildcards(self, group_arn: str, lake_objects: list[str]) -> None:
         acknowledge(
-            role,
-            "IAM5[Resource::*]",
-            "EC2 network-interface and Describe actions for the VPC function and its MSK pollers "
-            "support no resource-level permissions (same actions as AWSLambdaMSKExecutionRole).",
-        )
-        acknowledge_checkov(
-            role,
-            "CKV_AWS_111",
-            "EC2 network-interface and Describe actions for the VPC function and its MSK pollers "
-            "support no resource-level permissions (same actions as AWSLambdaMSKExecutionRole).",
-        )
-        acknowledge(
-            role,
+            self.role,
             f"IAM5[Resource::{finding_text(self, group_arn)}]",
             "MSK group ARNs contain the cluster UUID, unknown until the cluster exists; the cluster name "
             "and the consumer group name are fixed, the wildcard only covers that UUID segment.",
         )
         for objects in lake_objects:
             acknowledge(
-                role,
+                self.role,
                 f"IAM5[Resource::{finding_text(self, objects)}]",
                 "Object keys carry the partition path and the batch's offsets; PutObject only, and only "
                 "under the prefix the archiver writes (raw/, processed/ or dead-letter/archiver/).",
             )
-        return role

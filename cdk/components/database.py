@@ -11,7 +11,9 @@ from constructs import Construct
 from cdk.components.checkov import acknowledge_checkov
 from cdk.components.nag import acknowledge
 from cdk.components.retention import log_retention
-from cdk.config import DatabaseConfig
+from cdk.components.security_groups import admitting_clients
+from environments.config import DatabaseConfig
+from environments.naming import EnvironmentNames
 
 ENGINE = rds.DatabaseInstanceEngine.postgres(version=rds.PostgresEngineVersion.VER_17_6)
 MASTER_USERNAME = "sensor_admin"
@@ -32,7 +34,7 @@ class SensorDatabase(Construct):
         construct_id: str,
         *,
         config: DatabaseConfig,
-        env_name: str,
+        names: EnvironmentNames,
         production: bool,
         vpc: ec2.IVpc,
         client_security_group: ec2.ISecurityGroup,
@@ -40,13 +42,10 @@ class SensorDatabase(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.instance_identifier = f"sensor-{env_name}"
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="RDS PostgreSQL", allow_all_outbound=False
-        )
-        # Both directions: the ingress here and the app's egress to this group only.
-        self.security_group.connections.allow_from(
-            client_security_group, ec2.Port.tcp(POSTGRES_PORT), "App to PostgreSQL"
+        self.instance_identifier = names.db_instance
+        self.security_group = admitting_clients(
+            self, vpc=vpc, description="RDS PostgreSQL", client=client_security_group,
+            port=ec2.Port.tcp(POSTGRES_PORT), label="App to PostgreSQL",
         )
         parameter_group = rds.ParameterGroup(
             self,

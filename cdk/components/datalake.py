@@ -7,7 +7,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from cdk.components.checkov import acknowledge_checkov
-from cdk.config import DataLakeConfig
+from environments.config import DataLakeConfig
+from environments.naming import EnvironmentNames
 
 # Prefix layout shared by the app (dead letters), the archiver and the Glue table.
 RAW_PREFIX = "raw/"
@@ -16,12 +17,6 @@ DEAD_LETTER_PREFIX = "dead-letter/"
 # The ingestion service's own letters (its role may write nowhere else; the archiver has its own prefix).
 SERVICE_DEAD_LETTER_PREFIX = f"{DEAD_LETTER_PREFIX}service/"
 ACCESS_LOG_RETENTION = Duration.days(365)
-
-
-def lake_bucket_name(env_name: str, region: str) -> str:
-    """The data-lake bucket's name: fixed per environment, account and region, so runbooks,
-    consumers in other stacks and IAM policies can name it without a cross-stack reference."""
-    return f"sensor-{env_name}-datalake-{Aws.ACCOUNT_ID}-{region}"
 
 
 def private_bucket(scope: Construct, construct_id: str, **props) -> s3.Bucket:
@@ -79,11 +74,13 @@ class DataLake(Construct):
         construct_id: str,
         *,
         config: DataLakeConfig,
-        env_name: str,
+        names: EnvironmentNames,
         region: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.bucket_name = lake_bucket_name(env_name, region)
+        # Fixed per environment, account and region, so runbooks, consumers in other stacks and IAM
+        # policies can name it without a cross-stack reference.
+        self.bucket_name = names.datalake_bucket(Aws.ACCOUNT_ID, region)
 
         self.access_logs = access_log_bucket(self, "AccessLogs")
 

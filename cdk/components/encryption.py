@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 
 from cdk.components.checkov import acknowledge_checkov
+from environments.naming import EnvironmentNames
 
 LOGS_KEY_ID = "LogsKey"
 SECRETS_KEY_ID = "SecretsKey"
@@ -24,16 +25,16 @@ _SERVICE_KEY_ACTIONS = [
 ]
 
 
-def encrypt_logs_and_secrets(stack: cdk.Stack, env_name: str) -> None:
+def encrypt_logs_and_secrets(stack: cdk.Stack, names: EnvironmentNames) -> None:
     """Give every CloudWatch log group and Secrets Manager secret in `stack` a stack-owned CMK."""
     log_groups = [node for node in stack.node.find_all() if isinstance(node, logs.CfnLogGroup)]
     secrets = [node for node in stack.node.find_all() if isinstance(node, secretsmanager.CfnSecret)]
     if log_groups:
-        key = _logs_key(stack, env_name)
+        key = _logs_key(stack, names)
         for log_group in log_groups:
             log_group.kms_key_id = key.key_arn
     if secrets:
-        key = _secrets_key(stack, env_name)
+        key = _secrets_key(stack, names)
         for secret in secrets:
             secret.kms_key_id = key.key_arn
 
@@ -45,8 +46,8 @@ def _key(stack: cdk.Stack, construct_id: str, description: str) -> kms.Key:
     )
 
 
-def _logs_key(stack: cdk.Stack, env_name: str) -> kms.Key:
-    key = _key(stack, LOGS_KEY_ID, f"sensor-{env_name}: {stack.stack_name} CloudWatch Logs encryption")
+def _logs_key(stack: cdk.Stack, names: EnvironmentNames) -> kms.Key:
+    key = _key(stack, LOGS_KEY_ID, f"{names.prefix}: {stack.stack_name} CloudWatch Logs encryption")
     # CloudWatch Logs uses the key for this account's log groups in this region only.
     key.add_to_resource_policy(
         iam.PolicyStatement(
@@ -65,8 +66,8 @@ def _logs_key(stack: cdk.Stack, env_name: str) -> kms.Key:
     return key
 
 
-def _secrets_key(stack: cdk.Stack, env_name: str) -> kms.Key:
-    key = _key(stack, SECRETS_KEY_ID, f"sensor-{env_name}: {stack.stack_name} Secrets Manager encryption")
+def _secrets_key(stack: cdk.Stack, names: EnvironmentNames) -> kms.Key:
+    key = _key(stack, SECRETS_KEY_ID, f"{names.prefix}: {stack.stack_name} Secrets Manager encryption")
     # The same delegation as the AWS-managed aws/secretsmanager key: a principal of this account may
     # use the key only through Secrets Manager, so whoever may read a secret (its IAM policy) can
     # decrypt it, and nothing else can use the key directly.

@@ -14,9 +14,9 @@ from cdk.components.lake_schema import (
     PROJECTED_YEARS,  # noqa: F401 - re-exported: other modules name it here
     READING_COLUMNS,
     TABLE_NAME,
-    glue_database_name,
     table_parameters,
 )
+from environments.naming import EnvironmentNames
 
 
 class LakeCatalog(Construct):
@@ -35,12 +35,12 @@ class LakeCatalog(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        env_name: str,
+        names: EnvironmentNames,
         lake_bucket_name: str,
         raw_prefix: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.database_name = glue_database_name(env_name)
+        self.database_name = names.glue_database
         self.table_name = self.TABLE_NAME
         location = f"s3://{lake_bucket_name}/{raw_prefix}"
 
@@ -50,7 +50,7 @@ class LakeCatalog(Construct):
             catalog_id=Aws.ACCOUNT_ID,
             database_input=glue.CfnDatabase.DatabaseInputProperty(
                 name=self.database_name,
-                description=f"Sensor platform ({env_name}) data lake, s3://{lake_bucket_name}/",
+                description=f"Sensor platform ({names.env_name}) data lake, s3://{lake_bucket_name}/",
             ),
         )
 

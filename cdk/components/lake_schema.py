@@ -1,6 +1,7 @@
 """The data lake table's layout as plain data (no CDK import): columns, partition keys and the partition
 projection parameters. Shared by the Glue construct (lake_catalog.py) and the local environment that
-`make verify` checks (devstack/aws_environment.py), so both describe the same table.
+`make verify` checks (devstack/aws_environment.py), so both describe the same table. The
+database's name is `EnvironmentNames.glue_database` (environments/naming.py).
 """
 
 from __future__ import annotations
@@ -39,11 +40,6 @@ PARTITION_KEYS = (
     ("day", (1, 31), 2),
     ("hour", (0, 23), 2),
 )
-
-
-def glue_database_name(env_name: str) -> str:
-    """Glue/Athena database names take lower-case letters, digits and underscores."""
-    return f"sensor_{env_name.replace('-', '_')}_lake"
 
 
 def table_parameters(location: str) -> dict[str, str]:

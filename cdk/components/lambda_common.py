@@ -43,6 +43,12 @@ def log_write_statement(log_group: logs.ILogGroup) -> iam.PolicyStatement:
     )
 
 
+def read_secrets_statement(sid: str, secret_arns: list[str], *, describe: bool = False) -> iam.PolicyStatement:
+    """Reading exactly these secrets' values (and, with `describe`, their metadata)."""
+    actions = ["secretsmanager:GetSecretValue", *(["secretsmanager:DescribeSecret"] if describe else [])]
+    return iam.PolicyStatement(sid=sid, actions=actions, resources=secret_arns)
+
+
 def acknowledge_pinned_runtime(function: lambda_.Function) -> None:
     """The Lambda runtime is pinned on purpose (cdk/stacks/pipeline.py LAMBDA_RUNTIME)."""
     acknowledge(

@@ -19,7 +19,7 @@ from cdk.components.lambda_common import (
     log_write_statement,
 )
 from cdk.components.nag import acknowledge
-from cdk.config import LambdaDeploymentName
+from environments.config import LambdaDeploymentName
 
 # CodeDeploy's AWS-managed service policy for Lambda deployments: update/read the alias, read the
 # rollback alarms, and invoke hook functions whose names start with HOOK_NAME_PREFIX (no others).

@@ -1,4 +1,5 @@
-"""The distributed Locust load generator of one environment: results bucket, UI access, master and workers.
+"""The distributed Locust load generator of one environment: results bucket, master and workers (the UI's
+access is cdk/components/locust_ui.py).
 
 Locust's master serves the web UI on 8089 and takes its workers on 5557; the workers run the users
 and reach the environment's internet-facing ALB through the VPC's NAT gateways (whose Elastic IPs the
@@ -10,11 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from aws_cdk import Aws, Duration, RemovalPolicy
-from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_elasticloadbalancingv2 as elbv2
-from aws_cdk import aws_elasticloadbalancingv2_actions as elbv2_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -23,14 +21,14 @@ from constructs import Construct
 
 from cdk.components.client_secret import generated_client_secret
 from cdk.components.datalake import access_log_bucket, private_bucket
+from cdk.components.fargate import linux_task_definition
+from cdk.components.locust_ui import HTTPS_PORT, WEB_PORT, LocustUi
 from cdk.components.nag import acknowledge, finding_text
 from cdk.components.retention import log_retention
-from cdk.components.service import HSTS_ATTRIBUTE, HSTS_HEADER_VALUE
-from cdk.config import LoadTestConfig
+from environments.config import LoadTestConfig
+from environments.naming import EnvironmentNames
 
-WEB_PORT = 8089
 MASTER_PORT = 5557
-HTTPS_PORT = 443
 HTTP_PORT = 80
 # Read by loadtests/locust/target_guard.py in every Locust process: the only host a run may target.
 TARGET_URL_ENV = "LOADTEST_TARGET_URL"
@@ -41,11 +39,6 @@ RESULTS_DIRECTORY = "/srv/results"
 RESULTS_PREFIX = "runs/"
 
 
-def results_bucket_name(env_name: str, region: str) -> str:
-    """Fixed per environment, account and region, so the runbook and the task's IAM policy can name it."""
-    return f"sensor-{env_name}-loadtest-{Aws.ACCOUNT_ID}-{region}"
-
-
 class LoadTestResults(Construct):
     """Owns the results bucket (encrypted, TLS-only, private, versions and objects expire after
     `results_retention_days`) and the access-log bucket that receives its server access logs and the
@@ -53,18 +46,15 @@ class LoadTestResults(Construct):
     load generator, and the lifecycle rules empty them."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, env_name: str, region: str, retention_days: int
+        self, scope: Construct, construct_id: str, *, names: EnvironmentNames, region: str, retention_days: int
     ) -> None:
         super().__init__(scope, construct_id)
         self.access_logs = access_log_bucket(self, "AccessLogs")
-        self.bucket_name = results_bucket_name(env_name, region)
+        # Fixed per environment, account and region, so the runbook and the task's IAM policy can name it.
+        self.bucket_name = names.load_test_bucket(Aws.ACCOUNT_ID, region)
         self.bucket = private_bucket(
-            self,
-            "Results",
-            bucket_name=self.bucket_name,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="s3/loadtest-results/",
-            lifecycle_rules=[
+            self, "Results", bucket_name=self.bucket_name, server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="s3/loadtest-results/", lifecycle_rules=[
                 s3.LifecycleRule(
                     id="expire-results",
                     expiration=Duration.days(retention_days),
@@ -74,115 +64,6 @@ class LoadTestResults(Construct):
             ],
         )
         self.results_prefix = RESULTS_PREFIX
-
-
-class LocustUi(Construct):
-    """Owns the UI's internal ALB (HTTPS only, in the private subnets), its security group, and the
-    Cognito user pool that authenticates every request before the ALB forwards it to the master.
-
-    Users are created by an administrator (no self sign-up) and must use a TOTP second factor.
-    The ALB's security group admits HTTPS from the VPC (and `ui_allowed_cidrs`) and may send only to
-    the master on 8089 and to Cognito's token endpoint on 443 (the authenticate action needs it).
-    """
-
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: LoadTestConfig,
-        name_prefix: str,
-        certificate_arn: str,
-        vpc: ec2.IVpc,
-        vpc_cidr: str,
-        access_logs_bucket: s3.IBucket,
-    ) -> None:
-        super().__init__(scope, construct_id)
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="Locust UI load balancer (internal)",
-            allow_all_outbound=False,
-        )
-        for cidr in (vpc_cidr, *config.ui_allowed_cidrs):
-            self.security_group.add_ingress_rule(ec2.Peer.ipv4(cidr), ec2.Port.tcp(HTTPS_PORT), "Locust UI (HTTPS)")
-
-        self.load_balancer = elbv2.ApplicationLoadBalancer(
-            self,
-            "LoadBalancer",
-            vpc=vpc,
-            internet_facing=False,
-            # Lower-case and fixed, so the DNS name in the Cognito callback URL matches what browsers send.
-            load_balancer_name=f"{name_prefix}-loadtest",
-            security_group=self.security_group,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            drop_invalid_header_fields=True,
-        )
-        self.load_balancer.log_access_logs(access_logs_bucket, prefix=f"alb/{name_prefix}-loadtest")
-        host = config.ui_domain_name or self.load_balancer.load_balancer_dns_name
-        self.url = f"https://{host}"
-
-        self.user_pool = cognito.UserPool(
-            self,
-            "Users",
-            user_pool_name=f"{name_prefix}-loadtest-ui",
-            self_sign_up_enabled=False,
-            sign_in_aliases=cognito.SignInAliases(email=True),
-            mfa=cognito.Mfa.REQUIRED,
-            mfa_second_factor=cognito.MfaSecondFactor(otp=True, sms=False),
-            password_policy=cognito.PasswordPolicy(
-                min_length=14, require_digits=True, require_lowercase=True, require_uppercase=True,
-                require_symbols=True, temp_password_validity=Duration.days(3),
-            ),
-            account_recovery=cognito.AccountRecovery.NONE,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
-        acknowledge(
-            self.user_pool,
-            "COG8",
-            "Threat protection needs the Cognito Plus plan; this pool holds a handful of administrator-"
-            "created operators with mandatory TOTP MFA for a UI reachable only from inside the VPC.",
-        )
-        self.domain = self.user_pool.add_domain(
-            "Domain",
-            cognito_domain=cognito.CognitoDomainOptions(domain_prefix=f"{name_prefix}-loadtest-{Aws.ACCOUNT_ID}"),
-        )
-        self.client = self.user_pool.add_client(
-            "AlbClient",
-            user_pool_client_name=f"{name_prefix}-loadtest-alb",
-            generate_secret=True,
-            o_auth=cognito.OAuthSettings(
-                flows=cognito.OAuthFlows(authorization_code_grant=True),
-                scopes=[cognito.OAuthScope.OPENID, cognito.OAuthScope.EMAIL],
-                callback_urls=[f"{self.url}/oauth2/idpresponse"],
-            ),
-            supported_identity_providers=[cognito.UserPoolClientIdentityProvider.COGNITO],
-        )
-
-        self.target_group = elbv2.ApplicationTargetGroup(
-            self,
-            "MasterTargetGroup",
-            vpc=vpc,
-            port=WEB_PORT,
-            protocol=elbv2.ApplicationProtocol.HTTP,
-            target_type=elbv2.TargetType.IP,
-            deregistration_delay=Duration.seconds(5),
-            health_check=elbv2.HealthCheck(path="/", healthy_http_codes="200", interval=Duration.seconds(15)),
-        )
-        self.listener = self.load_balancer.add_listener(
-            "Https",
-            port=HTTPS_PORT,
-            protocol=elbv2.ApplicationProtocol.HTTPS,
-            certificates=[elbv2.ListenerCertificate.from_arn(certificate_arn)],
-            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-            open=False,
-            default_action=elbv2_actions.AuthenticateCognitoAction(
-                user_pool=self.user_pool,
-                user_pool_client=self.client,
-                user_pool_domain=self.domain,
-                session_timeout=Duration.hours(8),
-                next=elbv2.ListenerAction.forward([self.target_group]),
-            ),
-        )
-        self.listener.set_attribute(HSTS_ATTRIBUTE, HSTS_HEADER_VALUE)
 
 
 class LocustFleet(Construct):
@@ -200,10 +81,7 @@ class LocustFleet(Construct):
     """
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
+        self, scope: Construct, construct_id: str, *,
         config: LoadTestConfig,
         name_prefix: str,
         image_directory: Path,
@@ -217,10 +95,7 @@ class LocustFleet(Construct):
         self._config = config
         self._target_url = target_url
         self.cluster = ecs.Cluster(
-            self,
-            "Cluster",
-            vpc=vpc,
-            cluster_name=f"{name_prefix}-loadtest",
+            self, "Cluster", vpc=vpc, cluster_name=f"{name_prefix}-loadtest",
             enable_fargate_capacity_providers=True,
             container_insights_v2=ecs.ContainerInsights.ENHANCED,
         )
@@ -280,41 +155,20 @@ class LocustFleet(Construct):
         )
         self._grant_results_upload(results)
 
-        self.master = ecs.FargateService(
-            self,
-            "Master",
-            cluster=self.cluster,
-            task_definition=self.master_task,
-            service_name=f"{name_prefix}-loadtest-master",
-            desired_count=1,
-            # Never two masters at once: workers would split between them.
-            min_healthy_percent=0,
-            max_healthy_percent=100,
-            security_groups=[self.master_security_group],
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            assign_public_ip=False,
+        # Never two masters at once: workers would split between them.
+        self.master = self._service(
+            "Master", self.master_task, name=f"{name_prefix}-loadtest-master", desired_count=1,
+            security_group=self.master_security_group,
             cloud_map_options=ecs.CloudMapOptions(
                 name=MASTER_SERVICE_NAME, dns_record_type=servicediscovery.DnsRecordType.A, dns_ttl=Duration.seconds(10)
             ),
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
         )
         ui.target_group.add_target(
             self.master.load_balancer_target(container_name="master", container_port=WEB_PORT)
         )
-        self.workers = ecs.FargateService(
-            self,
-            "Workers",
-            cluster=self.cluster,
-            task_definition=self.worker_task,
-            service_name=f"{name_prefix}-loadtest-workers",
-            desired_count=config.workers,
-            min_healthy_percent=0,
-            max_healthy_percent=100,
-            security_groups=[self.worker_security_group],
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            assign_public_ip=False,
-            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
-            **_capacity(config),
+        self.workers = self._service(
+            "Workers", self.worker_task, name=f"{name_prefix}-loadtest-workers", desired_count=config.workers,
+            security_group=self.worker_security_group, **_capacity(config),
         )
         # Workers retry until the master answers, but starting them together wastes their first minute.
         self.workers.node.add_dependency(self.master)
@@ -346,16 +200,7 @@ class LocustFleet(Construct):
         self, construct_id: str, cpu: int, memory_mib: int, image: ecs.ContainerImage, role: str, *,
         command: list[str], port: int | None, writes_results: bool,
     ) -> ecs.FargateTaskDefinition:
-        task_definition = ecs.FargateTaskDefinition(
-            self,
-            construct_id,
-            cpu=cpu,
-            memory_limit_mib=memory_mib,
-            runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
-                operating_system_family=ecs.OperatingSystemFamily.LINUX,
-            ),
-        )
+        task_definition = linux_task_definition(self, construct_id, cpu=cpu, memory_mib=memory_mib)
         container = task_definition.add_container(
             role,
             image=image,
@@ -383,13 +228,20 @@ class LocustFleet(Construct):
         for volume, path in volumes.items():
             task_definition.add_volume(name=volume)
             container.add_mount_points(ecs.MountPoint(source_volume=volume, container_path=path, read_only=False))
-        acknowledge(
-            task_definition,
-            "IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken (execution role) supports no resource-level permissions; image "
-            "pulls themselves are scoped to the asset repository.",
-        )
         return task_definition
+
+    def _service(
+        self, construct_id: str, task_definition: ecs.FargateTaskDefinition, *, name: str, desired_count: int,
+        security_group: ec2.ISecurityGroup, **options: object,
+    ) -> ecs.FargateService:
+        """A service in the private subnets that replaces all its tasks at once (0..100 % healthy)."""
+        return ecs.FargateService(
+            self, construct_id, cluster=self.cluster, task_definition=task_definition, service_name=name,
+            desired_count=desired_count, min_healthy_percent=0, max_healthy_percent=100,
+            security_groups=[security_group], assign_public_ip=False,
+            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True), **options,
+        )
 
     def _grant_results_upload(self, results: LoadTestResults) -> None:
         """The master's task role may put objects under the results prefix of the results bucket, nothing else."""

@@ -10,7 +10,7 @@ from constructs import Construct
 
 from cdk.components.checkov import acknowledge_checkov
 from cdk.components.retention import log_retention
-from cdk.config import NetworkConfig
+from environments.config import NetworkConfig
 
 
 class SensorVpc(Construct):

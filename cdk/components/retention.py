@@ -31,5 +31,5 @@ _BY_DAYS = {
 
 
 def log_retention(days: int) -> logs.RetentionDays:
-    """The retention enum for `days` (a value `cdk.config` already validated)."""
+    """The retention enum for `days` (a value `environments.config` already validated)."""
     return _BY_DAYS[days]

@@ -12,6 +12,16 @@ from cdk.components.checkov import acknowledge_checkov
 from cdk.components.nag import acknowledge
 
 
+def admitting_clients(
+    scope: Construct, *, vpc: ec2.IVpc, description: str, client: ec2.ISecurityGroup, port: ec2.Port, label: str
+) -> ec2.SecurityGroup:
+    """`SecurityGroup` of a data store (no outbound) that admits `client` on `port`: both directions, the
+    ingress here and the client's egress to this group only."""
+    group = ec2.SecurityGroup(scope, "SecurityGroup", vpc=vpc, description=description, allow_all_outbound=False)
+    group.connections.allow_from(client, port, label)
+    return group
+
+
 class PlatformSecurityGroups(Construct):
     """Owns the ALB's and the app tasks' security groups.
 

@@ -25,7 +25,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk.config import StateStoreConfig
+from cdk.components.security_groups import admitting_clients
+from cdk.props import StateStoreAccess
+from environments.config import StateStoreConfig
+from environments.naming import EnvironmentNames
 
 ENGINE = "valkey"
 PORTS = (6379, 6380)  # the serverless endpoint and its reader endpoint
@@ -43,21 +46,17 @@ class SharedStateStore(Construct):
         construct_id: str,
         *,
         config: StateStoreConfig,
-        env_name: str,
+        names: EnvironmentNames,
         vpc: ec2.IVpc,
         client_security_group: ec2.ISecurityGroup,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.cache_name = f"sensor-{env_name}-state"
-        self.user_id = f"sensor-{env_name}-app"
+        self.cache_name = names.state_cache
+        self.user_id = f"{names.prefix}-app"
 
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="ElastiCache for Valkey: shared state",
-            allow_all_outbound=False,
-        )
-        # Both directions: ingress from the app tasks only, and the app's egress to this group only.
-        self.security_group.connections.allow_from(
-            client_security_group, ec2.Port.tcp_range(PORTS[0], PORTS[-1]), "App to the shared state store"
+        self.security_group = admitting_clients(
+            self, vpc=vpc, description="ElastiCache for Valkey: shared state", client=client_security_group,
+            port=ec2.Port.tcp_range(PORTS[0], PORTS[-1]), label="App to the shared state store",
         )
         self.key = kms.Key(
             self, "Key", description=f"{self.cache_name}: encryption at rest of the shared state store",
@@ -68,11 +67,11 @@ class SharedStateStore(Construct):
             access_string=APP_ACCESS_STRING, authentication_mode={"Type": "iam"},
         )
         default_user = elasticache.CfnUser(
-            self, "DisabledDefaultUser", engine=ENGINE, user_id=f"sensor-{env_name}-default", user_name="default",
+            self, "DisabledDefaultUser", engine=ENGINE, user_id=f"{names.prefix}-default", user_name="default",
             access_string="off -@all", authentication_mode={"Type": "no-password-required"},
         )
         user_group = elasticache.CfnUserGroup(
-            self, "UserGroup", engine=ENGINE, user_group_id=f"sensor-{env_name}-state",
+            self, "UserGroup", engine=ENGINE, user_group_id=names.state_cache,
             user_ids=[default_user.user_id, app_user.user_id],
         )
         user_group.node.add_dependency(app_user, default_user)
@@ -101,23 +100,29 @@ class SharedStateStore(Construct):
         self.user_arn = app_user.attr_arn
 
     @property
-    def url(self) -> str:
-        """rediss:// (TLS) URL of the endpoint, as the app's SENSOR_STATE_STORE_URL."""
-        return f"rediss://{self.cache.attr_endpoint_address}:{self.cache.attr_endpoint_port}/0"
+    def access(self) -> StateStoreAccess:
+        """What a client task needs (the endpoint as a rediss:// TLS URL, the app's SENSOR_STATE_STORE_URL)."""
+        return StateStoreAccess(
+            url=f"rediss://{self.cache.attr_endpoint_address}:{self.cache.attr_endpoint_port}/0",
+            cache_name=self.cache_name,
+            user_id=self.user_id,
+            user_arn=self.user_arn,
+        )
 
-    def connect_from(self, task_definition: ecs.TaskDefinition) -> None:
-        """Point the app container at the cache and let its task role (only) authenticate as the app user."""
-        container = task_definition.default_container
-        if container is None:
-            raise ValueError("the task definition has no container to configure")
-        container.add_environment("STATE_STORE_URL", self.url)
-        container.add_environment("STATE_STORE_IAM_USER", self.user_id)
-        container.add_environment("STATE_STORE_CACHE_NAME", self.cache_name)
-        task_definition.task_role.add_to_principal_policy(iam.PolicyStatement(
-            sid="StateStoreConnect",
-            actions=["elasticache:Connect"],
-            resources=[
-                f"arn:{Aws.PARTITION}:elasticache:{Aws.REGION}:{Aws.ACCOUNT_ID}:serverlesscache:{self.cache_name}",
-                self.user_arn,
-            ],
-        ))
+
+def connect_task(access: StateStoreAccess, task_definition: ecs.TaskDefinition) -> None:
+    """Point the app container at the cache and let its task role (only) authenticate as the app user."""
+    container = task_definition.default_container
+    if container is None:
+        raise ValueError("the task definition has no container to configure")
+    container.add_environment("STATE_STORE_URL", access.url)
+    container.add_environment("STATE_STORE_IAM_USER", access.user_id)
+    container.add_environment("STATE_STORE_CACHE_NAME", access.cache_name)
+    task_definition.task_role.add_to_principal_policy(iam.PolicyStatement(
+        sid="StateStoreConnect",
+        actions=["elasticache:Connect"],
+        resources=[
+            f"arn:{Aws.PARTITION}:elasticache:{Aws.REGION}:{Aws.ACCOUNT_ID}:serverlesscache:{access.cache_name}",
+            access.user_arn,
+        ],
+    ))

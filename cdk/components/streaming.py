@@ -13,7 +13,9 @@ from aws_cdk import aws_msk_alpha as msk
 from constructs import Construct
 
 from cdk.components.retention import log_retention
-from cdk.config import StreamingConfig
+from cdk.components.security_groups import admitting_clients
+from environments.config import StreamingConfig
+from environments.naming import EnvironmentNames
 
 KAFKA_VERSION = msk.KafkaVersion.V3_9_X
 # Brokers with IAM client authentication over TLS listen on 9098.
@@ -32,7 +34,7 @@ class SensorStream(Construct):
         construct_id: str,
         *,
         config: StreamingConfig,
-        env_name: str,
+        names: EnvironmentNames,
         vpc: ec2.IVpc,
         client_security_group: ec2.ISecurityGroup,
         availability_zone_count: int,
@@ -40,32 +42,23 @@ class SensorStream(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
 
-        self.security_group = ec2.SecurityGroup(
-            self, "SecurityGroup", vpc=vpc, description="MSK brokers", allow_all_outbound=False
-        )
-        # Both directions: the ingress here and the app's egress to this group only.
-        self.security_group.connections.allow_from(
-            client_security_group, ec2.Port.tcp(MSK_IAM_TLS_PORT), "App to MSK (IAM over TLS)"
+        self.security_group = admitting_clients(
+            self, vpc=vpc, description="MSK brokers", client=client_security_group,
+            port=ec2.Port.tcp(MSK_IAM_TLS_PORT), label="App to MSK (IAM over TLS)",
         )
         broker_logs = logs.LogGroup(
-            self,
-            "BrokerLogs",
-            retention=log_retention(log_retention_days),
-            removal_policy=RemovalPolicy.RETAIN,
+            self, "BrokerLogs", retention=log_retention(log_retention_days), removal_policy=RemovalPolicy.RETAIN
         )
         # A customer-managed key makes at-rest encryption explicit and auditable; it is retained
         # because retained broker volumes and snapshots are unreadable without it.
         self.storage_key = kms.Key(
-            self,
-            "StorageKey",
-            description=f"sensor-{env_name}: MSK broker storage encryption",
-            enable_key_rotation=True,
-            removal_policy=RemovalPolicy.RETAIN,
+            self, "StorageKey", description=f"{names.prefix}: MSK broker storage encryption",
+            enable_key_rotation=True, removal_policy=RemovalPolicy.RETAIN,
         )
         self.cluster = msk.Cluster(
             self,
             "Cluster",
-            cluster_name=f"sensor-{env_name}",
+            cluster_name=names.msk_cluster,
             kafka_version=KAFKA_VERSION,
             # The L2 counts brokers per AZ; config counts them in total (validated divisible).
             number_of_broker_nodes=config.broker_count // availability_zone_count,

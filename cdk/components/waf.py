@@ -8,7 +8,8 @@ from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from cdk.components.retention import log_retention
-from cdk.config import WafConfig
+from environments.config import WafConfig
+from environments.naming import EnvironmentNames
 
 # AWS managed rule groups, in evaluation order after the rate limit.
 MANAGED_RULE_GROUPS = (
@@ -46,12 +47,13 @@ class EdgeFirewall(Construct):
         construct_id: str,
         *,
         config: WafConfig,
-        name_prefix: str,
+        names: EnvironmentNames,
         load_balancer_arn: str,
         log_retention_days: int,
         load_generator_ips: tuple[str, ...] = (),
     ) -> None:
         super().__init__(scope, construct_id)
+        name_prefix = names.prefix
         # The addresses are deploy-time tokens (Elastic IPs), hence Fn.join rather than an f-string.
         addresses = [*config.allow_listed_cidrs, *(Fn.join("", [ip, "/32"]) for ip in load_generator_ips)]
 
@@ -103,10 +105,10 @@ class EdgeFirewall(Construct):
         self.web_acl = wafv2.CfnWebACL(
             self,
             "WebAcl",
-            name=f"{name_prefix}-edge",
+            name=names.web_acl,
             scope="REGIONAL",
             default_action={"allow": {}},
-            visibility_config=_visibility(f"{name_prefix}-edge"),
+            visibility_config=_visibility(names.web_acl),
             rules=rules,
         )
         wafv2.CfnWebACLAssociation(

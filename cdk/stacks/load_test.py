@@ -9,8 +9,10 @@ from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_ec2 as ec2
 from constructs import Construct
 
-from cdk.components.load_test import LoadTestResults, LocustFleet, LocustUi
-from cdk.config import EnvironmentConfig
+from cdk.components.load_test import LoadTestResults, LocustFleet
+from cdk.components.locust_ui import LocustUi
+from environments.config import EnvironmentConfig
+from environments.naming import EnvironmentNames
 
 
 class LoadTestStack(Stack):
@@ -20,44 +22,25 @@ class LoadTestStack(Stack):
     deployed for a test and destroyed afterwards (the results bucket is retained)."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: EnvironmentConfig,
-        image_directory: Path,
-        vpc: ec2.IVpc,
-        target_url: str,
-        **kwargs: Any,
+        self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, image_directory: Path,
+        vpc: ec2.IVpc, target_url: str, **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        name_prefix = f"sensor-{config.name}"
+        names = EnvironmentNames(config.name)
+        name_prefix = names.prefix
         certificate_arn = config.load_test_certificate_arn
-        assert certificate_arn is not None  # cdk.config refuses load_test.enabled without one
+        assert certificate_arn is not None  # environments.config refuses load_test.enabled without one
         self.results = LoadTestResults(
-            self, "Results", env_name=config.name, region=config.region,
+            self, "Results", names=names, region=config.region,
             retention_days=config.load_test.results_retention_days,
         )
         self.ui = LocustUi(
-            self,
-            "Ui",
-            config=config.load_test,
-            name_prefix=name_prefix,
-            certificate_arn=certificate_arn,
-            vpc=vpc,
-            vpc_cidr=config.network.vpc_cidr,
-            access_logs_bucket=self.results.access_logs,
+            self, "Ui", config=config.load_test, name_prefix=name_prefix, certificate_arn=certificate_arn, vpc=vpc,
+            vpc_cidr=config.network.vpc_cidr, access_logs_bucket=self.results.access_logs,
         )
         self.fleet = LocustFleet(
-            self,
-            "Locust",
-            config=config.load_test,
-            name_prefix=name_prefix,
-            image_directory=image_directory,
-            vpc=vpc,
-            target_url=config.load_test.target_url or target_url,
-            ui=self.ui,
-            results=self.results,
+            self, "Locust", config=config.load_test, name_prefix=name_prefix, image_directory=image_directory,
+            vpc=vpc, target_url=config.load_test.target_url or target_url, ui=self.ui, results=self.results,
             log_retention_days=config.log_retention_days,
         )
         CfnOutput(self, "UiUrl", value=self.ui.url)

@@ -8,43 +8,26 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from cdk.components.archiver import ALIAS_NAME
 from cdk.components.monitoring import OnCallMonitoring
-from cdk.config import EnvironmentConfig
-from cdk.stacks.data import DataStack
-from cdk.stacks.pipeline import PipelineStack
-from cdk.stacks.service import ServiceStack
+from cdk.props import LoadBalancerNames
+from environments.config import EnvironmentConfig
 from monitoring import dashboards
-from monitoring.catalogue import Deployed
+from monitoring.catalogue import Deployed, deployed_by_name
 
 
-def deployed_resources(
-    config: EnvironmentConfig, data: DataStack, service: ServiceStack, pipeline: PipelineStack
-) -> Deployed:
+def deployed_resources(config: EnvironmentConfig, load_balancer: LoadBalancerNames) -> Deployed:
     """The names the alarms' metrics point at. Fixed names (README: fixed names) are used as plain
     strings, so the stateful Data stack exports nothing to this one; only the ALB and target-group
     full names, which CloudFormation generates, are cross-stack references (to the Service stack)."""
-    name_prefix = f"sensor-{config.name}"
-    ingest = service.ingest
-    database = data.database
-    return Deployed(
-        env_name=config.name,
+    return deployed_by_name(
+        config.name,
         region=config.region,
-        load_balancer=ingest.load_balancer.load_balancer_full_name,
-        blue_target_group=ingest.blue_target_group.target_group_full_name,
-        green_target_group=ingest.green_target_group.target_group_full_name,
-        cluster_name=name_prefix,
-        service_name=f"{name_prefix}-ingest",
-        db_instance=database.instance_identifier,
-        db_replica=f"{database.instance_identifier}-replica" if database.read_replica is not None else None,
-        # The streaming construct names the cluster `sensor-<env>`; MSK numbers brokers from 1.
-        msk_cluster=name_prefix,
-        msk_broker_ids=tuple(range(1, config.streaming.broker_count + 1)),
-        archiver_function=pipeline.archiver.function_name,
-        archiver_alias=ALIAS_NAME,
-        web_acl=f"{name_prefix}-edge",
+        load_balancer=load_balancer.load_balancer,
+        blue_target_group=load_balancer.blue_target_group,
+        green_target_group=load_balancer.green_target_group,
+        replica=config.database.read_replica,
+        brokers=config.streaming.broker_count,
         max_tasks=config.service.scaling.max_tasks,
-        state_cache=data.state_store.cache_name,
         state_cache_max_gib=config.state_store.max_data_gib,
     )
 
@@ -60,13 +43,11 @@ class MonitoringStack(Stack):
         construct_id: str,
         *,
         config: EnvironmentConfig,
-        data: DataStack,
-        service: ServiceStack,
-        pipeline: PipelineStack,
+        load_balancer: LoadBalancerNames,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.deployed = deployed_resources(config, data, service, pipeline)
+        self.deployed = deployed_resources(config, load_balancer)
         self.monitoring = OnCallMonitoring(
             self,
             "OnCall",

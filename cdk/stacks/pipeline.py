@@ -18,15 +18,14 @@ from constructs import Construct
 from cdk.artifacts import RDS_CA_BUNDLE
 from cdk.components.archiver import Archiver
 from cdk.components.bundling import PythonBundle, SourceFile, package_tree, python_files, python_lambda_code
-from cdk.components.database import POSTGRES_PORT
 from cdk.components.datalake import DEAD_LETTER_PREFIX, PROCESSED_PREFIX, RAW_PREFIX
 from cdk.components.lake_catalog import LakeCatalog
 from cdk.components.lambda_deployment import LambdaApplication, LambdaDeployment, hook_code
 from cdk.components.read_api import RDS_CA_BUNDLE_IN_LAMBDA, ReadApi
-from cdk.components.streaming import MSK_IAM_TLS_PORT
-from cdk.config import EnvironmentConfig
-from cdk.stacks.data import DataStack
-from cdk.stacks.service import ServiceStack
+from cdk.components.vpc_function import FunctionCode, VpcPythonFunction
+from cdk.props import DatabaseAccess, LakeAccess, ServiceEdge, StreamAccess
+from environments.config import EnvironmentConfig
+from environments.naming import EnvironmentNames
 
 # Python 3.11: the version the tests run on (CI's setup-python, the development venv, the images'
 # python:3.11-slim), so the handlers run in AWS on the interpreter they were tested with
@@ -52,37 +51,31 @@ class LambdaSources:
 
     def archiver_bundle(self) -> PythonBundle:
         """The handler modules plus the wire contracts they import (not the app package)."""
-        return PythonBundle(
-            name="archiver",
-            runtime=LAMBDA_RUNTIME,
-            architecture=LAMBDA_ARCHITECTURE,
-            requirements=self.archiver_directory / "requirements.txt",
-            constraints=self.constraints,
-            files=(
-                *python_files(self.archiver_directory),
-                *package_tree(self.contracts_package, target="contracts"),
-            ),
+        return self._bundle(
+            "archiver",
+            self.archiver_directory,
+            *package_tree(self.contracts_package, target="contracts"),
         )
 
     def read_api_bundle(self) -> PythonBundle:
         """The handler plus the whole app package, with only the read path's requirements (lambda/api/requirements.txt)."""
-        return PythonBundle(
-            name="read-api",
-            runtime=LAMBDA_RUNTIME,
-            architecture=LAMBDA_ARCHITECTURE,
-            requirements=self.read_api_directory / "requirements.txt",
-            constraints=self.constraints,
-            files=(
-                *python_files(self.read_api_directory),
-                *package_tree(self.app_package, target="app", exclude=READ_API_EXCLUDED_APP_PARTS),
-                *package_tree(self.contracts_package, target="contracts"),
-                # PostgreSQL verify-full needs the RDS CA bundle, fetched by `make rds-ca-bundle` where the
-                # build has network (make deploy runs it; cdk.preflight refuses to deploy without it).
-                *((SourceFile(RDS_CA_BUNDLE, RDS_CA_BUNDLE_IN_LAMBDA),) if RDS_CA_BUNDLE.is_file() else ()),
-            ),
+        return self._bundle(
+            "read-api",
+            self.read_api_directory,
+            *package_tree(self.app_package, target="app", exclude=READ_API_EXCLUDED_APP_PARTS),
+            *package_tree(self.contracts_package, target="contracts"),
+            # PostgreSQL verify-full needs the RDS CA bundle, fetched by `make rds-ca-bundle` where the
+            # build has network (make deploy runs it; cdk.preflight refuses to deploy without it).
+            *((SourceFile(RDS_CA_BUNDLE, RDS_CA_BUNDLE_IN_LAMBDA),) if RDS_CA_BUNDLE.is_file() else ()),
         )
 
-
+    def _bundle(self, name: str, handler_directory: Path, *extra: SourceFile) -> PythonBundle:
+        """`handler_directory`'s modules and requirements (pinned by the constraints) plus `extra` files."""
+        return PythonBundle(
+            name=name, runtime=LAMBDA_RUNTIME, architecture=LAMBDA_ARCHITECTURE,
+            requirements=handler_directory / "requirements.txt", constraints=self.constraints,
+            files=(*python_files(handler_directory), *extra),
+        )
 
 
 class PipelineStack(Stack):
@@ -92,117 +85,49 @@ class PipelineStack(Stack):
     (`pipeline.lambda_deployment`), with rollback alarms and a pre-traffic hook (lambda/pre_traffic)."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: EnvironmentConfig,
-        sources: LambdaSources,
-        vpc: ec2.IVpc,
-        data: DataStack,
-        service: ServiceStack,
-        **kwargs: Any,
+        self, scope: Construct, construct_id: str, *,
+        config: EnvironmentConfig, sources: LambdaSources, vpc: ec2.IVpc,
+        database: DatabaseAccess, stream: StreamAccess, lake: LakeAccess, edge: ServiceEdge, **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        name_prefix = f"sensor-{config.name}"
+        names = EnvironmentNames(config.name)
         pipeline = config.pipeline
-        lake_bucket_name = data.lake.bucket_name
 
         self.archiver = Archiver(
             self,
             "Archiver",
             config=pipeline,
-            name_prefix=name_prefix,
+            names=names,
             region=config.region,
-            code=python_lambda_code(sources.archiver_bundle()),
-            runtime=LAMBDA_RUNTIME,
-            architecture=LAMBDA_ARCHITECTURE,
+            code=_function_code(
+                sources.archiver_bundle(), pipeline.archiver_memory_mb, pipeline.archiver_timeout_seconds
+            ),
             vpc=vpc,
-            msk_security_group=data.stream.security_group,
-            msk_port=MSK_IAM_TLS_PORT,
-            msk_cluster_arn=data.stream.cluster.cluster_arn,
-            # The streaming construct names the cluster `sensor-<env>` (README: fixed names); its
-            # name attribute would be a cross-stack token, which an IAM finding id cannot spell.
-            msk_cluster_name=name_prefix,
-            topic_arn=data.stream.topic.attr_topic_arn,
-            topic_name=data.stream.topic_name,
-            lake_bucket_name=lake_bucket_name,
+            stream=stream,
+            lake=lake,
             lake_write_prefixes=(RAW_PREFIX, PROCESSED_PREFIX, ARCHIVER_DEAD_LETTER_PREFIX),
             log_retention_days=config.log_retention_days,
         )
         self.catalog = LakeCatalog(
             self,
             "LakeCatalog",
-            env_name=config.name,
-            lake_bucket_name=lake_bucket_name,
+            names=names,
+            lake_bucket_name=lake.bucket_name,
             raw_prefix=RAW_PREFIX,
         )
 
         self.read_api: ReadApi | None = None
         if pipeline.read_api_enabled:
+            code = _function_code(
+                sources.read_api_bundle(), pipeline.read_api_memory_mb, pipeline.read_api_timeout_seconds
+            )
+            # Behind the ingest path's edge: WAF web ACL, TLS listener with HSTS, access logs.
             self.read_api = ReadApi(
-                self,
-                "ReadApi",
-                config=pipeline,
-                name_prefix=name_prefix,
-                code=python_lambda_code(sources.read_api_bundle()),
-                runtime=LAMBDA_RUNTIME,
-                architecture=LAMBDA_ARCHITECTURE,
-                vpc=vpc,
-                vpc_cidr=config.network.vpc_cidr,
-                database_security_group=data.database.security_group,
-                database_port=POSTGRES_PORT,
-                database_name=config.database.database_name,
-                database_secret_arn=data.database.secret.secret_arn,
-                jwt_signing_key_secret_arn=service.ingest.jwt_signing_key.secret_arn,
-                api_clients_secret_arn=service.ingest.api_clients.secret_arn,
-                # The ingest path's edge: WAF web ACL, TLS listener with HSTS, access logs.
-                listener=service.ingest.production_listener,
-                base_url=service.ingest.url,
+                self, "ReadApi", names=names, code=code, vpc=vpc, vpc_cidr=config.network.vpc_cidr, edge=edge,
+                database=database, database_name=config.database.database_name,
                 log_retention_days=config.log_retention_days,
             )
-
-        self.lambda_application = LambdaApplication(
-            self, "LambdaDeployments", application_name=f"{name_prefix}-lambdas"
-        )
-        pre_traffic_code = hook_code(sources.archiver_directory.parent / "pre_traffic")
-        self.deployments = [
-            LambdaDeployment(
-                self,
-                "ArchiverDeployment",
-                name=self.archiver.function_name,
-                function=self.archiver.function,
-                alias=self.archiver.alias,
-                application=self.lambda_application,
-                config_name=pipeline.lambda_deployment,
-                p99_duration_alarm_ms=pipeline.archiver_p99_duration_alarm_ms,
-                target_timeout=Duration.seconds(pipeline.archiver_timeout_seconds),
-                probe="archiver",
-                code=pre_traffic_code,
-                runtime=LAMBDA_RUNTIME,
-                architecture=LAMBDA_ARCHITECTURE,
-                log_retention_days=config.log_retention_days,
-            )
-        ]
-        if self.read_api is not None:
-            self.deployments.append(
-                LambdaDeployment(
-                    self,
-                    "ReadApiDeployment",
-                    name=self.read_api.function_name,
-                    function=self.read_api.function,
-                    alias=self.read_api.alias,
-                    application=self.lambda_application,
-                    config_name=pipeline.lambda_deployment,
-                    p99_duration_alarm_ms=pipeline.read_api_p99_duration_alarm_ms,
-                    target_timeout=Duration.seconds(pipeline.read_api_timeout_seconds),
-                    probe="read-api",
-                    code=pre_traffic_code,
-                    runtime=LAMBDA_RUNTIME,
-                    architecture=LAMBDA_ARCHITECTURE,
-                    log_retention_days=config.log_retention_days,
-                )
-            )
+        self._deploy_blue_green(config, names, sources)
 
         CfnOutput(self, "ArchiverFunctionName", value=self.archiver.function.function_name)
         CfnOutput(self, "ArchiverAliasName", value=self.archiver.alias.function_name)
@@ -212,3 +137,48 @@ class PipelineStack(Stack):
         if self.read_api is not None:
             CfnOutput(self, "ReadApiUrl", value=self.read_api.url)
             CfnOutput(self, "ReadApiFunctionName", value=self.read_api.function.function_name)
+
+    def _deploy_blue_green(self, config: EnvironmentConfig, names: EnvironmentNames, sources: LambdaSources) -> None:
+        """One CodeDeploy deployment group per function (archiver, read API), sharing one application."""
+        pipeline = config.pipeline
+        self.lambda_application = LambdaApplication(
+            self, "LambdaDeployments", application_name=names.lambda_application
+        )
+        pre_traffic_code = hook_code(sources.archiver_directory.parent / "pre_traffic")
+        targets: list[tuple[str, VpcPythonFunction, int, int, str]] = [
+            ("ArchiverDeployment", self.archiver, pipeline.archiver_p99_duration_alarm_ms,
+             pipeline.archiver_timeout_seconds, "archiver"),
+        ]
+        if self.read_api is not None:
+            targets.append(("ReadApiDeployment", self.read_api, pipeline.read_api_p99_duration_alarm_ms,
+                            pipeline.read_api_timeout_seconds, "read-api"))
+        self.deployments = [
+            LambdaDeployment(
+                self,
+                construct_id,
+                name=target.function_name,
+                function=target.function,
+                alias=target.alias,
+                application=self.lambda_application,
+                config_name=pipeline.lambda_deployment,
+                p99_duration_alarm_ms=p99_ms,
+                target_timeout=Duration.seconds(timeout_seconds),
+                probe=probe,
+                code=pre_traffic_code,
+                runtime=LAMBDA_RUNTIME,
+                architecture=LAMBDA_ARCHITECTURE,
+                log_retention_days=config.log_retention_days,
+            )
+            for construct_id, target, p99_ms, timeout_seconds, probe in targets
+        ]
+
+
+def _function_code(bundle: PythonBundle, memory_mb: int, timeout_seconds: int) -> FunctionCode:
+    """A bundled function on the pipeline's runtime and architecture."""
+    return FunctionCode(
+        code=python_lambda_code(bundle),
+        runtime=LAMBDA_RUNTIME,
+        architecture=LAMBDA_ARCHITECTURE,
+        memory_size=memory_mb,
+        timeout=Duration.seconds(timeout_seconds),
+    )

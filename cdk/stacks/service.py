@@ -12,63 +12,54 @@ from constructs import Construct
 
 from cdk.components.datalake import SERVICE_DEAD_LETTER_PREFIX
 from cdk.components.deploy_hooks import DeploySmokeTest
-from cdk.components.security_groups import PlatformSecurityGroups
-from cdk.components.service import IngestService
+from cdk.components.ingest.service import IngestService
+from cdk.components.state_store import connect_task
 from cdk.components.waf import EdgeFirewall
-from cdk.config import EnvironmentConfig
-from cdk.stacks.data import DataStack
+from cdk.props import DatabaseAccess, LakeAccess, PlatformNetwork, ServiceEdge, StateStoreAccess, StreamAccess
+from environments.config import EnvironmentConfig
+from environments.naming import EnvironmentNames
 
 DEPLOY_HOOKS_DIRECTORY = Path(__file__).resolve().parent.parent.parent / "lambda" / "deploy_hooks"
 
 
 class ServiceStack(Stack):
     """Owns the ECS cluster and service (blue/green), the ALB and listeners, the smoke-test
-    deployment hook, and the web ACL."""
+    deployment hook, and the web ACL. Hands the Pipeline stack its `edge` and the Monitoring stack
+    its `ingest.load_balancer_names`."""
 
     def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: EnvironmentConfig,
-        image_directory: Path,
-        vpc: ec2.IVpc,
-        security_groups: PlatformSecurityGroups,
-        data: DataStack,
+        self, scope: Construct, construct_id: str, *,
+        config: EnvironmentConfig, image_directory: Path, network: PlatformNetwork,
+        database: DatabaseAccess, stream: StreamAccess, lake: LakeAccess, state_store: StateStoreAccess,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        name_prefix = f"sensor-{config.name}"
+        names, vpc = EnvironmentNames(config.name), network.vpc
         self.ingest = IngestService(
             self,
             "Ingest",
             config=config.service,
-            name_prefix=name_prefix,
+            names=names,
             production=config.production,
             image_directory=image_directory,
-            vpc=vpc,
-            load_balancer_security_group=security_groups.load_balancer,
-            app_security_group=security_groups.app,
+            network=network,
             certificate_arn=config.certificate_arn,
             domain_name=config.domain_name,
-            access_logs_bucket=data.lake.access_logs,
-            database_secret=data.database.secret,
+            database=database,
             database_name=config.database.database_name,
-            lake_bucket_name=data.lake.bucket_name,
+            lake=lake,
             dead_letter_prefix=SERVICE_DEAD_LETTER_PREFIX,
-            msk_cluster_arn=data.stream.cluster.cluster_arn,
-            topic_arn=data.stream.topic.attr_topic_arn,
-            topic_name=data.stream.topic_name,
+            stream=stream,
             log_retention_days=config.log_retention_days,
         )
         # Shared per-client limits and anomaly windows across the tasks (ElastiCache for Valkey, IAM auth).
-        data.state_store.connect_from(self.ingest.task_definition)
+        connect_task(state_store, self.ingest.task_definition)
         scheme = "https" if config.certificate_arn else "http"
         self.smoke_test = DeploySmokeTest(
             self,
             "DeploySmokeTest",
             config=config.service,
-            name_prefix=name_prefix,
+            names=names,
             code_directory=DEPLOY_HOOKS_DIRECTORY,
             service=self.ingest.service,
             test_base_url=(
@@ -80,7 +71,7 @@ class ServiceStack(Stack):
             tls_server_name=config.domain_name,
             vpc=vpc,
             vpc_cidr=config.network.vpc_cidr,
-            load_balancer_security_group=security_groups.load_balancer,
+            load_balancer_security_group=network.load_balancer_security_group,
             nat_public_ips=_nat_public_ips(vpc),
             log_retention_days=config.log_retention_days,
         )
@@ -88,11 +79,17 @@ class ServiceStack(Stack):
             self,
             "Firewall",
             config=config.waf,
-            name_prefix=name_prefix,
+            names=names,
             load_balancer_arn=self.ingest.load_balancer.load_balancer_arn,
             log_retention_days=config.log_retention_days,
             # The LoadTest stack's workers reach the ALB from these addresses (they run in this VPC).
             load_generator_ips=tuple(_nat_public_ips(vpc)) if config.load_test.enabled else (),
+        )
+        self.edge = ServiceEdge(
+            production_listener=self.ingest.production_listener,
+            url=self.ingest.url,
+            jwt_signing_key_secret_arn=self.ingest.jwt_signing_key.secret_arn,
+            api_clients_secret_arn=self.ingest.api_clients.secret_arn,
         )
         if config.allow_plain_http:
             Annotations.of(self).add_warning_v2(

@@ -14,7 +14,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from cdk.app import Platform, build_app
-from cdk.config import EnvironmentConfig
+from environments.config import EnvironmentConfig
 from tests.conftest import REPO_ROOT
 
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from cdk.components.retention import _BY_DAYS
-from cdk.config import LOG_RETENTION_DAYS, ConfigError, load_environment
+from environments.config import LOG_RETENTION_DAYS, ConfigError, load_environment
 from tests.infra.conftest import committed_context, committed_environment
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cdk.config import ConfigError, load_environment
+from environments.config import ConfigError, load_environment
 from tests.infra.conftest import Synthesized, committed_environment
 
 OIDC = {"issuer": "https://idp.example.com", "authorization_endpoint": "https://idp.example.com/authorize",

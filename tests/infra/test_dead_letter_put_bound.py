@@ -11,7 +11,7 @@ import pytest
 from app.settings import Settings
 from app.storage.dead_letter import DEFAULT_SHARDS, new_name
 from app.storage.dead_letter_writer import S3_PUTS_PER_PREFIX, puts_per_second_bound
-from cdk.config import load_environment
+from environments.config import load_environment
 from tests.infra.conftest import committed_context
 
 ENVIRONMENTS = committed_context()["environments"]

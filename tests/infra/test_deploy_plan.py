@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from cdk.app import Platform  # lists the stacks in deployment order
-from cdk.deploy_plan import DeployPlanError, build_plan, load_config, main, rollback_help, run_plan
+from cdk.deploy_plan import DeployPlanError, build_plan, main, rollback_help, run_plan
+from environments.config import load_from_cdk_json
 from tests.conftest import REPO_ROOT
+from tests.infra.conftest import Synthesized, only
 
 ORDER = ["Network", "Data", "Service", "Pipeline", "Monitoring"]
 
@@ -20,7 +22,7 @@ def deployed(steps) -> list[str]:
 
 
 def test_dev_deploys_every_stack_in_dependency_order_without_confirmation() -> None:
-    steps = build_plan(load_config("dev"))
+    steps = build_plan(load_from_cdk_json("dev"))
     assert deployed(steps) == [f"Sensor-dev-{domain}" for domain in ORDER]
     # One synth first, then every deploy from that same assembly, one stack at a time.
     assert steps[0].argv[1] == "synth" and "env=dev" in steps[0].argv
@@ -39,11 +41,11 @@ def test_order_matches_the_app() -> None:
 
 def test_prod_without_confirmation_stops_before_anything() -> None:
     with pytest.raises(DeployPlanError, match=r"make deploy ENV=prod CONFIRM_STATEFUL=Sensor-prod-Data"):
-        build_plan(load_config("prod"))
+        build_plan(load_from_cdk_json("prod"))
 
 
 def test_prod_with_the_stack_name_deploys_all_four_in_order() -> None:
-    steps = build_plan(load_config("prod"), confirm_stateful="Sensor-prod-Data")
+    steps = build_plan(load_from_cdk_json("prod"), confirm_stateful="Sensor-prod-Data")
     assert deployed(steps) == [f"Sensor-prod-{domain}" for domain in ORDER]
 
 
@@ -51,7 +53,7 @@ def test_prod_with_the_stack_name_deploys_all_four_in_order() -> None:
 def test_prod_with_a_wrong_confirmation_is_an_error(value: str) -> None:
     expected = rf"CONFIRM_STATEFUL='{value}' does not match.*expected Sensor-prod-Data"
     with pytest.raises(DeployPlanError, match=expected):
-        build_plan(load_config("prod"), confirm_stateful=value)
+        build_plan(load_from_cdk_json("prod"), confirm_stateful=value)
 
 
 def test_a_production_flag_in_any_environment_requires_confirmation(tmp_path: Path) -> None:
@@ -65,7 +67,7 @@ def test_a_production_flag_in_any_environment_requires_confirmation(tmp_path: Pa
     path = tmp_path / "cdk.json"
     path.write_text(json.dumps(cdk_json))
     try:
-        config = load_config("dev", path)
+        config = load_from_cdk_json("dev", path)
     except Exception as error:  # the production rules may ask for more keys; then this test says so
         pytest.skip(f"dev cannot be turned into a production config here: {error}")
     with pytest.raises(DeployPlanError, match="CONFIRM_STATEFUL=Sensor-dev-Data"):
@@ -101,7 +103,7 @@ def test_cli_interactive_prompt_accepts_only_the_stack_name(capsys: pytest.Captu
 
 
 def test_run_stops_at_the_first_failure_and_names_what_was_not_deployed() -> None:
-    steps = build_plan(load_config("dev"))
+    steps = build_plan(load_from_cdk_json("dev"))
     calls: list[str] = []
     messages: list[str] = []
 
@@ -123,7 +125,7 @@ def test_dry_run_prints_the_commands(capsys: pytest.CaptureFixture[str]) -> None
 
 @pytest.mark.parametrize("env", ["dev", "prod"])
 def test_rollback_help_names_the_environment_resources(env: str) -> None:
-    text = rollback_help(load_config(env))
+    text = rollback_help(load_from_cdk_json(env))
     assert "runbooks/rollback.md" in text
     assert (
         f"ecs update-service --cluster sensor-{env} --service sensor-{env}-ingest "
@@ -137,10 +139,17 @@ def test_rollback_help_names_the_environment_resources(env: str) -> None:
     assert "--region eu-west-1" in text
 
 
-def test_rollback_help_uses_the_names_the_stacks_give() -> None:
-    pipeline = (REPO_ROOT / "cdk" / "stacks" / "pipeline.py").read_text()
-    assert 'application_name=f"{name_prefix}-lambdas"' in pipeline, "update rollback_help() and runbooks/"
-    text = rollback_help(load_config("prod"))
+def test_rollback_help_uses_the_names_the_stacks_give(prod: Synthesized) -> None:
+    """The synthesized Pipeline and Service stacks carry exactly the names the rollback commands use."""
+    application = only(prod.pipeline, "AWS::CodeDeploy::Application")["Properties"]["ApplicationName"]
+    groups = [group["Properties"]["DeploymentGroupName"]
+              for group in prod.pipeline.find_resources("AWS::CodeDeploy::DeploymentGroup").values()]
+    cluster = only(prod.service, "AWS::ECS::Cluster")["Properties"]["ClusterName"]
+    service = only(prod.service, "AWS::ECS::Service")["Properties"]["ServiceName"]
+    text = rollback_help(load_from_cdk_json("prod"))
+    for group in groups:
+        assert f"--application-name {application} --deployment-group-name {group}" in text
+    assert f"--cluster {cluster} --service {service} " in text
     assert "--application-name sensor-prod-lambdas --deployment-group-name sensor-prod-archiver" in text
 
 

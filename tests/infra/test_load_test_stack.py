@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cdk.config import ConfigError, load_environment
+from environments.config import ConfigError, load_environment
 from tests.conftest import REPO_ROOT
 from tests.infra.conftest import Synthesized, committed_context, committed_environment, only, synthesize
 

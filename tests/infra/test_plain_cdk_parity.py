@@ -7,8 +7,8 @@ import aws_cdk as cdk
 import pytest
 
 from cdk.app import build_app
-from cdk.config import ConfigError
 from cdk.deploy_plan import stack_names
+from environments.config import ConfigError
 from tests.infra.conftest import SKIP_BUNDLING, committed_context
 
 

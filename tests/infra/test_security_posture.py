@@ -20,7 +20,7 @@ import pytest
 from aws_cdk import cx_api
 from aws_cdk.assertions import Annotations, Match
 
-from cdk.config import EnvironmentConfig
+from environments.config import EnvironmentConfig
 from tests.infra.conftest import Synthesized
 from tests.infra.test_nag import nag_report
 

@@ -10,11 +10,23 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENVIRONMENTS_CONTEXT_KEY = "environments"
+# The repository's cdk.json: the CDK app reads it through the CLI's context, the tools read it here.
+CDK_JSON = Path(__file__).resolve().parent.parent / "cdk.json"
 
 # Fargate task sizes: CPU units -> allowed memory (MiB).
 # https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html#fargate-tasks-size
@@ -59,6 +71,60 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 PositiveInt = Annotated[int, Field(gt=0)]
 
 
+def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=True)
+    except ValueError as error:
+        raise ValueError(f"not an IPv4 CIDR with host bits clear: {error}") from None
+
+
+def _certificate_arn(value: str | None) -> str | None:
+    if value is not None and not _CERTIFICATE_ARN.match(value):
+        raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
+    return value
+
+
+def _cidr_list(cidrs: tuple[str, ...]) -> tuple[str, ...]:
+    for index, cidr in enumerate(cidrs):
+        try:
+            _ipv4_network(cidr)
+        except ValueError as error:
+            raise ValueError(f"entry {index} ({cidr!r}): {error}") from None
+    return cidrs
+
+
+def _log_retention(days: int) -> int:
+    if days not in LOG_RETENTION_DAYS:
+        raise ValueError(f"must be one of the CloudWatch Logs retention values {LOG_RETENTION_DAYS}")
+    return days
+
+
+def _matching(pattern: re.Pattern[str], rule: str) -> Callable[[str | None], str | None]:
+    """A validator that accepts None or a string matching `pattern`, else fails saying `rule`."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not pattern.match(value):
+            raise ValueError(rule)
+        return value
+
+    return check
+
+
+# Field types with a rule of their own (the error names the field that broke it).
+Region = Annotated[str, AfterValidator(_matching(_REGION, "must be an AWS region such as 'eu-west-1'"))]
+AccountId = Annotated[str | None, AfterValidator(_matching(_ACCOUNT, "must be a 12-digit AWS account id"))]
+Email = Annotated[str | None, AfterValidator(_matching(_EMAIL, "must be an e-mail address"))]
+TopicName = Annotated[str, AfterValidator(
+    _matching(_TOPIC, "Kafka topic names use letters, digits, '.', '_' and '-' (max 249)")
+)]
+DbInstanceClass = Annotated[str, AfterValidator(
+    _matching(_INSTANCE_TYPE, "must look like 't4g.medium' (family.size, without the 'db.' prefix)")
+)]
+LogRetentionDays = Annotated[int, AfterValidator(_log_retention)]
+CertificateArn = Annotated[str | None, AfterValidator(_certificate_arn)]
+CidrList = Annotated[tuple[str, ...], AfterValidator(_cidr_list)]
+
+
 class ConfigError(ValueError):
     """A configuration problem, already phrased for the person editing `cdk.json`."""
 
@@ -74,7 +140,7 @@ class NetworkConfig(_Section):
     availability_zones: tuple[str, ...] = Field(min_length=2, max_length=3)
     nat_gateways: int = Field(ge=1)
     vpc_cidr: str = "10.40.0.0/16"
-    flow_log_retention_days: int = 30
+    flow_log_retention_days: LogRetentionDays = 30
 
     @field_validator("availability_zones")
     @classmethod
@@ -91,10 +157,6 @@ class NetworkConfig(_Section):
             raise ValueError("VPC CIDR prefix must be between /16 and /20")
         return cidr
 
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention(cls, days: int) -> int:
-        return _log_retention(days)
 
     @model_validator(mode="after")
     def _nat_within_azs(self) -> NetworkConfig:
@@ -199,7 +261,7 @@ class ServiceConfig(_Section):
 class DatabaseConfig(_Section):
     """RDS PostgreSQL."""
 
-    instance_class: str = "t4g.medium"
+    instance_class: DbInstanceClass = "t4g.medium"
     allocated_storage_gib: int = Field(default=50, ge=20, le=65536)
     max_allocated_storage_gib: int = Field(default=200, ge=20, le=65536)
     backup_retention_days: int = Field(default=7, ge=1, le=35)
@@ -207,13 +269,6 @@ class DatabaseConfig(_Section):
     read_replica: bool = False
     database_name: str = Field(default="sensors", pattern=r"^[a-z][a-z0-9_]{0,62}$")
     secret_rotation_days: int = Field(default=30, ge=1, le=365)
-
-    @field_validator("instance_class")
-    @classmethod
-    def _instance_class(cls, value: str) -> str:
-        if not _INSTANCE_TYPE.match(value):
-            raise ValueError("must look like 't4g.medium' (family.size, without the 'db.' prefix)")
-        return value
 
     @model_validator(mode="after")
     def _storage_range(self) -> DatabaseConfig:
@@ -231,7 +286,7 @@ class StreamingConfig(_Section):
     broker_count: int = Field(ge=2, le=30)
     broker_instance_type: str = "kafka.t3.small"
     broker_volume_gib: int = Field(default=100, ge=1, le=16384)
-    topic_name: str = "sensor-readings"
+    topic_name: TopicName = "sensor-readings"
     # Seed 003's topic: 10 partitions, 7 days of retention (docs/seed-compatibility.md).
     partitions: int = Field(default=10, ge=1, le=1000)
     retention_hours: int = Field(default=168, ge=1, le=8760)
@@ -241,13 +296,6 @@ class StreamingConfig(_Section):
     def _broker_type(cls, value: str) -> str:
         if not value.startswith("kafka.") or not _INSTANCE_TYPE.match(value.removeprefix("kafka.")):
             raise ValueError("must look like 'kafka.m7g.large'")
-        return value
-
-    @field_validator("topic_name")
-    @classmethod
-    def _topic(cls, value: str) -> str:
-        if not _TOPIC.match(value):
-            raise ValueError("Kafka topic names use letters, digits, '.', '_' and '-' (max 249)")
         return value
 
 
@@ -285,12 +333,8 @@ class WafConfig(_Section):
     """WAF web ACL on the ALB."""
 
     rate_limit_per_5_minutes: int = Field(default=2000, ge=10, le=2_000_000_000)
-    allow_listed_cidrs: tuple[str, ...] = ()
+    allow_listed_cidrs: CidrList = ()
 
-    @field_validator("allow_listed_cidrs")
-    @classmethod
-    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
-        return _cidr_list(cidrs)
 
 
 class LoadTestConfig(_Section):
@@ -310,14 +354,14 @@ class LoadTestConfig(_Section):
     # Workers on FARGATE_SPOT: cheaper, but a reclaimed worker drops its users mid-test.
     spot: bool = False
     # The UI's HTTPS listener (ALB authentication needs HTTPS); defaults to the environment's certificate_arn.
-    certificate_arn: str | None = None
+    certificate_arn: CertificateArn = None
     # The name the certificate covers, pointed at the internal ALB (private DNS); the Cognito callback
     # URL uses it. Without it, the ALB's own DNS name is the callback (expect a certificate warning).
     ui_domain_name: str | None = Field(
         default=None, max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
     )
     # Who may open the UI besides the VPC itself (VPN, peered networks): HTTPS only.
-    ui_allowed_cidrs: tuple[str, ...] = ()
+    ui_allowed_cidrs: CidrList = ()
     # The master's default --load-profile (loadtests/locust/profiles.py; the web UI can pick another per run).
     profile: str = Field(default="benchmark_1000", pattern=r"^[a-z][a-z0-9_]{0,63}$")
     # What the users call: default the Service stack's ALB URL; set the service's own name when its
@@ -329,15 +373,7 @@ class LoadTestConfig(_Section):
     # How often the master uploads the results folder to S3 while a test runs.
     export_interval_seconds: int = Field(default=60, ge=10, le=3600)
 
-    @field_validator("certificate_arn")
-    @classmethod
-    def _certificate(cls, value: str | None) -> str | None:
-        return _certificate_arn(value)
 
-    @field_validator("ui_allowed_cidrs")
-    @classmethod
-    def _cidrs(cls, cidrs: tuple[str, ...]) -> tuple[str, ...]:
-        return _cidr_list(cidrs)
 
     @model_validator(mode="after")
     def _fargate_sizes(self) -> LoadTestConfig:
@@ -403,9 +439,9 @@ class EnvironmentConfig(_Section):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{1,15}$")
     production: bool = False
-    account: str | None = None
-    region: str
-    certificate_arn: str | None = None
+    account: AccountId = None
+    region: Region
+    certificate_arn: CertificateArn = None
     # The name the certificate covers (DNS points it at the ALB): users and the smoke hook verify the
     # certificate against it (SNI), never with verification off.
     domain_name: str | None = Field(
@@ -414,8 +450,8 @@ class EnvironmentConfig(_Section):
     # The explicit, non-production opt-out from HTTPS: without a certificate every listener carrying
     # credentials serves plain HTTP. `cdk synth` warns about it on every run.
     allow_plain_http: bool = False
-    alarm_email: str | None = None
-    log_retention_days: int = 30
+    alarm_email: Email = None
+    log_retention_days: LogRetentionDays = 30
     network: NetworkConfig
     service: ServiceConfig = ServiceConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -427,36 +463,7 @@ class EnvironmentConfig(_Section):
     monitoring: MonitoringConfig = MonitoringConfig()
     load_test: LoadTestConfig = LoadTestConfig()
 
-    @field_validator("region")
-    @classmethod
-    def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError("must be an AWS region such as 'eu-west-1'")
-        return value
 
-    @field_validator("account")
-    @classmethod
-    def _account(cls, value: str | None) -> str | None:
-        if value is not None and not _ACCOUNT.match(value):
-            raise ValueError("must be a 12-digit AWS account id")
-        return value
-
-    @field_validator("certificate_arn")
-    @classmethod
-    def _certificate(cls, value: str | None) -> str | None:
-        return _certificate_arn(value)
-
-    @field_validator("alarm_email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        if value is not None and not _EMAIL.match(value):
-            raise ValueError("must be an e-mail address")
-        return value
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention(cls, days: int) -> int:
-        return _log_retention(days)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> EnvironmentConfig:
@@ -571,6 +578,12 @@ def load_environment(context: Any, env_name: Any) -> EnvironmentConfig:
         raise ConfigError(_describe(prefix, error)) from None
 
 
+def load_from_cdk_json(env_name: str, cdk_json: Path = CDK_JSON) -> EnvironmentConfig:
+    """The environment's configuration from a cdk.json file (what tools use outside `cdk synth`)."""
+    context = json.loads(cdk_json.read_text())["context"]
+    return load_environment(context.get(ENVIRONMENTS_CONTEXT_KEY), env_name)
+
+
 def _describe(prefix: str, error: ValidationError) -> str:
     lines = []
     for problem in error.errors():
@@ -585,31 +598,3 @@ def _describe(prefix: str, error: ValidationError) -> str:
             message = "unknown key (check the spelling; see the config reference in README.md)"
         lines.append(f"{prefix}.{path}: {message}" if path else f"{prefix}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
-
-
-def _ipv4_network(cidr: str) -> ipaddress.IPv4Network:
-    try:
-        return ipaddress.IPv4Network(cidr, strict=True)
-    except ValueError as error:
-        raise ValueError(f"not an IPv4 CIDR with host bits clear: {error}") from None
-
-
-def _certificate_arn(value: str | None) -> str | None:
-    if value is not None and not _CERTIFICATE_ARN.match(value):
-        raise ValueError("must be an ACM certificate ARN (arn:aws:acm:REGION:ACCOUNT:certificate/ID)")
-    return value
-
-
-def _cidr_list(cidrs: tuple[str, ...]) -> tuple[str, ...]:
-    for index, cidr in enumerate(cidrs):
-        try:
-            _ipv4_network(cidr)
-        except ValueError as error:
-            raise ValueError(f"entry {index} ({cidr!r}): {error}") from None
-    return cidrs
-
-
-def _log_retention(days: int) -> int:
-    if days not in LOG_RETENTION_DAYS:
-        raise ValueError(f"must be one of the CloudWatch Logs retention values {LOG_RETENTION_DAYS}")
-    return days
