@@ -37,18 +37,15 @@ def build_app(
     application = FastAPI(title=title, version=__version__, description=f"{summary} {AUTH_DESCRIPTION}",
                           lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False},
                           docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
-    application.state.settings = settings
-    application.state.accepting = False
-    application.state.started = False
     install_error_handlers(application)
-    install_security(application, settings)
+    services = install_security(application, settings)  # the typed container: app/container.py
     for router in (*routers, docs.router):
         application.include_router(router)
     mount_static(application)
     # Outermost first: the request id must exist before the body limit can answer with it.
     application.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
-    application.state.route_metrics = RouteMetrics(settings.metrics_namespace, settings.app_env)
-    application.add_middleware(RouteMetricsMiddleware, metrics=application.state.route_metrics)
+    services.route_metrics = RouteMetrics(settings.metrics_namespace, settings.app_env)
+    application.add_middleware(RouteMetricsMiddleware, metrics=services.route_metrics)
     application.add_middleware(RequestIdMiddleware)
     application.add_middleware(PageHeadersMiddleware)
     return application
