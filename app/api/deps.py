@@ -8,7 +8,8 @@ start-up, so there is no per-request construction. FastAPI calls each provider a
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -25,29 +26,22 @@ async def services(request: Request) -> Services:
     return request.app.state.services
 
 
-async def settings(request: Request) -> Settings:
-    return request.app.state.services.settings
+def _provider(field: str) -> Callable[[Request], Awaitable[Any]]:
+    """An async provider of the container's `field`."""
+
+    async def provide(request: Request) -> Any:
+        return getattr(request.app.state.services, field)
+
+    provide.__name__ = provide.__qualname__ = f"provide_{field}"
+    return provide
 
 
-async def token_service(request: Request) -> TokenService:
-    return request.app.state.services.tokens
-
-
-async def metrics(request: Request) -> Metrics:
-    return request.app.state.services.metrics
-
-
-async def reading_rules(request: Request) -> ReadingRules:
-    return request.app.state.services.rules
-
-
-async def ingest_service(request: Request) -> IngestService:
-    return request.app.state.services.ingest
-
-
-async def query_service(request: Request) -> QueryService:
-    return request.app.state.services.queries
-
+settings = _provider("settings")
+token_service = _provider("tokens")
+metrics = _provider("metrics")
+reading_rules = _provider("rules")
+ingest_service = _provider("ingest")
+query_service = _provider("queries")
 
 ServicesDep = Annotated[Services, Depends(services)]
 SettingsDep = Annotated[Settings, Depends(settings)]
