@@ -1,4 +1,7 @@
-"""POST /ingest and POST /ingest/batch: thin handlers over the ingest service."""
+"""POST /ingest and POST /ingest/batch: thin handlers over the ingest service.
+
+The hot path: each handler takes the service container as its one dependency (rules, metrics and the
+ingest service from it) rather than three providers, each of which FastAPI would solve per request."""
 
 from __future__ import annotations
 
@@ -6,13 +9,13 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from app.api.deps import IngestServiceDep, MetricsDep, ReadingRulesDep
+from app.api.deps import ServicesDep
 from app.api.rendering import json_response
 from app.api.schemas import BATCH_BODY, SINGLE_BODY, BatchResultOut, ReadingResultOut
+from app.container import Services
 from app.errors import ApiError
 from app.observability import metrics as m
-from app.observability.metrics import Metrics
-from app.readings import InvalidInput, ReadingRules, validate_batch_body, validate_single_body
+from app.readings import InvalidInput, validate_batch_body, validate_single_body
 from app.security.dependencies import AUTH_RESPONSES, require_scope
 from app.services.ingest import IngestOutcome, ReadingResult
 
@@ -39,10 +42,9 @@ ERRORS = {
     openapi_extra=SINGLE_BODY,
     dependencies=[Depends(require_scope("ingest"))],
 )
-async def ingest_one(request: Request, response: Response, ingest: IngestServiceDep, rules: ReadingRulesDep,
-                     metrics: MetricsDep):
-    readings = await _validated(request, validate_single_body, rules, metrics)
-    outcome = await ingest.ingest(readings)
+async def ingest_one(request: Request, response: Response, services: ServicesDep):
+    readings = await _validated(request, validate_single_body, services)
+    outcome = await services.ingest.ingest(readings)
     if len(readings) > 1:
         return _batch(outcome, response)
     (result,) = outcome.results
@@ -60,10 +62,9 @@ async def ingest_one(request: Request, response: Response, ingest: IngestService
     openapi_extra=BATCH_BODY,
     dependencies=[Depends(require_scope("ingest"))],
 )
-async def ingest_batch(request: Request, response: Response, ingest: IngestServiceDep, rules: ReadingRulesDep,
-                       metrics: MetricsDep):
-    readings = await _validated(request, validate_batch_body, rules, metrics)
-    return _batch(await ingest.ingest(readings), response)
+async def ingest_batch(request: Request, response: Response, services: ServicesDep):
+    readings = await _validated(request, validate_batch_body, services)
+    return _batch(await services.ingest.ingest(readings), response)
 
 
 def _require_plain_json(request: Request) -> None:
@@ -77,14 +78,14 @@ def _require_plain_json(request: Request) -> None:
                        f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
 
 
-async def _validated(request: Request, validate, rules: ReadingRules, metrics: Metrics):
+async def _validated(request: Request, validate, services: Services):
     """The body's readings, or 415/422 naming what is wrong."""
     _require_plain_json(request)
     body = await request.body()
     try:
-        return validate(body, rules, datetime.now(UTC))
+        return validate(body, services.rules, datetime.now(UTC))
     except InvalidInput as error:
-        metrics.increment(m.VALIDATION_REJECTS)
+        services.metrics.increment(m.VALIDATION_REJECTS)
         raise ApiError(422, "validation_error", error.message, details=error.details) from None
 
 
