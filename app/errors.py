@@ -2,6 +2,8 @@
 
     {"error": {"code": "validation_error", "message": "...", "details": [{"loc": [...], "msg": "..."}]},
      "request_id": "..."}
+
+and the one place a service's `ServiceUnavailable` becomes 503 with Retry-After.
 """
 
 from __future__ import annotations

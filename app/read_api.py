@@ -1,9 +1,9 @@
 """The read-only API: `create_read_app(settings)` serves the service's health, token and query endpoints.
 
 It reuses the ingestion service's routers, security, error format and middleware unchanged, with a
-minimal lifespan: a database engine (app/storage/backends.py) and the query service. Nothing here writes: no ingest routes, no
-group commit, no outbox relay, no dead-letter replay, no migrations (the ingestion service owns the
-schema). The read-API Lambda (lambda/api/handler.py) serves it through mangum.
+minimal lifespan: read-only storage (a database engine, app/storage/backends.py) and the query service.
+Nothing here writes: no ingest routes, no group commit, no outbox relay, no dead-letter replay, no
+migrations (the ingestion service owns the schema). The read-API Lambda (lambda/api/handler.py) serves it through mangum.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""FastAPI wiring for security: installing the token service and limiter, and the `require_scope` guard.
+"""FastAPI wiring for security: attaching the service container (app/container.py) with the token service
+and limiter, and the `require_scope` guard.
 
 A protected route reads `Authorization: Bearer <token>`, verifies it, checks the scope, then counts the
 request against the client's leaky bucket and reports the bucket in `X-RateLimit-*` response headers.

@@ -1,4 +1,7 @@
-"""Async engine creation and schema migration (Alembic) for PostgreSQL and SQLite."""
+"""Async engine creation and schema migration (Alembic) for PostgreSQL and SQLite.
+
+On PostgreSQL the engine connects with the configuration every pool shares
+(app/storage/postgres_connection.py)."""
 
 from __future__ import annotations
 

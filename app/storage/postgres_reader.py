@@ -1,8 +1,9 @@
 """The read side on PostgreSQL, straight on asyncpg: the query endpoints and anomaly-window history.
 
 Like the group writer (app.storage.postgres_writer) it uses its own asyncpg pool (with the connection
-configuration every pool shares, app.storage.postgres_connection) instead of the SQLAlchemy engine: no pre-ping `SELECT 1` and no begin/rollback per checkout, no ORM row objects, and
-a pool that keeps its connections open (no overflow connections opened and closed under load).
+configuration every pool shares, app.storage.postgres_connection) instead of the SQLAlchemy engine: no
+pre-ping `SELECT 1` and no begin/rollback per checkout, no ORM row objects, and a pool that keeps its
+connections open (no overflow connections opened and closed under load).
 asyncpg prepares each statement once per connection and reuses it. Per-tag statistics and all-time
 anomaly counts come from `series_stats` (per-series aggregates the database maintains on insert,
 migration 0002), not from a scan of `readings`.
