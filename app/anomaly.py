@@ -35,13 +35,16 @@ def judge(previous: Sequence[float], value: float, *, threshold: float, min_samp
     """The verdict on `value` given the series' previous values (oldest first).
 
     A pure function of the window's contents: mean and deviation come from correctly rounded sums
-    (`math.fsum`, two passes), so every process, and the shared store's copy of a window, reach the
-    same verdict bit for bit whatever order the values were summed in elsewhere."""
+    (`math.fsum`, two passes) of correctly rounded squares (`d * d`, IEEE 754; `d ** 2` goes through
+    the C library's `pow`, which is slower and rounds ~0.1 % of squares differently), so every process,
+    and the shared store's copy of a window, reach the same verdict bit for bit whatever order the
+    values were summed in elsewhere."""
     count = len(previous)
     if count < min_samples:
         return Verdict(False, None)
     mean = math.fsum(previous) / count
-    variance = math.fsum((item - mean) ** 2 for item in previous) / count
+    # A list, not a generator: this runs for every reading, and a generator costs a frame per item.
+    variance = math.fsum([(difference := item - mean) * difference for item in previous]) / count
     std = math.sqrt(variance)
     deviation = abs(value - mean)
     # Below this the deviation is float noise, not a real spread.

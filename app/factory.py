@@ -14,10 +14,9 @@ from app.api import docs
 from app.api.static import mount_static
 from app.errors import install_error_handlers
 from app.observability.logging import configure_logging
-from app.observability.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from app.observability.route_metrics import RouteMetrics, RouteMetricsMiddleware
+from app.observability.middleware import EdgeMiddleware
+from app.observability.route_metrics import RouteMetrics
 from app.security.dependencies import install_security
-from app.security.page_headers import PageHeadersMiddleware
 from app.settings import Settings
 
 AUTH_DESCRIPTION = (
@@ -42,10 +41,7 @@ def build_app(
     for router in (*routers, docs.router):
         application.include_router(router)
     mount_static(application)
-    # Outermost first: the request id must exist before the body limit can answer with it.
-    application.add_middleware(BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     services.route_metrics = RouteMetrics(settings.metrics_namespace, settings.app_env)
-    application.add_middleware(RouteMetricsMiddleware, metrics=services.route_metrics)
-    application.add_middleware(RequestIdMiddleware)
-    application.add_middleware(PageHeadersMiddleware)
+    application.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes,
+                               route_metrics=services.route_metrics)
     return application

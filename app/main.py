@@ -27,6 +27,7 @@ from app.api.openapi_rules import document_validation
 from app.container import Services
 from app.factory import build_app
 from app.observability import metrics as m
+from app.observability.gc_tuning import tune_for_serving
 from app.observability.loop_lag import watch_event_loop_lag
 from app.outbox.relay import OutboxRelay, create_relay
 from app.readings import ReadingRules
@@ -180,6 +181,7 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
     runtime.tasks.append(asyncio.create_task(watch_event_loop_lag(metrics), name="event-loop-lag"))
 
     _drain_on_sigterm(services)
+    restore_gc = tune_for_serving()
     services.started = True
     services.accepting = True
     log.info("ingestion service started",
@@ -191,6 +193,7 @@ async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
         services.accepting = False
         await dashboard.stop_live_feed(services)
         await _shut_down(runtime)
+        restore_gc()
         log.info("ingestion service stopped")
 
 

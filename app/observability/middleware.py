@@ -1,10 +1,10 @@
-"""Pure ASGI middleware: the request's correlation id, and the request body size limit.
+"""The one pure ASGI layer in front of the routes: the request's correlation id, the body size limit,
+the per-route metrics and the browser headers.
 
-Plain ASGI classes rather than Starlette's `BaseHTTPMiddleware`, which runs every request in an extra
-task and re-streams the response through a memory channel; these only wrap `receive`/`send`.
-
-Order in the stack (outermost first): `RequestIdMiddleware`, then `BodySizeLimitMiddleware`, so the
-413 body and every log line already carry the request id.
+One layer rather than four: each layer would add a coroutine frame and a `send` wrapper to every
+request, and this is the hot path (`make bench`). Plain ASGI rather than Starlette's
+`BaseHTTPMiddleware`, which runs every request in an extra task and re-streams the response through a
+memory channel; this only wraps `receive`/`send` once.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Any
 
@@ -20,6 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_body
 from app.observability.context import reset_request_id, set_request_id
+from app.observability.route_metrics import UNMATCHED_ROUTE, RouteMetrics
+from app.security.page_headers import with_page_headers
 
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
@@ -27,51 +30,83 @@ _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,128}")
 _logger = logging.getLogger("app.request")
 
 
-class RequestIdMiddleware:
-    """Gives every HTTP/WebSocket request a correlation id.
+class EdgeMiddleware:
+    """What every request passes on its way in and out, in this order:
 
-    A sane incoming `X-Request-ID` (1-128 of `[A-Za-z0-9._-]`) is kept, anything else is replaced by
-    a uuid4 hex. The id is in the request-id context variable while the request runs and is echoed in
-    the `x-request-id` response header.
-
-    An exception escaping the app is logged here, with the id, and answered with a 500 in the common
-    error body: Starlette's own last-resort handler sits outside all user middleware, where neither
-    the id nor the header would exist any more.
+    - **Correlation id.** A sane incoming `X-Request-ID` (1-128 of `[A-Za-z0-9._-]`) is kept, anything
+      else is replaced by a uuid4 hex. The id is in the request-id context variable while the request
+      runs and is echoed in the `x-request-id` response header (HTTP and WebSocket scopes).
+    - **Body limit.** A declared `Content-Length` over `max_body_bytes` is answered 413 (common error
+      body, code `payload_too_large`) before the app runs. A chunked or understated body is counted as
+      the app reads it; the read that passes the limit raises `PayloadTooLarge`, and whatever the app
+      then does (lets it propagate, turns it into its own response, swallows it) the client gets the
+      413 as long as the response had not started. Nothing is buffered.
+    - **Route metrics** (when given): each HTTP request's status and duration under its route template.
+    - **Browser headers** (app/security/page_headers.py) on every HTTP response.
+    - **Last resort.** An exception escaping the app is logged here, with the id, and answered with a
+      500 in the common error body: Starlette's own last-resort handler sits outside all user
+      middleware, where neither the id nor the headers would exist any more.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, route_metrics: RouteMetrics | None = None) -> None:
+        if max_body_bytes < 0:
+            raise ValueError("max_body_bytes must not be negative")
         self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.route_metrics = route_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            token = set_request_id(_incoming_request_id(scope) or uuid.uuid4().hex)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                reset_request_id(token)
+        else:
             await self.app(scope, receive, send)
-            return
 
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
         id_header = (REQUEST_ID_HEADER, request_id.encode("ascii"))
-        response_started = False
+        status = 500  # an exception before the response starts is answered 500 below
 
-        async def send_with_request_id(message: Message) -> None:
-            nonlocal response_started
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                response_started = True
+                status = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != REQUEST_ID_HEADER]
                 headers.append(id_header)
-                message = {**message, "headers": headers}
+                message = {**message, "headers": with_page_headers(headers)}
             await send(message)
 
         token = set_request_id(request_id)
+        guard = _BodyLimitGuard(receive, send_with_headers, self.max_body_bytes)
         try:
-            await self.app(scope, receive, send_with_request_id)
+            declared_length = _declared_content_length(scope)
+            if declared_length is not None and declared_length > self.max_body_bytes:
+                await guard.reject()
+                return
+            try:
+                await self.app(scope, guard.receive, guard.send)
+            except PayloadTooLarge:
+                if guard.app_response_started:
+                    raise
+            if guard.exceeded and not guard.rejected and not guard.app_response_started:
+                await guard.reject()
         except Exception:
-            _logger.exception(
-                "unhandled error in %s %s", scope.get("method", "WEBSOCKET"), scope.get("path", "")
-            )
-            if scope["type"] != "http" or response_started:
+            _logger.exception("unhandled error in %s %s", scope.get("method"), scope.get("path", ""))
+            if guard.app_response_started or guard.rejected:
                 raise  # nothing more can be said to the client; the server closes the connection
-            await _send_error(send_with_request_id, 500, "internal_error", "internal server error")
+            await _send_error(send_with_headers, 500, "internal_error", "internal server error")
         finally:
             reset_request_id(token)
+            if self.route_metrics is not None:
+                path = getattr(scope.get("route"), "path", None)
+                name = f"{scope['method']} {path}" if path else UNMATCHED_ROUTE
+                self.route_metrics.record(name, status, (time.perf_counter() - started) * 1000)
 
 
 class PayloadTooLarge(HTTPException):
@@ -83,42 +118,6 @@ class PayloadTooLarge(HTTPException):
 
     def __init__(self, max_body_bytes: int) -> None:
         super().__init__(status_code=413, detail=_too_large_message(max_body_bytes))
-
-
-class BodySizeLimitMiddleware:
-    """Answers 413 (common error body, code `payload_too_large`) to bodies over `max_body_bytes`.
-
-    A declared `Content-Length` over the limit is rejected before the app runs. A chunked or
-    understated body is counted as the app reads it; the read that passes the limit raises
-    `PayloadTooLarge`, and whatever the app then does (lets it propagate, turns it into its own
-    response, swallows it) the client gets the 413 as long as the response had not started. Nothing
-    is buffered here: chunks are passed through as they arrive.
-    """
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        if max_body_bytes < 0:
-            raise ValueError("max_body_bytes must not be negative")
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        declared_length = _declared_content_length(scope)
-        if declared_length is not None and declared_length > self.max_body_bytes:
-            await _send_payload_too_large(send, self.max_body_bytes)
-            return
-
-        guard = _BodyLimitGuard(receive, send, self.max_body_bytes)
-        try:
-            await self.app(scope, guard.receive, guard.send)
-        except PayloadTooLarge:
-            if guard.app_response_started:
-                raise
-        if guard.exceeded and not guard.rejected and not guard.app_response_started:
-            await guard.reject()
 
 
 class _BodyLimitGuard:

@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
 from app.observability.metrics import MAX_VALUES_PER_METRIC, SERVICE_NAME, print_line
 
 ROUTE_REQUESTS = "RouteRequests"
@@ -94,32 +92,3 @@ class RouteMetrics:
                 self.flush()
         finally:
             self.flush()
-
-
-class RouteMetricsMiddleware:
-    """Pure ASGI: times each HTTP request to its response start and records it under its route template."""
-
-    def __init__(self, app: ASGIApp, metrics: RouteMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # an exception before the response starts is answered 500 further out
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None)
-            name = f"{scope['method']} {path}" if path else UNMATCHED_ROUTE
-            self.metrics.record(name, status, (time.perf_counter() - started) * 1000)

@@ -17,6 +17,7 @@ import logging
 import signal
 
 from app.observability import metrics as m
+from app.observability.gc_tuning import tune_for_serving
 from app.observability.logging import configure_logging
 from app.outbox.relay import OutboxRelay, create_relay
 from app.settings import Settings
@@ -63,6 +64,7 @@ async def run(settings: Settings) -> None:
     reporter = Reporter(relay, metrics)
     side = [asyncio.create_task(reporter.run(), name="relay-gauges"),
             asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics")]
+    tune_for_serving()  # a process of its own: nothing to undo on the way out
     log.info("outbox relay process started", extra={"topic": settings.kafka_topic})
     try:
         await asyncio.wait([relaying, asyncio.create_task(stopping.wait())], return_when=asyncio.FIRST_COMPLETED)

@@ -95,12 +95,14 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
                 headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
             )
         # Guards stacked on one request (router + route) must count the request once, not once per guard.
-        decision: Decision | None = getattr(request.state, "rate_limit", None)
+        # `request.state`'s own dict: a `State` attribute that is not there yet would cost an exception.
+        request_state: dict = request.scope.setdefault("state", {})
+        decision: Decision | None = request_state.get("rate_limit")
         if decision is None:
             decision = await _count_request(services, principal)
-            request.state.rate_limit = decision
+            request_state["rate_limit"] = decision
         response.headers.update(rate_limit_headers(decision))
-        request.state.principal = principal
+        request_state["principal"] = principal
         return principal
 
     authorize.__name__ = f"require_scope_{scope}"

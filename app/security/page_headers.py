@@ -1,4 +1,4 @@
-"""Browser-facing response headers on every response, as pure ASGI middleware (no extra task per request).
+"""Browser-facing response headers on every response (added by app/observability/middleware.py).
 
 Every HTML page the service serves (dashboard, sign-in, /docs) gets a Content-Security-Policy that only
 admits this origin's scripts, styles and API calls — no inline script, no CDN — so an injected script
@@ -7,8 +7,6 @@ no-referrer` and `X-Content-Type-Options: nosniff`.
 """
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
@@ -24,25 +22,10 @@ HTML_ONLY = (
 )
 
 
-class PageHeadersMiddleware:
-    """Adds the headers above unless the response already set them."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                present = {name.lower() for name, _ in headers}
-                content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
-                extra = ALWAYS + (HTML_ONLY if content_type.startswith(b"text/html") else ())
-                headers.extend((name, value) for name, value in extra if name not in present)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def with_page_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """`headers` (a response's, changed in place) plus the headers above that it does not set itself."""
+    present = {name.lower() for name, _ in headers}
+    content_type = next((value for name, value in headers if name.lower() == b"content-type"), b"")
+    extra = ALWAYS + (HTML_ONLY if content_type.startswith(b"text/html") else ())
+    headers.extend((name, value) for name, value in extra if name not in present)
+    return headers

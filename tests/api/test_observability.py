@@ -21,7 +21,7 @@ from app.errors import install_error_handlers
 from app.observability import metrics as m
 from app.observability.context import current_request_id
 from app.observability.logging import configure_logging
-from app.observability.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from app.observability.middleware import EdgeMiddleware
 from app.settings import Settings
 
 LIMIT = 1024
@@ -94,9 +94,7 @@ def build_app(max_body_bytes: int = LIMIT) -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("kaput")
 
-    # add_middleware puts the last one outermost: request id first, so the 413 carries it.
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body_bytes)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=max_body_bytes)
     return app
 
 
@@ -310,11 +308,8 @@ async def test_non_http_scopes_pass_through_untouched() -> None:
 
     for scope_type in ("lifespan", "websocket"):
         scope = {"type": scope_type, "headers": [(b"content-length", b"999999")]}
-        await BodySizeLimitMiddleware(inner, max_body_bytes=10)(scope, receive, send)
+        await EdgeMiddleware(inner, max_body_bytes=10)(scope, receive, send)
         assert seen[-1] == (scope, receive, send)
-    lifespan = {"type": "lifespan"}
-    await RequestIdMiddleware(inner)(lifespan, receive, send)
-    assert seen[-1] == (lifespan, receive, send)
 
 
 # --- logging --------------------------------------------------------------------------------------

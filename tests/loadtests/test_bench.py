@@ -195,6 +195,7 @@ def test_a_tiny_bench_against_the_real_processes_records_its_rows(tmp_path: Path
         assert row["failures"] == "0 (0.000 %)", output
         assert float(row["req/s"]) > 0
         assert float(row["p50 ms"]) <= float(row["p95 ms"]) <= float(row["p99 ms"])
+    assert "started after the relay drained the heavy phase's outbox" in light["notes"]
     assert float(app["ratio to ceiling"]) == pytest.approx(float(app["req/s"]) / float(ceiling["req/s"]), abs=0.02)
     assert "verdict: " in output
     # Locust's reports of each measurement are kept
