@@ -2,6 +2,8 @@
 
     {"error": {"code": "validation_error", "message": "...", "details": [{"loc": [...], "msg": "..."}]},
      "request_id": "..."}
+
+and the one place a service's `ServiceUnavailable` becomes 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.observability.context import current_request_id
-from app.services.queries import ReadsUnavailable
+from app.services.unavailable import ServiceUnavailable
 
 # How long a client should wait before retrying after a 503 (storage or database unavailable).
 RETRY_AFTER_SECONDS = "5"
@@ -76,10 +78,10 @@ def install_error_handlers(app: FastAPI) -> None:
         fields = ", ".join(".".join(map(str, d["loc"])) or "body" for d in details[:5])
         return error_response(422, "validation_error", f"invalid request: {fields}", details)
 
-    @app.exception_handler(ReadsUnavailable)
-    async def _reads_unavailable(_: Request, error: ReadsUnavailable) -> JSONResponse:
-        return error_response(503, "database_unavailable", "the database cannot answer right now; retry later",
-                              headers={"Retry-After": RETRY_AFTER_SECONDS})
+    # Every "retry later" of the service layer (writes and reads alike) is answered here, and only here.
+    @app.exception_handler(ServiceUnavailable)
+    async def _unavailable(_: Request, error: ServiceUnavailable) -> JSONResponse:
+        return error_response(503, error.code, error.message, headers={"Retry-After": RETRY_AFTER_SECONDS})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -36,15 +36,12 @@ def build_app(
     application = FastAPI(title=title, version=__version__, description=f"{summary} {AUTH_DESCRIPTION}",
                           lifespan=lifespan, telemetry={"tracing": False, "metrics": False, "logs": False},
                           docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
-    application.state.settings = settings
-    application.state.accepting = False
-    application.state.started = False
     install_error_handlers(application)
-    install_security(application, settings)
+    services = install_security(application, settings)  # the typed container: app/container.py
     for router in (*routers, docs.router):
         application.include_router(router)
     mount_static(application)
-    application.state.route_metrics = RouteMetrics(settings.metrics_namespace, settings.app_env)
+    services.route_metrics = RouteMetrics(settings.metrics_namespace, settings.app_env)
     application.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes,
-                               route_metrics=application.state.route_metrics)
+                               route_metrics=services.route_metrics)
     return application

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.anomaly import AnomalyDetector
 from app.api import auth, dashboard, data, health, ingest
 from app.api import metrics as metrics_view
 from app.api.openapi_rules import document_validation
+from app.container import Services
 from app.factory import build_app
 from app.observability import metrics as m
 from app.observability.gc_tuning import tune_for_serving
@@ -40,19 +40,17 @@ from app.state.ratelimit import SharedRateLimiter
 from app.state.store import StateStore
 from app.state.windows import SharedWindows
 from app.storage import repository
+from app.storage.backends import Storage, open_storage
 from app.storage.circuit import BreakerState, CircuitBreaker
-from app.storage.database import create_engine, migrate
+from app.storage.database import migrate
 from app.storage.dead_letter import DeadLetterStore, LocalDeadLetterStore, S3DeadLetterStore
 from app.storage.dead_letter_writer import CoalescingDeadLetterWriter
 from app.storage.group_commit import GroupCommitter
-from app.storage.postgres_reader import PostgresReader
-from app.storage.postgres_writer import PostgresGroupWriter
 
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_SECONDS = 15.0
 MIGRATION_RETRY_SECONDS = 5.0
 RELAY_STOP_SECONDS = 15.0
-ENGINE_POOL_SIZE = 4
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -60,18 +58,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     application = build_app(
         settings,
         title="Sensor ingestion service",
-        summary="Ingests sensor readings (seed-compatible API), flags rolling z-score anomalies and "
+        summary="Ingests sensor readings and device records, flags rolling z-score anomalies and "
         "serves queries.",
         lifespan=_lifespan,
         routers=(health.router, auth.router, ingest.router, data.router, dashboard.router, metrics_view.router),
     )
-    application.state.rules = ReadingRules(
+    services: Services = application.state.services
+    services.rules = ReadingRules(
         tag_ranges=settings.tag_ranges,
         max_clock_skew=timedelta(seconds=settings.max_clock_skew_seconds),
         max_age=timedelta(days=settings.max_reading_age_days),
         max_batch=settings.max_batch_readings,
     )
-    application.state.metrics = m.Metrics.from_settings(settings)
+    services.metrics = m.Metrics.from_settings(settings)
     document_validation(application, settings)
     return application
 
@@ -98,47 +97,27 @@ def _dead_letter_writer(store: DeadLetterStore, settings: Settings, metrics: m.M
 class _Runtime:
     """What the lifespan starts and must stop, in order."""
 
-    engine: AsyncEngine
+    storage: Storage
     committer: GroupCommitter
     replayer: DeadLetterReplayer
-    postgres_writer: PostgresGroupWriter | None
-    postgres_reader: PostgresReader | None
     state_store: StateStore | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
     relay: OutboxRelay | None = None
     relay_task: asyncio.Task | None = None
 
 
-def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
+def _assemble(services: Services) -> _Runtime:
     """Build the write path (detector, group commit, breaker, dead letters) and the read side."""
-    state = application.state
-    metrics: m.Metrics = state.metrics
-    # SQLAlchemy only serves migrations, the outbox relay, gauges and /ready on PostgreSQL: group commit,
-    # reads and history loads have their own asyncpg pools (no per-checkout pre-ping or overflow churn).
-    engine = create_engine(settings, pool_size=ENGINE_POOL_SIZE if settings.is_postgres else None)
+    settings, metrics = services.settings, services.metrics
+    storage = open_storage(settings)
     breaker = CircuitBreaker(failure_threshold=settings.breaker_failure_threshold,
                              reset_seconds=settings.breaker_reset_seconds)
-    writers = 2 if settings.is_postgres else 1
-    postgres_writer = PostgresGroupWriter(settings, connections=writers) if settings.is_postgres else None
-
-    async def store_group(batch):
-        if postgres_writer is not None:
-            return await postgres_writer.store(batch)
-        async with engine.begin() as connection:
-            return await repository.store(connection, batch)
 
     def on_commit(rows: int, milliseconds: float) -> None:
         metrics.observe(m.COMMIT_LATENCY, milliseconds)
         metrics.observe(m.COMMIT_BATCH_SIZE, rows)
 
-    reader = PostgresReader(settings, connections=settings.db_pool_size) if settings.is_postgres else None
-
-    async def history(keys, limit: int):
-        if reader is not None:
-            return await reader.recent_values_many(keys, limit)
-        return await repository.recent_values_many(engine, keys, limit)
-
-    committer = GroupCommitter(store_group, max_rows=settings.commit_max_rows, writers=writers,
+    committer = GroupCommitter(storage.store_group, max_rows=settings.commit_max_rows, writers=storage.writers,
                                on_commit=on_commit, on_wait=lambda ms: metrics.observe(m.COMMIT_WAIT, ms))
     dead_letters = _dead_letter_store(settings)
     detector = AnomalyDetector(window=settings.zscore_window, threshold=settings.zscore_threshold,
@@ -146,16 +125,16 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
     store = _state_store(settings, metrics)
     shared_windows = None
     if store is not None:
-        state.shared_limiter = SharedRateLimiter(store, fallback=state.limiter, metrics=metrics)
+        services.shared_limiter = SharedRateLimiter(store, fallback=services.limiter, metrics=metrics)
         shared_windows = SharedWindows(
-            store, detector=detector, history=history, ttl_seconds=settings.state_store_window_ttl_seconds,
+            store, detector=detector, history=storage.history, ttl_seconds=settings.state_store_window_ttl_seconds,
             history_allowed=lambda: breaker.state is BreakerState.CLOSED, metrics=metrics)
-    state.engine = engine
-    state.breaker = breaker
-    state.queries = QueryService(reader or engine, cache_seconds=settings.query_cache_seconds)
-    state.ingest = IngestService(
+    services.engine = storage.engine
+    services.breaker = breaker
+    services.queries = QueryService(storage.reads, cache_seconds=settings.query_cache_seconds)
+    services.ingest = IngestService(
         detector=detector, committer=committer, dead_letters=_dead_letter_writer(dead_letters, settings, metrics),
-        breaker=breaker, history=history,
+        breaker=breaker, history=storage.history,
         metrics=metrics, retry_attempts=settings.db_retry_attempts, retry_base_seconds=settings.db_retry_base_seconds,
         shared_windows=shared_windows,
     )
@@ -163,8 +142,7 @@ def _assemble(application: FastAPI, settings: Settings) -> _Runtime:
                                   interval_seconds=settings.replay_interval_seconds,
                                   fetch_concurrency=settings.replay_fetch_concurrency,
                                   batch_readings=settings.replay_batch_readings)
-    return _Runtime(engine=engine, committer=committer, replayer=replayer, postgres_writer=postgres_writer,
-                    postgres_reader=reader, state_store=store)
+    return _Runtime(storage=storage, committer=committer, replayer=replayer, state_store=store)
 
 
 def _state_store(settings: Settings, metrics: m.Metrics) -> StateStore | None:
@@ -183,36 +161,37 @@ def _state_store(settings: Settings, metrics: m.Metrics) -> StateStore | None:
 
 @asynccontextmanager
 async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
-    settings: Settings = application.state.settings
-    metrics: m.Metrics = application.state.metrics
-    runtime = _assemble(application, settings)
-    migrated = await _migrate_or_retry_later(runtime.engine, runtime.tasks)
+    services: Services = application.state.services
+    settings, metrics = services.settings, services.metrics
+    runtime = _assemble(services)
+    engine = runtime.storage.engine
+    migrated = await _migrate_or_retry_later(engine, runtime.tasks)
     if runtime.state_store is not None:
         await runtime.state_store.load_scripts()  # a store that is down now is retried on use
     runtime.committer.start()
     runtime.tasks.append(asyncio.create_task(runtime.replayer.run(), name="dead-letter-replayer"))
     if settings.kafka_enabled and settings.relay_in_process:
-        runtime.relay = await create_relay(runtime.engine, settings)
+        runtime.relay = await create_relay(engine, settings)
         runtime.relay_task = asyncio.create_task(_run_relay(runtime.relay, migrated), name="outbox-relay")
     runtime.tasks.append(asyncio.create_task(
-        _gauges(runtime.engine, application.state.breaker, runtime.relay, metrics), name="gauges"))
+        _gauges(engine, services.breaker, runtime.relay, metrics), name="gauges"))
     runtime.tasks.append(asyncio.create_task(metrics.run_flusher(settings.metrics_flush_seconds), name="metrics"))
     runtime.tasks.append(asyncio.create_task(
-        application.state.route_metrics.run_flusher(settings.metrics_flush_seconds), name="route-metrics"))
+        services.route_metrics.run_flusher(settings.metrics_flush_seconds), name="route-metrics"))
     runtime.tasks.append(asyncio.create_task(watch_event_loop_lag(metrics), name="event-loop-lag"))
 
-    _drain_on_sigterm(application)
+    _drain_on_sigterm(services)
     restore_gc = tune_for_serving()
-    application.state.started = True
-    application.state.accepting = True
+    services.started = True
+    services.accepting = True
     log.info("ingestion service started",
-             extra={"database": runtime.engine.dialect.name, "kafka": settings.kafka_enabled,
+             extra={"database": engine.dialect.name, "kafka": settings.kafka_enabled,
                     "state_store": runtime.state_store is not None})
     try:
         yield
     finally:
-        application.state.accepting = False
-        await dashboard.stop_live_feed(application.state)
+        services.accepting = False
+        await dashboard.stop_live_feed(services)
         await _shut_down(runtime)
         restore_gc()
         log.info("ingestion service stopped")
@@ -231,11 +210,7 @@ async def _shut_down(runtime: _Runtime) -> None:
     for task in runtime.tasks:
         task.cancel()
     await asyncio.gather(*runtime.tasks, return_exceptions=True)
-    if runtime.postgres_writer is not None:
-        await runtime.postgres_writer.close()
-    if runtime.postgres_reader is not None:
-        await runtime.postgres_reader.close()
-    await runtime.engine.dispose()
+    await runtime.storage.close()
     if runtime.state_store is not None:
         await runtime.state_store.close()
 
@@ -286,14 +261,14 @@ async def _gauges(engine, breaker: CircuitBreaker, relay: OutboxRelay | None, me
         await asyncio.sleep(GAUGE_INTERVAL_SECONDS)
 
 
-def _drain_on_sigterm(application: FastAPI) -> None:
+def _drain_on_sigterm(services: Services) -> None:
     """Turn /ready to 503 as soon as SIGTERM arrives, then let uvicorn's own handler run."""
     if threading.current_thread() is not threading.main_thread():
         return
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame) -> None:
-        application.state.accepting = False
+        services.accepting = False
         if callable(previous):
             previous(signum, frame)
 

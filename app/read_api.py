@@ -1,9 +1,9 @@
 """The read-only API: `create_read_app(settings)` serves the service's health, token and query endpoints.
 
 It reuses the ingestion service's routers, security, error format and middleware unchanged, with a
-minimal lifespan: a database engine and the query service. Nothing here writes: no ingest routes, no
-group commit, no outbox relay, no dead-letter replay, no migrations (the ingestion service owns the
-schema). The read-API Lambda (lambda/api/handler.py) serves it through mangum.
+minimal lifespan: read-only storage (a database engine, app/storage/backends.py) and the query service.
+Nothing here writes: no ingest routes, no group commit, no outbox relay, no dead-letter replay, no
+migrations (the ingestion service owns the schema). The read-API Lambda (lambda/api/handler.py) serves it through mangum.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import auth, data, health
+from app.container import Services
 from app.factory import build_app
 from app.services.queries import QueryService
 from app.settings import Settings
-from app.storage.database import create_engine
+from app.storage.backends import open_read_only_storage
 
 READ_ROUTERS = (health.router, auth.router, data.router)
 
@@ -35,14 +36,14 @@ def create_read_app(settings: Settings) -> FastAPI:
 
 @asynccontextmanager
 async def _lifespan(application: FastAPI) -> AsyncIterator[None]:
-    state = application.state
-    engine = create_engine(state.settings)
-    state.engine = engine
-    state.queries = QueryService(engine)
-    state.started = True
-    state.accepting = True
+    services: Services = application.state.services
+    storage = open_read_only_storage(services.settings)
+    services.engine = storage.engine
+    services.queries = QueryService(storage.reads)
+    services.started = True
+    services.accepting = True
     try:
         yield
     finally:
-        state.accepting = False
-        await engine.dispose()
+        services.accepting = False
+        await storage.close()

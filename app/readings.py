@@ -86,7 +86,7 @@ def parse_timestamp(value: object) -> datetime:
 
 
 class ReadingIn(BaseModel):
-    """One reading (seed 002's shape)."""
+    """One sensor reading: when, which tag, its value, and optionally which device."""
 
     model_config = ConfigDict(extra="allow", strict=True)
 

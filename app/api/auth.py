@@ -13,8 +13,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import from_json
 
+from app.api.deps import TokenServiceDep
 from app.errors import ApiError
-from app.security.tokens import TokenService
 
 router = APIRouter(tags=["auth"])
 
@@ -91,12 +91,11 @@ _REQUEST_BODY_DOC = {
     },
     openapi_extra={"requestBody": _REQUEST_BODY_DOC},
 )
-async def issue_token(request: Request, response: Response) -> TokenResponse:
+async def issue_token(request: Request, response: Response, tokens: TokenServiceDep) -> TokenResponse:
     credentials = await _read_credentials(request)
     if credentials.grant_type is not None and credentials.grant_type != CLIENT_CREDENTIALS:
         raise ApiError(400, "unsupported_grant_type",
                        f"grant_type must be {CLIENT_CREDENTIALS!r}, got {credentials.grant_type!r}")
-    tokens: TokenService = request.app.state.tokens
     requested_scopes = set(credentials.scope.split()) if credentials.scope else None
     issued = tokens.issue(credentials.client_id, credentials.client_secret, requested_scopes)
     # RFC 6749 section 5.1: token responses must not be cached.

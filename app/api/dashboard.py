@@ -28,7 +28,9 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from pydantic_core import to_json
 
+from app.api.deps import ServicesDep
 from app.api.static import STATIC_DIR
+from app.container import Services
 from app.errors import ApiError
 from app.security.alb_oidc import HEADER as OIDC_HEADER
 from app.security.alb_oidc import AlbOidcVerifier
@@ -41,7 +43,7 @@ from app.security.sessions import (
     set_session,
 )
 from app.services.live_feed import LiveFeed, counters_of
-from app.settings import Settings
+from app.services.queries import QueryService
 
 DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
 SIGN_IN_PAGE = STATIC_DIR / "sign-in.html"
@@ -63,16 +65,15 @@ class Viewer:
     key: str  # non-secret id: rate-limit bucket and stream count
 
 
-async def _viewer_or_none(request: Request) -> Viewer | None:
-    settings: Settings = request.app.state.settings
-    if settings.dashboard_auth == "alb":
-        user = await _alb_verifier(request).verify(request.headers.get(OIDC_HEADER))
+async def _viewer_or_none(request: Request, services: Services) -> Viewer | None:
+    if services.settings.dashboard_auth == "alb":
+        user = await _alb_verifier(services).verify(request.headers.get(OIDC_HEADER))
         return Viewer(name=user.email or user.subject, key=f"oidc:{user.subject}")
     token = session_token(request)
     if token is None:
         return None
     try:
-        principal = request.app.state.tokens.verify(token)
+        principal = services.tokens.verify(token)
     except ApiError:
         return None  # expired or signed with a rotated key: sign in again
     if READ_SCOPE not in principal.scopes:
@@ -80,22 +81,17 @@ async def _viewer_or_none(request: Request) -> Viewer | None:
     return Viewer(name=principal.client_id, key=f"session:{session_key(token)}")
 
 
-def _alb_verifier(request: Request) -> AlbOidcVerifier:
-    state = request.app.state
-    verifier = getattr(state, "alb_oidc_verifier", None)
-    if verifier is None:
-        settings: Settings = state.settings
-        verifier = AlbOidcVerifier(alb_arn=settings.alb_arn or "", region=settings.aws_region,
-                                   key_url_template=settings.alb_public_key_url)
-        state.alb_oidc_verifier = verifier
-    return verifier
+def _alb_verifier(services: Services) -> AlbOidcVerifier:
+    settings = services.settings
+    return services.once("alb_oidc_verifier", lambda: AlbOidcVerifier(
+        alb_arn=settings.alb_arn or "", region=settings.aws_region, key_url_template=settings.alb_public_key_url))
 
 
-async def _count(request: Request, viewer: Viewer) -> None:
+async def _count(services: Services, viewer: Viewer) -> None:
     """One request against the viewer's own bucket (a viewer cannot use up another's rate), shared
     across tasks like the API clients' buckets."""
-    settings: Settings = request.app.state.settings
-    decision = await check_bucket(request.app.state, f"dashboard:{viewer.key}", settings.dashboard_rate_per_second,
+    settings = services.settings
+    decision = await check_bucket(services, f"dashboard:{viewer.key}", settings.dashboard_rate_per_second,
                                   settings.dashboard_burst)
     if not decision.allowed:
         raise ApiError(429, "rate_limited", f"this dashboard viewer exceeded {settings.dashboard_rate_per_second:g} "
@@ -103,26 +99,26 @@ async def _count(request: Request, viewer: Viewer) -> None:
                        headers=rate_limit_headers(decision))
 
 
-async def require_viewer(request: Request) -> Viewer:
-    viewer = await _viewer_or_none(request)
+async def require_viewer(request: Request, services: ServicesDep) -> Viewer:
+    viewer = await _viewer_or_none(request, services)
     if viewer is None:
         raise ApiError(401, "not_signed_in", "sign in at /dashboard/sign-in first")
-    await _count(request, viewer)
+    await _count(services, viewer)
     return viewer
 
 
 @router.get("/dashboard")
-async def dashboard(request: Request) -> Response:
-    viewer = await _viewer_or_none(request)
+async def dashboard(request: Request, services: ServicesDep) -> Response:
+    viewer = await _viewer_or_none(request, services)
     if viewer is None:
         return RedirectResponse("/dashboard/sign-in", status_code=303, headers=PAGE_HEADERS)
-    await _count(request, viewer)
+    await _count(services, viewer)
     return FileResponse(DASHBOARD_PAGE, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
 @router.get("/dashboard/sign-in")
-async def sign_in_page(request: Request) -> Response:
-    if request.app.state.settings.dashboard_auth != "session":
+async def sign_in_page(services: ServicesDep) -> Response:
+    if services.settings.dashboard_auth != "session":
         raise ApiError(404, "not_found", "sign-in happens at the load balancer (Cognito/OIDC) in this environment")
     return FileResponse(SIGN_IN_PAGE, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
@@ -130,14 +126,15 @@ async def sign_in_page(request: Request) -> Response:
 @router.post("/dashboard/sign-in")
 async def sign_in(
     request: Request,
+    services: ServicesDep,
     client_id: Annotated[str, Form(min_length=1, max_length=64)],
     client_secret: Annotated[str, Form(min_length=1, max_length=1024)],
 ) -> Response:
-    if request.app.state.settings.dashboard_auth != "session":
+    if services.settings.dashboard_auth != "session":
         raise ApiError(404, "not_found", "sign-in happens at the load balancer (Cognito/OIDC) in this environment")
     require_same_origin(request)
     try:
-        issued = request.app.state.tokens.issue(client_id, client_secret, {READ_SCOPE})
+        issued = services.tokens.issue(client_id, client_secret, {READ_SCOPE})
     except ApiError as error:
         # Wrong secret, unknown client or a client without `read`: the form says so, nothing else leaks.
         reason = "scope" if error.code == "invalid_scope" else "credentials"
@@ -153,9 +150,9 @@ ALB_SESSION_COOKIES = tuple(f"AWSELBAuthSessionCookie-{shard}" for shard in rang
 
 
 @router.post("/dashboard/sign-out")
-async def sign_out(request: Request) -> Response:
+async def sign_out(request: Request, services: ServicesDep) -> Response:
     require_same_origin(request)
-    if request.app.state.settings.dashboard_auth == "alb":
+    if services.settings.dashboard_auth == "alb":
         response = RedirectResponse("/dashboard", status_code=303, headers=PAGE_HEADERS)
         for name in ALB_SESSION_COOKIES:
             response.delete_cookie(name, path="/", secure=True, httponly=True)
@@ -174,39 +171,30 @@ RangeQuery = Annotated[Literal["5m", "1h", "24h"], Query(alias="range", descript
 
 
 @router.get("/dashboard/stream")
-async def stream(request: Request, viewer: Annotated[Viewer, Depends(require_viewer)],
+async def stream(services: ServicesDep, viewer: Annotated[Viewer, Depends(require_viewer)],
                  range_name: RangeQuery = "5m") -> StreamingResponse:
-    streams: dict[str, int] = _on_state(request.app.state, "dashboard_streams", dict)
-    limit = request.app.state.settings.dashboard_streams_per_viewer
+    streams: dict[str, int] = services.once("dashboard_streams", dict)
+    limit = services.settings.dashboard_streams_per_viewer
     if streams.get(viewer.key, 0) >= limit:
         raise ApiError(429, "too_many_streams", f"this viewer already has {limit} open dashboard streams; "
                        "close a tab", headers={"Retry-After": "5"})
     streams[viewer.key] = streams.get(viewer.key, 0) + 1
-    return StreamingResponse(_events(request, viewer, RANGES[range_name], streams), media_type="text/event-stream",
+    return StreamingResponse(_events(services, viewer, RANGES[range_name], streams), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-
-def _on_state(state: Any, name: str, create: Any) -> Any:
-    """One per process, created on first use."""
-    value = getattr(state, name, None)
-    if value is None:
-        value = create()
-        setattr(state, name, value)
-    return value
 
 
 def _event(name: str, data: Any) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + to_json(data, inf_nan_mode="null") + b"\n\n"
 
 
-async def _events(request: Request, viewer: Viewer, span: timedelta, streams: dict[str, int]) -> AsyncIterator[bytes]:
-    state = request.app.state
-    feed: LiveFeed = _on_state(state, "live_feed", lambda: LiveFeed(state.queries))
+async def _events(services: Services, viewer: Viewer, span: timedelta,
+                  streams: dict[str, int]) -> AsyncIterator[bytes]:
+    feed: LiveFeed = services.once("live_feed", lambda: LiveFeed(services.queries))
     try:
         async with feed.subscribe() as updates:
             yield f"retry: {RECONNECT_MILLISECONDS}\n\n".encode()
-            yield _event("snapshot", await _snapshot(state, span))
-            while state.accepting:  # SIGTERM: end the stream so the server can stop; the browser reconnects
+            yield _event("snapshot", await _snapshot(services.queries, span))
+            while services.accepting:  # SIGTERM: end the stream so the server can stop; the browser reconnects
                 try:
                     update = await asyncio.wait_for(updates.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:
@@ -236,13 +224,13 @@ def sample_every(stats_row: dict[str, Any], since: datetime) -> int:
     return max(1, math.ceil(expected / SNAPSHOT_POINTS_PER_TAG))
 
 
-async def _snapshot(state: Any, span: timedelta) -> dict[str, Any]:
+async def _snapshot(queries: QueryService, span: timedelta) -> dict[str, Any]:
     """The chosen range's points per tag (thinned evenly when there are many; anomalies always kept) and the
     counters, as the stream's first event."""
     since = datetime.now(UTC) - span
-    stats = await state.queries.stats(device_id=None)
+    stats = await queries.stats(device_id=None)
     rows = sorted(stats, key=lambda row: row["tag"])
-    series = await asyncio.gather(*(state.queries.readings(
+    series = await asyncio.gather(*(queries.readings(
         tag=row["tag"], device_id=None, since=since, until=None, limit=SNAPSHOT_POINTS_PER_TAG * 2,
         sample_every=sample_every(row, since)) for row in rows))
     readings = [row for rows in series for row in reversed(rows)]
@@ -250,8 +238,8 @@ async def _snapshot(state: Any, span: timedelta) -> dict[str, Any]:
             "counters": counters_of(stats)}
 
 
-async def stop_live_feed(state: Any) -> None:
-    feed: LiveFeed | None = getattr(state, "live_feed", None)
+async def stop_live_feed(services: Services) -> None:
+    feed: LiveFeed | None = services.lazy.get("live_feed")
     if feed is not None:
         with contextlib.suppress(Exception):
             await feed.stop()

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import PlainValidator, WithJsonSchema
 
+from app.api.deps import QueryServiceDep
 from app.api.rendering import json_response
 from app.api.schemas import AnomalyCountOut, ReadingOut, TagStatsOut
 from app.errors import ApiError
@@ -31,7 +32,7 @@ SinceQuery = Annotated[Timestamp | None, Query(description="from this time, incl
 
 @router.get("/data", response_model=list[ReadingOut], tags=["query"], summary="Readings, newest first")
 async def data(
-    request: Request,
+    queries: QueryServiceDep,
     response: Response,
     *,
     tag: TagQuery = None,
@@ -43,7 +44,7 @@ async def data(
     if since is not None and until is not None and since >= until:
         raise ApiError(422, "validation_error", "since must be before until",
                        details=[{"loc": ["query", "since"], "msg": "must be before until"}])
-    rows = await request.app.state.queries.readings(
+    rows = await queries.readings(
         tag=tag, device_id=device_id, since=since, until=until, limit=limit
     )
     return json_response(rows, headers_from=response)
@@ -55,12 +56,13 @@ CACHED = ("May be up to 1 s stale: each process reuses an answer for the same pa
 
 @router.get("/sensors/stats", response_model=list[TagStatsOut], tags=["query"], summary="Statistics per tag",
             description=f"Count, minimum, maximum, mean, anomalies, devices and time span per tag. {CACHED}")
-async def stats(request: Request, response: Response, device_id: DeviceQuery = None):
-    return json_response(await request.app.state.queries.stats(device_id=device_id), headers_from=response)
+async def stats(queries: QueryServiceDep, response: Response, device_id: DeviceQuery = None):
+    return json_response(await queries.stats(device_id=device_id), headers_from=response)
 
 
 @router.get("/sensors/anomalies/count", response_model=AnomalyCountOut, tags=["query"],
             summary="Number of anomalies, in total and per tag", description=CACHED)
-async def anomaly_count(request: Request, response: Response, tag: TagQuery = None, since: SinceQuery = None):
-    answer = await request.app.state.queries.anomaly_count(tag=tag, since=since)
+async def anomaly_count(queries: QueryServiceDep, response: Response, tag: TagQuery = None,
+                        since: SinceQuery = None):
+    answer = await queries.anomaly_count(tag=tag, since=since)
     return json_response(answer, headers_from=response)

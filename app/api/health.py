@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from app import __version__
+from app.api.deps import ServicesDep
 from app.storage import repository
 
 router = APIRouter(tags=["health"])
@@ -25,14 +26,13 @@ async def health() -> dict[str, str]:
     "readings go to the dead-letter store and are answered 202.",
     responses={503: {"description": "starting up or shutting down"}},
 )
-async def ready(request: Request, response: Response) -> dict[str, str]:
-    state = request.app.state
+async def ready(services: ServicesDep, response: Response) -> dict[str, str]:
     try:
-        await asyncio.wait_for(repository.ping(state.engine), DATABASE_CHECK_SECONDS)
+        await asyncio.wait_for(repository.ping(services.engine), DATABASE_CHECK_SECONDS)
         database = "ok"
     except Exception:
         database = "unavailable"
-    if not getattr(state, "accepting", False):
+    if not services.accepting:
         response.status_code = 503
-        return {"status": "draining" if getattr(state, "started", False) else "starting", "database": database}
+        return {"status": "draining" if services.started else "starting", "database": database}
     return {"status": "ready", "database": database}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
+from app.api.deps import MetricsDep
 from app.security.dependencies import AUTH_RESPONSES, require_scope
 
 router = APIRouter(dependencies=[Depends(require_scope("read"))], responses=AUTH_RESPONSES)
@@ -23,6 +24,6 @@ DESCRIPTION = (
 
 
 @router.get("/metrics", tags=["observability"], summary=SUMMARY, description=DESCRIPTION)
-async def metrics(request: Request) -> dict[str, Any]:
+async def metrics(current: MetricsDep) -> dict[str, Any]:
     """Return this process's metrics snapshot (one process only: each ECS task has its own)."""
-    return request.app.state.metrics.snapshot()
+    return current.snapshot()

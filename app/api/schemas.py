@@ -1,4 +1,5 @@
-"""Response models of the public API (the seeds' shapes) and OpenAPI request-body schemas."""
+"""Response models of the public API (readings, per-tag statistics, anomaly counts, ingest results; the
+shapes the seeds' clients expect) and OpenAPI request-body schemas."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-
 from app.observability.metrics import MAX_VALUES_PER_METRIC, SERVICE_NAME, print_line
 
 ROUTE_REQUESTS = "RouteRequests"

@@ -1,4 +1,5 @@
-"""FastAPI wiring for security: installing the token service and limiter, and the `require_scope` guard.
+"""FastAPI wiring for security: attaching the service container (app/container.py) with the token service
+and limiter, and the `require_scope` guard.
 
 A protected route reads `Authorization: Bearer <token>`, verifies it, checks the scope, then counts the
 request against the client's leaky bucket and reports the bucket in `X-RateLimit-*` response headers.
@@ -12,8 +13,8 @@ from typing import Annotated
 from fastapi import FastAPI, Request, Response, Security
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
-from starlette.datastructures import State
 
+from app.container import Services
 from app.errors import ApiError
 from app.security.ratelimit import Decision, LeakyBucketLimiter
 from app.security.tokens import Principal, TokenService
@@ -60,19 +61,20 @@ def install_security(
     *,
     tokens: TokenService | None = None,
     limiter: LeakyBucketLimiter | None = None,
-) -> None:
-    """Put the settings (unless already there), the token service and the rate limiter on `app.state`.
+) -> Services:
+    """Attach the service container to `app.state.services` (unless already there) with the token
+    service and the rate limiter.
 
     `tokens` and `limiter` replace the defaults, e.g. to inject a clock in tests.
     """
-    if getattr(app.state, "settings", None) is None:
-        app.state.settings = settings
-    app.state.tokens = tokens if tokens is not None else TokenService(settings)
-    app.state.limiter = limiter if limiter is not None else LeakyBucketLimiter()
-    # Present from the start (the lifespan may set the shared limiter): on the hot path a missing
-    # attribute of Starlette's `State` costs an AttributeError per lookup.
-    app.state.shared_limiter = None
-    app.state.security_client_index = None
+    tokens = tokens if tokens is not None else TokenService(settings)
+    limiter = limiter if limiter is not None else LeakyBucketLimiter()
+    services: Services | None = getattr(app.state, "services", None)
+    if services is None:
+        services = app.state.services = Services(settings=settings, tokens=tokens, limiter=limiter)
+    else:
+        services.tokens, services.limiter = tokens, limiter
+    return services
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
@@ -85,8 +87,8 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     async def authorize(
         request: Request, response: Response, token: Annotated[str, Security(bearer_token)]
     ) -> Principal:
-        state = request.app.state
-        principal: Principal = state.tokens.verify(token)
+        services: Services = request.app.state.services
+        principal: Principal = services.tokens.verify(token)
         if scope not in principal.scopes:
             raise ApiError(
                 403, "insufficient_scope", f"the token lacks the scope {scope!r} this operation requires",
@@ -97,7 +99,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
         request_state: dict = request.scope.setdefault("state", {})
         decision: Decision | None = request_state.get("rate_limit")
         if decision is None:
-            decision = await _count_request(state, principal)
+            decision = await _count_request(services, principal)
             request_state["rate_limit"] = decision
         response.headers.update(rate_limit_headers(decision))
         request_state["principal"] = principal
@@ -119,21 +121,21 @@ def rate_limit_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
-async def check_bucket(state: State, key: str, rate_per_second: float, burst: int) -> Decision:
+async def check_bucket(services: Services, key: str, rate_per_second: float, burst: int) -> Decision:
     """One request against `key`'s bucket: the shared store's when the service has one (every task
     counts against it), else this process's."""
-    shared = state.shared_limiter
+    shared = services.shared_limiter
     if shared is not None:
         return await shared.check(key, rate_per_second, burst)
-    return state.limiter.check(key, rate_per_second, burst)
+    return services.limiter.check(key, rate_per_second, burst)
 
 
-async def _count_request(state: State, principal: Principal) -> Decision:
-    client = _client_config(state, principal.client_id)
+async def _count_request(services: Services, principal: Principal) -> Decision:
+    client = _client_config(services, principal.client_id)
     if client is None:
         raise ApiError(401, "invalid_token", f"client {principal.client_id!r} is no longer configured",
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    decision = await check_bucket(state, client.client_id, client.rate_per_second, client.burst)
+    decision = await check_bucket(services, client.client_id, client.rate_per_second, client.burst)
     if not decision.allowed:
         raise ApiError(
             429, "rate_limited",
@@ -152,11 +154,11 @@ class _ClientIndex:
         self.by_id = {client.client_id: client for client in clients}
 
 
-def _client_config(state: State, client_id: str) -> ClientConfig | None:
-    clients = state.settings.clients
-    index: _ClientIndex | None = state.security_client_index
+def _client_config(services: Services, client_id: str) -> ClientConfig | None:
+    clients = services.settings.clients
+    index: _ClientIndex | None = services.lazy.get("security_client_index")
     # Identity check: O(1) per request, and a replaced settings object is picked up.
     if index is None or index.source is not clients:
         index = _ClientIndex(clients)
-        state.security_client_index = index
+        services.lazy["security_client_index"] = index
     return index.by_id.get(client_id)

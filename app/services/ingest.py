@@ -20,12 +20,14 @@ from typing import Literal, Protocol
 from app.anomaly import AnomalyDetector, SeriesKey
 from app.observability import metrics as m
 from app.readings import NewReading
+from app.services.unavailable import ServiceUnavailable
 from app.state.windows import SharedWindows
 from app.storage.circuit import BreakerState, CircuitBreaker
 from app.storage.group_commit import GroupCommitter
 from app.storage.repository import ScoredReading
 
 log = logging.getLogger(__name__)
+
 
 class DeadLetterWriter(Protocol):
     """Where readings go when the database does not take them (a store, or the coalescing writer)."""
@@ -38,6 +40,8 @@ History = Callable[[Sequence[SeriesKey], int], Awaitable[dict[SeriesKey, list[fl
 HISTORY_TIMEOUT_SECONDS = 2.0
 HISTORY_BATCH_SERIES = 500  # series per history query
 MAX_HISTORY_QUERIES = 2  # history queries in flight per process
+# Neither the database nor the dead-letter store took the readings.
+STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +55,6 @@ class ReadingResult:
 class IngestOutcome:
     dead_lettered: bool
     results: list[ReadingResult]
-
-
-class StorageUnavailable(Exception):
-    """Neither the database nor the dead-letter store took the readings."""
 
 
 class IngestService:
@@ -148,7 +148,7 @@ class IngestService:
             name = await self._dead_letters.put(scored)
         except Exception as error:
             log.error("dead-letter store failed too; %d readings refused: %s", len(scored), error)
-            raise StorageUnavailable from error
+            raise ServiceUnavailable(STORAGE_UNAVAILABLE, "the reading could not be stored; retry later") from error
         log.debug("database unavailable: %d readings kept in dead letter %s", len(scored), name)
         self._metrics.increment(m.DEAD_LETTERED, len(scored))
         self._metrics.increment(m.ANOMALIES_DETECTED, sum(1 for s in scored if s.is_anomaly))

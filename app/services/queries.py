@@ -1,10 +1,12 @@
 """Read side: readings by tag/device/time, per-tag statistics, anomaly counts.
 
-`GET /data` is answered from the database on every request. The two aggregates (`/sensors/stats`,
-`/sensors/anomalies/count`) scan `readings`; dashboards poll them, so each process answers them from a
-short-lived cache per parameter set: an answer is computed by one query at a time (concurrent requests
+`GET /data` is answered from the database on every request. Dashboards poll the two aggregates
+(`/sensors/stats`, `/sensors/anomalies/count`), so each process answers them from a short-lived cache
+per parameter set: an answer is computed by one query at a time (concurrent requests
 for the same parameters share it) and is served for at most `cache_seconds` after that query started,
-so it is never more than `cache_seconds` stale. `cache_seconds` 0 queries on every request.
+so it is never more than `cache_seconds` stale. `cache_seconds` 0 queries on every request. The
+backend (asyncpg on PostgreSQL, SQLAlchemy otherwise) is chosen by app/storage/backends.py; a database
+that cannot answer right now becomes `ServiceUnavailable` (503).
 """
 
 from __future__ import annotations
@@ -14,43 +16,13 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.storage import repository
+from app.services.unavailable import ServiceUnavailable
+from app.storage.backends import QueryBackend
 from app.storage.unavailable import is_database_unavailable
 
 MAX_CACHED_ANSWERS = 1024  # parameter sets kept per process (least recently computed dropped first)
-
-
-class QueryBackend(Protocol):
-    async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
-                       until: datetime | None, limit: int, sample_every: int = 1) -> list[dict]: ...
-
-    async def tag_stats(self, *, device_id: str | None) -> list[dict]: ...
-
-    async def anomaly_counts(self, *, tag: str | None, since: datetime | None) -> dict[str, int]: ...
-
-
-class EngineQueries:
-    """The queries through SQLAlchemy (SQLite, and the read-API Lambda)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
-                       until: datetime | None, limit: int, sample_every: int = 1) -> list[dict]:
-        return await repository.query_readings(
-            self._engine, tag=tag, device_id=device_id, since=since, until=until, limit=limit,
-            sample_every=sample_every,
-        )
-
-    async def tag_stats(self, *, device_id: str | None) -> list[dict]:
-        return await repository.tag_stats(self._engine, device_id=device_id)
-
-    async def anomaly_counts(self, *, tag: str | None, since: datetime | None) -> dict[str, int]:
-        return await repository.anomaly_counts(self._engine, tag=tag, since=since)
 
 
 class TtlCache:
@@ -104,13 +76,15 @@ def _retrieve_exception(task: asyncio.Task) -> None:
         task.exception()
 
 
-class ReadsUnavailable(Exception):
-    """The database cannot answer right now (down, restarting, locked); the caller may retry later."""
+# The database cannot answer right now (down, restarting, locked); the caller may retry later.
+DATABASE_UNAVAILABLE = "database_unavailable"
 
 
 class QueryService:
-    def __init__(self, backend: QueryBackend | AsyncEngine, *, cache_seconds: float = 0.0) -> None:
-        self._backend: QueryBackend = EngineQueries(backend) if isinstance(backend, AsyncEngine) else backend
+    """The read endpoints' answers from a backend chosen by app/storage/backends.py."""
+
+    def __init__(self, backend: QueryBackend, *, cache_seconds: float = 0.0) -> None:
+        self._backend = backend
         self._cache = TtlCache(cache_seconds)
 
     async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
@@ -135,10 +109,11 @@ class QueryService:
 
 
 async def _available(query: Awaitable[Any]) -> Any:
-    """The query's answer; ReadsUnavailable when the database cannot answer right now."""
+    """The query's answer; ServiceUnavailable when the database cannot answer right now."""
     try:
         return await query
     except Exception as error:
         if is_database_unavailable(error):
-            raise ReadsUnavailable(str(error) or type(error).__name__) from error
+            raise ServiceUnavailable(DATABASE_UNAVAILABLE,
+                                     "the database cannot answer right now; retry later") from error
         raise

@@ -1,4 +1,7 @@
-"""Async engine creation and schema migration (Alembic) for PostgreSQL and SQLite."""
+"""Async engine creation and schema migration (Alembic) for PostgreSQL and SQLite.
+
+On PostgreSQL the engine connects with the configuration every pool shares
+(app/storage/postgres_connection.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from app.settings import Settings
-from app.storage.tls import explain, postgres_ssl_args
+from app.storage.postgres_connection import connection_settings
+from app.storage.tls import explain
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Serializes concurrent migrations from several tasks/processes on PostgreSQL.
@@ -27,20 +31,13 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    timeout_ms = int(settings.db_statement_timeout_seconds * 1000)
     return create_async_engine(
         url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=pool_size or settings.db_pool_size,
         pool_pre_ping=True,
         pool_recycle=300,
-        connect_args={
-            # RDS forces SSL (rds.force_ssl=1); verify-full checks its certificate (app/storage/tls.py).
-            **postgres_ssl_args(settings),
-            "timeout": settings.db_statement_timeout_seconds,
-            "command_timeout": settings.db_statement_timeout_seconds,
-            "server_settings": {"statement_timeout": str(timeout_ms), "application_name": "sensor-ingest"},
-        },
+        connect_args=connection_settings(settings, "sensor-ingest"),
     )
 
 

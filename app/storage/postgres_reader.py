@@ -1,8 +1,9 @@
 """The read side on PostgreSQL, straight on asyncpg: the query endpoints and anomaly-window history.
 
-Like the group writer (app.storage.postgres_writer) it uses its own asyncpg pool instead of the
-SQLAlchemy engine: no pre-ping `SELECT 1` and no begin/rollback per checkout, no ORM row objects, and
-a pool that keeps its connections open (no overflow connections opened and closed under load).
+Like the group writer (app.storage.postgres_writer) it uses its own asyncpg pool (with the connection
+configuration every pool shares, app.storage.postgres_connection) instead of the SQLAlchemy engine: no
+pre-ping `SELECT 1` and no begin/rollback per checkout, no ORM row objects, and a pool that keeps its
+connections open (no overflow connections opened and closed under load).
 asyncpg prepares each statement once per connection and reuses it. Per-tag statistics and all-time
 anomaly counts come from `series_stats` (per-series aggregates the database maintains on insert,
 migration 0002), not from a scan of `readings`.
@@ -13,18 +14,16 @@ the pool; reads are idempotent, so such a read is retried once on a fresh connec
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from app.readings import DEVICE_METADATA
 from app.settings import Settings
+from app.storage.postgres_connection import LazyPool, asyncpg_connect_args
 from app.storage.repository import SAMPLE_HASH_FACTOR, SAMPLE_HASH_MODULUS
-from app.storage.tls import explain, postgres_ssl_args
 from app.storage.unavailable import CONNECTION_FAILURES
 
 _METADATA_COLUMNS = ", ".join(DEVICE_METADATA)
@@ -58,66 +57,9 @@ SELECT tag, sum(anomalies) FROM series_stats {where} GROUP BY tag HAVING sum(ano
 """
 
 
-
-def asyncpg_connect_args(settings: Settings, application_name: str) -> dict[str, Any]:
-    """asyncpg.connect() keywords from the service's database settings."""
-    url = make_url(settings.sqlalchemy_url)
-    timeout_ms = int(settings.db_statement_timeout_seconds * 1000)
-    return {
-        "host": url.host, "port": url.port or 5432, "user": url.username, "password": url.password,
-        "database": url.database, "timeout": settings.db_statement_timeout_seconds,
-        "command_timeout": settings.db_statement_timeout_seconds,
-        "server_settings": {"application_name": application_name, "statement_timeout": str(timeout_ms)},
-        # RDS forces SSL (rds.force_ssl=1); verify-full checks its certificate (app/storage/tls.py).
-        **postgres_ssl_args(settings),
-    }
-
-
-class PlainConnection(asyncpg.Connection):
-    """A pooled connection released without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN,
-    RESET ALL: one more round trip per checkout). The service's pools never set session state, take
-    advisory locks or LISTEN; an open transaction is still rolled back on release."""
-
-    def get_reset_query(self) -> str:
-        return ""
-
-
-async def _connect(*args: Any, **kwargs: Any) -> asyncpg.Connection:
-    """asyncpg.connect, with a certificate that does not verify reported as `DatabaseTlsError`."""
-    try:
-        return await asyncpg.connect(*args, **kwargs)
-    except Exception as error:
-        explained = explain(error, kwargs.get("host"))
-        if explained is error:
-            raise
-        raise explained from error
-
-
-class LazyPool:
-    """An asyncpg pool of PlainConnections, created on first use (the database may be down when the
-    service starts), once even when many callers arrive together."""
-
-    def __init__(self, connect_args: dict[str, Any], *, connections: int) -> None:
-        self._connect_args = connect_args
-        self._connections = connections
-        self._pool: asyncpg.Pool | None = None
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> asyncpg.Pool:
-        if self._pool is None:
-            async with self._lock:
-                if self._pool is None:
-                    self._pool = await asyncpg.create_pool(min_size=0, max_size=self._connections,
-                                                           connection_class=PlainConnection, connect=_connect,
-                                                           **self._connect_args)
-        return self._pool
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-
-
 class PostgresReader:
+    """The query endpoints' and the anomaly windows' reads, on one asyncpg pool."""
+
     def __init__(self, settings: Settings, *, connections: int) -> None:
         self._pool = LazyPool(asyncpg_connect_args(settings, "sensor-ingest-reader"), connections=connections)
 

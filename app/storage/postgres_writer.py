@@ -5,20 +5,18 @@ NOTHING), chained to the outbox insert, and joined back so the database answers 
 N" — no per-row matching in Python. The statement runs on its own, without BEGIN/COMMIT around it: a
 single statement is its own transaction in PostgreSQL (both inserts or neither), committed before the
 server reports the statement complete, so asyncpg's `fetch` returns only after the commit (and raises
-if it failed) with one round trip per group instead of three. Writers use their own small asyncpg pool (no SQLAlchemy
-checkout, pre-ping or greenlet hop per transaction); SQLAlchemy still serves migrations and reads.
+if it failed) with one round trip per group instead of three. Writers use their own small asyncpg pool (no
+SQLAlchemy checkout, pre-ping or greenlet hop per transaction), with the connection configuration every
+pool shares (app/storage/postgres_connection.py, server-side `statement_timeout` included).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy.engine import make_url
-
 from app.settings import Settings
-from app.storage.postgres_reader import LazyPool
+from app.storage.postgres_connection import LazyPool, asyncpg_connect_args
 from app.storage.repository import ScoredReading, StoredResult
-from app.storage.tls import postgres_ssl_args
 
 STORE_GROUP = """
 WITH incoming AS (
@@ -49,17 +47,10 @@ JOIN readings r USING (device_id, tag, ts)
 
 
 class PostgresGroupWriter:
+    """Group commits on one asyncpg pool (the connection configuration every pool shares)."""
+
     def __init__(self, settings: Settings, *, connections: int) -> None:
-        url = make_url(settings.sqlalchemy_url)
-        connect_args = {
-            "host": url.host, "port": url.port or 5432, "user": url.username, "password": url.password,
-            "database": url.database, "timeout": settings.db_statement_timeout_seconds,
-            "command_timeout": settings.db_statement_timeout_seconds,
-            "server_settings": {"application_name": "sensor-ingest-writer"},
-            # RDS forces SSL (rds.force_ssl=1); verify-full checks its certificate (app/storage/tls.py).
-            **postgres_ssl_args(settings),
-        }
-        self._pool = LazyPool(connect_args, connections=connections)
+        self._pool = LazyPool(asyncpg_connect_args(settings, "sensor-ingest-writer"), connections=connections)
 
     async def store(self, batch: Sequence[ScoredReading]) -> list[StoredResult]:
         """Store `batch` and its outbox rows in one transaction; one result per input, in order."""

@@ -1,6 +1,7 @@
 """Which database errors mean "not available right now" (down, restarting, locked past the statement
-timeout, out of connections) rather than a bug or a misconfiguration: reads answer them with 503 and
-Retry-After, everything else stays a 500."""
+timeout, out of connections) rather than a bug or a misconfiguration: the query service turns them into
+`ServiceUnavailable` (503 with Retry-After), everything else stays a 500. (Writes never surface them:
+the ingest service falls back to the dead-letter store.)"""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def test_thinning_spans_the_range_and_keeps_anomalies(serve, backend_settings) -
         spike = client.post("/ingest", json={"timestamp": (start + ROWS * STEP).isoformat(), "tag": "humidity",
                                              "device_id": "thin-1", "value": 95.0}).json()
         assert spike["is_anomaly"]
-        queries = client.app.state.queries
+        queries = client.app.state.services.queries
 
         async def read(every: int) -> list[dict]:
             return await queries.readings(tag="humidity", device_id=None, since=start, until=None, limit=5000,

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from app.services.queries import EngineQueries
 from app.settings import Settings
+from app.storage.backends import EngineQueries
 from app.storage.database import MIGRATIONS, create_engine
 from app.storage.postgres_reader import PostgresReader
 from app.storage.postgres_writer import PostgresGroupWriter

@@ -22,8 +22,8 @@ async def test_requests_are_counted_per_route_template() -> None:
         await client.post("/ingest", json={"tag": "fermenter_temp"})  # no token: 401
         await client.get("/no/such/path")
     lines = []
-    application.state.route_metrics._sink = lines.append
-    application.state.route_metrics.flush()
+    application.state.services.route_metrics._sink = lines.append
+    application.state.services.route_metrics.flush()
     by_route = {json.loads(line)["Route"]: json.loads(line) for line in lines}
     assert by_route["GET /health"]["RouteRequests"] == 2
     assert by_route["GET /health"]["Route4xx"] == 0 and len(by_route["GET /health"]["RouteLatency"]) == 2
