@@ -197,8 +197,11 @@ def test_a_tiny_bench_against_the_real_processes_records_its_rows(tmp_path: Path
     assert reports == ["app", "ceiling", "ceiling-light", "light"]
     accounted = read_rows(doc, CPU_SECTION)[-4:]
     assert [row["phase"] for row in accounted] == ["ceiling", "ceiling, light load", "app", "app, light load"]
-    for row in accounted:  # every window burnt CPU in its server and in Locust
-        assert float(row["app workers CPU s/1k"]) > 0 and float(row["Locust CPU s/1k"]) > 0, output
+    for row in accounted:  # every window is accounted for its server and Locust (the bare ceiling's server
+        # may round to 0.00 s per 1,000 requests in a 3 s window; the app's and Locust's never do)
+        assert float(row["app workers CPU s/1k"]) >= 0 and float(row["Locust CPU s/1k"]) > 0, output
+    for row in accounted[2:]:
+        assert float(row["app workers CPU s/1k"]) > 0, output
     app_row = accounted[2]
     assert float(app_row["PostgreSQL CPU s/1k"]) > 0
     assert app_row["redis CPU s/1k"] != "-" and app_row["broker CPU s/1k"] != "-"  # accounted (may round to 0.00)
