@@ -101,7 +101,7 @@ class IngestService:
         verdicts = await self._shared_windows.score([((r.device_id, r.tag), r.value) for r in readings])
         if verdicts is None:
             return None
-        return [ScoredReading(r.device_id, r.tag, r.ts, r.value, v.is_anomaly, v.z_score)
+        return [ScoredReading(r.device_id, r.tag, r.ts, r.value, v.is_anomaly, v.z_score, r.metadata)
                 for r, v in zip(readings, verdicts, strict=True)]
 
     def _score(self, readings: Sequence[NewReading]) -> list[ScoredReading]:

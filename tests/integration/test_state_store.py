@@ -202,3 +202,24 @@ def test_iam_token_is_a_presigned_connect_request_for_the_user_and_cache(monkeyp
     assert query["ResourceType"] == ["ServerlessCache"] and query["X-Amz-Expires"] == ["900"]
     assert "/eu-west-1/elasticache/aws4_request" in query["X-Amz-Credential"][0]
     assert len(query["X-Amz-Signature"][0]) == 64
+
+
+def test_with_the_shared_store_a_device_record_reads_back_whole(redis_server: RedisServer, serve, settings_for,
+                                                                postgres_url: str) -> None:
+    """The shared windows score the readings; the record's device metadata must still be stored with each."""
+    settings = settings_for(postgres_url).model_copy(update={"state_store_url": redis_server.url})
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 5)) + "Z"
+    record = {"device_id": "sensor-store-1", "device_type": "environmental", "temperature": 22.5, "humidity": 45.0,
+              "latitude": 40.7, "longitude": -74.0, "status": "active", "firmware_version": "2.1.0",
+              "timestamp": stamp}
+    with serve(settings) as client:
+        response = client.post("/ingest", json=record)
+        assert response.status_code == 201, response.text
+        assert client.app.state.services.ingest._shared_windows is not None  # the store path scored them
+        stored = client.get("/data", params={"device_id": "sensor-store-1"}).json()
+    assert {r["tag"] for r in stored} == {"temperature", "humidity"}
+    for reading in stored:
+        assert {k: reading[k] for k in ("device_type", "latitude", "longitude", "status", "firmware_version")} == {
+            "device_type": "environmental", "latitude": 40.7, "longitude": -74.0, "status": "active",
+            "firmware_version": "2.1.0"}
