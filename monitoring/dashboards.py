@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from monitoring import catalogue as c
 from monitoring.catalogue import Deployed, Source
@@ -55,6 +56,11 @@ class Dashboard:
 
 def _alarm_source(name: str) -> Callable[[Deployed], Sequence[Source]]:
     return lambda d: (c.by_name(name).source(d),)
+
+
+def _alarm_graph(title: str, alarm: str, **options: Any) -> Graph:
+    """A graph of a catalogue alarm's own metric with that alarm's threshold drawn on it."""
+    return Graph(title, _alarm_source(alarm), thresholds=(alarm,), **options)
 
 
 def _requests(d: Deployed) -> Sequence[Source]:
@@ -176,10 +182,10 @@ SERVICE = Dashboard(
     "ServiceDashboardUrl",
     (
         Graph("ALB requests", _requests),
-        Graph("Target 5xx rate (%)", _alarm_source("alb-target-5xx-rate"), thresholds=("alb-target-5xx-rate",)),
-        Graph("ELB 5xx", _alarm_source("alb-elb-5xx"), thresholds=("alb-elb-5xx",)),
+        _alarm_graph("Target 5xx rate (%)", "alb-target-5xx-rate"),
+        _alarm_graph("ELB 5xx", "alb-elb-5xx"),
         Graph("Latency p50 / p95 / p99 (s)", _latency, thresholds=("alb-target-p99-latency",)),
-        Graph("Unhealthy targets", _alarm_source("alb-unhealthy-hosts"), thresholds=("alb-unhealthy-hosts",)),
+        _alarm_graph("Unhealthy targets", "alb-unhealthy-hosts"),
         Graph("ECS CPU and memory (%)", _saturation, thresholds=("ecs-cpu-high", "ecs-memory-high")),
         Graph("Tasks running", _tasks, lines=_max_tasks),
         Graph("Readings ingested / dead-lettered / rejected", _ingest_rate),
@@ -187,13 +193,10 @@ SERVICE = Dashboard(
         Graph("Per route: 4xx", _per_route("Route4xx", "Sum", "4xx")),
         Graph("Per route: 5xx", _per_route("Route5xx", "Sum", "5xx")),
         Graph("Per route: p99 latency (ms)", _per_route("RouteLatency", "p99", "p99 ms")),
-        Graph("Database circuit breaker", _alarm_source("db-circuit-open"), thresholds=("db-circuit-open",)),
-        Graph("Shared state store: decisions by the per-task fallback", _alarm_source("state-store-fallback"),
-              thresholds=("state-store-fallback",)),
-        Graph("Shared state store: throttled commands", _alarm_source("state-store-throttled"),
-              thresholds=("state-store-throttled",)),
-        Graph("WAF blocked requests", _alarm_source("waf-blocked-spike"), thresholds=("waf-blocked-spike",),
-              period_seconds=300),
+        _alarm_graph("Database circuit breaker", "db-circuit-open"),
+        _alarm_graph("Shared state store: decisions by the per-task fallback", "state-store-fallback"),
+        _alarm_graph("Shared state store: throttled commands", "state-store-throttled"),
+        _alarm_graph("WAF blocked requests", "waf-blocked-spike", period_seconds=300),
     ),
 )
 
@@ -202,7 +205,7 @@ DATABASE = Dashboard(
     "DatabaseDashboardUrl",
     (
         Graph("CPU (%)", _database, thresholds=("rds-cpu-high",), period_seconds=300),
-        Graph("Connections", _alarm_source("rds-connections-high"), thresholds=("rds-connections-high",)),
+        _alarm_graph("Connections", "rds-connections-high"),
         Graph("Free storage (bytes)", _free_storage_gib, thresholds=("rds-free-storage-low",)),
         Graph("Replica lag (s)", _replica_lag, thresholds=("rds-replica-lag",)),
     ),
@@ -212,11 +215,9 @@ STREAMING = Dashboard(
     "streaming",
     "StreamingDashboardUrl",
     (
-        Graph("Offline partitions", _alarm_source("msk-offline-partitions"), thresholds=("msk-offline-partitions",)),
-        Graph("Under-replicated partitions", _alarm_source("msk-under-replicated-partitions"),
-              thresholds=("msk-under-replicated-partitions",)),
-        Graph("Data log disk used (%)", _alarm_source("msk-disk-used"), thresholds=("msk-disk-used",),
-              period_seconds=300),
+        _alarm_graph("Offline partitions", "msk-offline-partitions"),
+        _alarm_graph("Under-replicated partitions", "msk-under-replicated-partitions"),
+        _alarm_graph("Data log disk used (%)", "msk-disk-used", period_seconds=300),
     ),
 )
 
