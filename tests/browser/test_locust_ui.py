@@ -39,6 +39,10 @@ def locust_ui(running_app: RunningApp, tmp_path: Path) -> Iterator[tuple[str, Pa
         stop(process, timeout=30)
 
 
+# The smoke profile's ramp (loadtests/locust/profiles.py; not imported: that would import Locust and its
+# gevent monkey-patching into the test process).
+SMOKE_RAMP_S = 2.0
+
 def aggregated_requests(page: Page) -> int:
     cells = page.locator("tr", has_text="Aggregated").first.locator("td")
     return int(cells.nth(2).inner_text().replace(",", "") or 0)
@@ -56,7 +60,10 @@ def test_smoke_run_from_the_form_shows_requests_and_leaves_complete_results(page
     base, results = locust_ui
     log = PageLog().watch(page)
     start_smoke_run(page, base, hold_seconds=60)
+    started = time.monotonic()
     expect(page.locator("tr", has_text="Aggregated").first).to_be_visible(timeout=20_000)
+    # summary.json's metrics cover the hold window only: stop once it has begun (after the ramp).
+    page.wait_for_timeout(max(0.0, SMOKE_RAMP_S + 1 - (time.monotonic() - started)) * 1000)
     first = aggregated_requests(page)
     deadline = time.monotonic() + 20
     while aggregated_requests(page) <= max(first, 0) and time.monotonic() < deadline:
