@@ -62,6 +62,9 @@ class EdgeMiddleware:
             token = set_request_id(_incoming_request_id(scope) or uuid.uuid4().hex)
             try:
                 await self.app(scope, receive, send)
+            except Exception:
+                _logger.exception("unhandled error in WEBSOCKET %s", scope.get("path", ""))
+                raise  # the server closes the connection
             finally:
                 reset_request_id(token)
         else:
