@@ -107,8 +107,15 @@ class PostgresServer:
 
     def ensure_database(self) -> None:
         """Create the service's database unless it exists (an error saying it exists is fine)."""
-        self._run("psql", "-d", f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
-                  + (" sslmode=require" if self.tls else ""), "-c", f"CREATE DATABASE {DATABASE}", check=False)
+        self.psql(f"CREATE DATABASE {DATABASE}", database="postgres", check=False)
+
+    def psql(self, sql: str, *, database: str = DATABASE, check: bool = True) -> str:
+        """`sql` run by psql as the cluster's owner over TCP (TLS when the cluster requires it); its
+        unaligned, tuples-only output."""
+        target = f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+        if self.tls:
+            target += " sslmode=require"
+        return self._run("psql", "-At", "-d", target, "-c", sql, check=check).stdout
 
     def stop(self, mode: str = "fast") -> None:
         """`fast` (clean) or `immediate` (like a crash: no checkpoint)."""

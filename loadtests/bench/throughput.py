@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from devstack.postgres import DATABASE, PostgresServer
+from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop
 from devstack.redis import RedisServer
 from devstack.tansu import TansuBroker
@@ -238,9 +238,7 @@ def run_bench(config: BenchConfig, results: Path, *, broker: bool = True, state_
 
 def outbox_backlog(postgres: PostgresServer) -> int:
     """Readings committed but not yet published by the relay."""
-    completed = postgres.run("psql", "-At", "-d", f"host=127.0.0.1 port={postgres.port} user=postgres "
-                             f"dbname={DATABASE}", "-c", "SELECT count(*) FROM outbox")
-    return int(completed.stdout.strip() or 0)
+    return int(postgres.psql("SELECT count(*) FROM outbox").strip() or 0)
 
 
 def wait_for_outbox_drained(postgres: PostgresServer, timeout: float = OUTBOX_DRAIN_TIMEOUT) -> float:
@@ -248,12 +246,15 @@ def wait_for_outbox_drained(postgres: PostgresServer, timeout: float = OUTBOX_DR
     on a steady system, not the relay catching up on the closed-loop phase's backlog (that time is
     reported on its own). Raises when the backlog outlives `timeout`: the relay is stuck."""
     started = time.monotonic()
-    with ticking(lambda: f"bench: waiting for the outbox relay, {outbox_backlog(postgres):,} readings to publish"):
-        while (backlog := outbox_backlog(postgres)) > 0:
+    backlog = outbox_backlog(postgres)
+    # The progress line reports the last count taken here: no query of its own.
+    with ticking(lambda: f"bench: waiting for the outbox relay, {backlog:,} readings to publish"):
+        while backlog > 0:
             if time.monotonic() - started > timeout:
                 raise RuntimeError(f"the outbox still held {backlog:,} readings {timeout:.0f} s after the "
                                    f"heavy phase: the relay is not keeping up or is stuck")
             time.sleep(1.0)
+            backlog = outbox_backlog(postgres)
     return time.monotonic() - started
 
 
