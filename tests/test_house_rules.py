@@ -129,10 +129,14 @@ def _base_names(cls: ast.ClassDef) -> set[str]:
     return {base.id if isinstance(base, ast.Name) else getattr(base, "attr", "") for base in cls.bases}
 
 
+PARSED = {relative(path): (text, ast.parse(text, filename=str(path)))
+          for path in source_files() for text in (path.read_text(),)}
+
+
 def _cdk_construct_classes() -> set[str]:
     """Construct and Stack, plus every class of cdk/ deriving from them (e.g. VpcPythonFunction's subclasses)."""
-    classes = {node.name: _base_names(node) for path in source_files() if relative(path).startswith("cdk/")
-               for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)}
+    classes = {node.name: _base_names(node) for name, (_, tree) in PARSED.items() if name.startswith("cdk/")
+               for node in ast.walk(tree) if isinstance(node, ast.ClassDef)}
     known = {"Construct", "Stack"}
     while grown := {name for name, bases in classes.items() if name not in known and bases & known}:
         known |= grown
@@ -140,10 +144,6 @@ def _cdk_construct_classes() -> set[str]:
 
 
 CDK_CONSTRUCT_CLASSES = _cdk_construct_classes()
-
-
-PARSED = {relative(path): (path.read_text(), ast.parse(path.read_text(), filename=str(path)))
-          for path in source_files()}
 
 
 def test_the_rules_see_the_whole_tree() -> None:
