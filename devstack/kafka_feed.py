@@ -9,6 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -60,6 +61,18 @@ def kafka_batch_event(batch: Mapping[TopicPartition, Sequence[ConsumerRecord]], 
     return msk_event(records, event_source_arn=KAFKA_EVENT_SOURCE_ARN, bootstrap_servers=bootstrap)
 
 
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """Batching as the event source mapping does it (BatchSize, MaximumBatchingWindowInSeconds), then the
+    feed's own poll timeout and its backoff while the broker is unreachable."""
+
+    max_records: int = 1000
+    batching_window_seconds: float = 0.5
+    poll_timeout_ms: int = 200
+    initial_backoff_seconds: float = 0.5
+    max_backoff_seconds: float = 10.0
+
+
 class KafkaArchiverFeed(InvokingHandler):
     """Polls batches, invokes the handler, commits after success; `run()` until `stop()`.
 
@@ -72,21 +85,13 @@ class KafkaArchiverFeed(InvokingHandler):
         handler: Handler,
         *,
         bootstrap: str,
-        max_records: int = 1000,
-        batching_window_seconds: float = 0.5,
-        poll_timeout_ms: int = 200,
-        initial_backoff_seconds: float = 0.5,
-        max_backoff_seconds: float = 10.0,
+        settings: FeedSettings = FeedSettings(),
         function_name: str = "archiver-local",
     ) -> None:
         super().__init__(handler, function_name)
         self.consumer = consumer
         self.bootstrap = bootstrap
-        self.max_records = max_records
-        self.batching_window_seconds = batching_window_seconds
-        self.poll_timeout_ms = poll_timeout_ms
-        self.initial_backoff_seconds = initial_backoff_seconds
-        self.max_backoff_seconds = max_backoff_seconds
+        self.settings = settings
         self.archived_total = 0
         self.failures_total = 0
         self.committed_batches = 0
@@ -113,7 +118,7 @@ class KafkaArchiverFeed(InvokingHandler):
         await self._finished.wait()
 
     async def _start_consumer(self) -> bool:
-        backoff = self.initial_backoff_seconds
+        backoff = self.settings.initial_backoff_seconds
         while not self._stop_requested.is_set():
             try:
                 await self.consumer.start()
@@ -121,7 +126,7 @@ class KafkaArchiverFeed(InvokingHandler):
             except KafkaError:
                 log.exception("archiver feed: cannot reach the broker; retrying in %.1f s", backoff)
                 await self._sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff_seconds)
+                backoff = min(backoff * 2, self.settings.max_backoff_seconds)
         return False
 
     async def _stop_consumer(self) -> None:
@@ -143,21 +148,21 @@ class KafkaArchiverFeed(InvokingHandler):
         batch: dict[TopicPartition, list[ConsumerRecord]] = {}
         polled_records = 0
         window_closes: float | None = None
-        while polled_records < self.max_records and not self._stop_requested.is_set():
+        while polled_records < self.settings.max_records and not self._stop_requested.is_set():
             if window_closes is None:
-                timeout_ms = self.poll_timeout_ms
+                timeout_ms = self.settings.poll_timeout_ms
             else:
                 timeout_ms = int((window_closes - time.monotonic()) * 1000)
                 if timeout_ms <= 0:
                     break
-            polled = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_records - polled_records)
+            polled = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.settings.max_records - polled_records)
             for partition, records in polled.items():
                 batch.setdefault(partition, []).extend(records)
                 polled_records += len(records)
             if not polled_records:
                 break
             if window_closes is None:
-                window_closes = time.monotonic() + self.batching_window_seconds
+                window_closes = time.monotonic() + self.settings.batching_window_seconds
         return {partition: records for partition, records in batch.items() if records}
 
     async def _archive(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
@@ -172,7 +177,7 @@ class KafkaArchiverFeed(InvokingHandler):
     async def _invoke_until_success(
         self, event: dict[str, Any], records: int, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]
     ) -> bool:
-        backoff = self.initial_backoff_seconds
+        backoff = self.settings.initial_backoff_seconds
         while True:
             try:
                 await self.invoke(event, records)
@@ -182,7 +187,7 @@ class KafkaArchiverFeed(InvokingHandler):
                 log.exception("archiver failed on %s; retrying the same batch in %.1f s", _describe(batch), backoff)
             if await self._sleep(backoff):
                 return False
-            backoff = min(backoff * 2, self.max_backoff_seconds)
+            backoff = min(backoff * 2, self.settings.max_backoff_seconds)
 
     async def _commit(self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord]]) -> None:
         offsets = {partition: records[-1].offset + 1 for partition, records in batch.items()}

@@ -34,7 +34,7 @@ from collections.abc import Awaitable, Callable
 
 from app.settings import Settings
 from app.storage.database import create_engine
-from devstack.kafka_feed import KafkaArchiverFeed, create_archiver_consumer
+from devstack.kafka_feed import FeedSettings, KafkaArchiverFeed, create_archiver_consumer
 from devstack.lambdas import load_handler
 from devstack.msk_events import ARCHIVER_FUNCTION
 from devstack.outbox_feed import outbox_drainer
@@ -102,7 +102,8 @@ async def _run_outbox(args: argparse.Namespace) -> int:
 async def _run_kafka(args: argparse.Namespace) -> int:
     consumer = create_archiver_consumer(args.bootstrap, args.topic, args.group)
     feed = KafkaArchiverFeed(consumer, load_handler(ARCHIVER_FUNCTION), bootstrap=args.bootstrap,
-                             max_records=args.max_records, batching_window_seconds=args.batching_window_seconds)
+                             settings=FeedSettings(max_records=args.max_records,
+                                                   batching_window_seconds=args.batching_window_seconds))
     await _run_until_signalled(feed.run(), feed.stop)
     log.info("kafka archiver feed stopped after archiving %d records", feed.archived_total)
     return 0

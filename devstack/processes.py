@@ -1,10 +1,15 @@
-"""Helpers shared by the local servers: free ports, waiting for a port, stopping processes."""
+"""What the local servers share: free ports, waiting for a port, stopping processes, and `LocalServer`,
+the launcher each of them (tansu, moto, redis) specialises with its command line."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Self
 
 
 def free_port() -> int:
@@ -35,3 +40,40 @@ def stop(process: subprocess.Popen | None, *, timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=timeout)
+
+
+class LocalServer:
+    """One server process listening on 127.0.0.1:`port`, kept across restarts so clients reconnect to
+    it. Output goes to `log_path` (appended) or nowhere; `environment` is added to this process's."""
+
+    start_timeout_seconds = 30.0
+
+    def __init__(self, port: int | None = None, *, log_path: Path | None = None,
+                 environment: Mapping[str, str] | None = None) -> None:
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.environment = dict(environment or {})
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        log = open(self.log_path, "ab") if self.log_path else None  # closed once the child holds it
+        try:
+            self.process = subprocess.Popen(self.command(), env={**os.environ, **self.environment},
+                                            stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        finally:
+            if log is not None:
+                log.close()
+        wait_for_port(self.port, timeout=self.start_timeout_seconds, process=self.process)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL, like a crashed node."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        stop(self.process)

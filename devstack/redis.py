@@ -7,10 +7,9 @@ cache after a failover or eviction, and the app rebuilds its windows from Postgr
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
-from devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import LocalServer
 
 
 def server_binary() -> str:
@@ -20,34 +19,19 @@ def server_binary() -> str:
     return found
 
 
-class RedisServer:
-    """`start()`/`stop()`/`kill()`; the same port across restarts, so clients reconnect to it."""
+class RedisServer(LocalServer):
+    """`start()`/`stop()`/`kill()` (SIGKILL: in-memory state is gone); the port stays across restarts."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None) -> None:
+    start_timeout_seconds = 15.0
+
+    def __init__(self, port: int | None = None, *, log_path: Path | None = None) -> None:
+        super().__init__(port, log_path=log_path)
         self.binary = server_binary()
-        self.port = port or free_port()
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--protected-mode", "yes", "--daemonize", "no", "--maxmemory-policy", "volatile-lru"],
-            stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, timeout=15, process=self.process)
-        return self
-
-    def kill(self) -> None:
-        """SIGKILL, like a crashed node: in-memory state is gone."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        stop(self.process)
+    def command(self) -> list[str]:
+        return [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--protected-mode", "yes", "--daemonize", "no", "--maxmemory-policy", "volatile-lru"]

