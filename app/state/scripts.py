@@ -8,7 +8,9 @@ integer, and `tostring` keeps only 14 significant digits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from hashlib import sha1
 
 
@@ -17,9 +19,22 @@ class Script:
     name: str
     source: str
 
-    @property
+    @cached_property
     def sha(self) -> str:
         return sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+
+    @cached_property
+    def _evalsha_head(self) -> bytes:
+        return b"$7\r\nEVALSHA\r\n$40\r\n" + self.sha.encode() + b"\r\n$1\r\n1\r\n"
+
+    def evalsha_command(self, key: str, args: Sequence[str | int | float]) -> bytes:
+        """`EVALSHA sha 1 key *args` as RESP bytes, the same a client library writes (one call per request
+        and per series on the hot path, so it is written here directly instead of through its encoder)."""
+        parts = [b"*%d\r\n" % (4 + len(args)), self._evalsha_head]
+        for item in (key, *args):
+            data = (item if isinstance(item, str) else repr(item)).encode()
+            parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        return b"".join(parts)
 
 
 # KEYS[1]: the client's bucket (hash: level, at). ARGV: rate per second, burst.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -108,7 +109,7 @@ class StateStore:
     async def _execute(self, groups: list[tuple[list[Call], asyncio.Future[list[Any]]]]) -> None:
         calls = [call for group, _ in groups for call in group]
         try:
-            # The socket timeouts fire first; this bounds a connect followed by slow reads (no extra task).
+            # Bounds the exchange: a connect (socket_connect_timeout) and then the replies (no extra task).
             async with asyncio.timeout(self._timeout * 3):
                 results = await self._pipeline(calls)
         except (RedisError, OSError, TimeoutError) as error:
@@ -150,13 +151,15 @@ class StateStore:
         pool = self._client.connection_pool
         connection = await pool.get_connection()
         try:
-            commands = [("EVALSHA", call.script.sha, 1, call.key, *call.args) for call in calls]
-            await connection.send_packed_command(connection.pack_commands(commands), check_health=False)
+            packed = b"".join([call.script.evalsha_command(call.key, call.args) for call in calls])
+            await connection.send_packed_command(packed, check_health=False)
             self._metrics.increment(m.STATE_STORE_ROUND_TRIPS)
             results: list[Any] = []
             for _ in calls:
                 try:
-                    results.append(await connection.read_response())
+                    # No timeout per reply (each would schedule and cancel a timer): `_execute` bounds
+                    # the whole exchange.
+                    results.append(await connection.read_response(timeout=math.inf))
                 except ResponseError as error:
                     results.append(error)
             return results

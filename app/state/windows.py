@@ -88,7 +88,7 @@ class SharedWindows:
                 Call(WINDOW, window_key(key), self._args("seed", history.get(key, ()), values[key]))
                 for key in missing])
             windows.update(zip(missing, results, strict=True))
-        return {key: [float(item) for item in window.split()] for key, window in windows.items()}
+        return {key: list(map(float, window.split())) for key, window in windows.items()}
 
     def _args(self, mode: str, seed: Sequence[float], new: Sequence[float]) -> list[str | int]:
         # repr() round-trips a float exactly; the store keeps the strings.
