@@ -6,6 +6,8 @@ them imports constants from the `python -m devstack` entry point.
 
 from __future__ import annotations
 
+# APP_ENV of every app process the local tools start (make exports it too; a tool run by hand needs it).
+LOCAL_APP_ENV = {"APP_ENV": "local"}
 LOCAL_BUCKET = "sensor-local-datalake"
 LOCAL_TOPIC = "sensor-readings"
 # How long the local archiver gathers readings per invocation: fewer, larger Parquet files in the lake.

@@ -35,6 +35,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from devstack.local_resources import LOCAL_APP_ENV
 from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop, wait_for_port
 from loadtests.harness.provenance import machine, revision
@@ -181,7 +182,7 @@ def record(batch: Phase, single: Phase, args: argparse.Namespace, copy: Phase | 
 async def benchmark(args: argparse.Namespace) -> tuple[Phase, Phase, Phase]:
     postgres = PostgresServer().start()
     port = free_port()
-    env = {**os.environ, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
+    env = {**os.environ, **LOCAL_APP_ENV, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
            "SENSOR_DEAD_LETTER_DIR": str(Path(postgres.root) / "dead-letter"), "SENSOR_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port),

@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
+from devstack.local_resources import LOCAL_APP_ENV
 from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop
 from devstack.redis import RedisServer
@@ -104,7 +105,7 @@ def app_environment(postgres: PostgresServer, broker: TansuBroker | None, result
                     state_store: RedisServer | None = None, *, relay_process: bool = False) -> dict[str, str]:
     """The full local profile: PostgreSQL, the broker (the relay publishes), the shared state store, temp dead
     letters, loadtest client."""
-    env = {**os.environ, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
+    env = {**os.environ, **LOCAL_APP_ENV, "SENSOR_DATABASE_URL": postgres.url, "SENSOR_DB_POOL_SIZE": "20",
            "SENSOR_DEAD_LETTER_DIR": str(results / "dead-letter"), "SENSOR_LOG_LEVEL": "WARNING",
            "SENSOR_METRICS_FLUSH_SECONDS": str(METRICS_FLUSH_SECONDS)}
     if broker is not None:

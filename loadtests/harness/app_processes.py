@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from devstack.local_resources import LOCAL_APP_ENV
+
 READY_TIMEOUT = 60.0
 EXIT_TIMEOUT = 40.0
 
@@ -17,7 +19,7 @@ def start_app(name: str, port: int, database_url: str, workdir: Path,
               extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     """`uvicorn app.main:app` on the shared database, with its own dead-letter directory and log (appended to,
     so a restarted process keeps the earlier lines)."""
-    env = {**os.environ, "SENSOR_DATABASE_URL": database_url, "SENSOR_DB_POOL_SIZE": "20",
+    env = {**os.environ, **LOCAL_APP_ENV, "SENSOR_DATABASE_URL": database_url, "SENSOR_DB_POOL_SIZE": "20",
            "SENSOR_DEAD_LETTER_DIR": str(workdir / f"dead-letter-{name}"), **(extra_env or {})}
     log = open(workdir / f"{name}.log", "a")
     # Keep-alive longer than the proxy's, so the proxy (not the app) closes idle connections.
