@@ -109,7 +109,7 @@ class StateStore:
     async def _execute(self, groups: list[tuple[list[Call], asyncio.Future[list[Any]]]]) -> None:
         calls = [call for group, _ in groups for call in group]
         try:
-            # Bounds the exchange: a connect (socket_connect_timeout) and then the replies (no extra task).
+            # Each exchange has its own timeout (`_send`); this bounds a connect, a NOSCRIPT reload and a re-run.
             async with asyncio.timeout(self._timeout * 3):
                 results = await self._pipeline(calls)
         except (RedisError, OSError, TimeoutError) as error:
@@ -152,16 +152,16 @@ class StateStore:
         connection = await pool.get_connection()
         try:
             packed = b"".join([call.script.evalsha_command(call.key, call.args) for call in calls])
-            await connection.send_packed_command(packed, check_health=False)
-            self._metrics.increment(m.STATE_STORE_ROUND_TRIPS)
             results: list[Any] = []
-            for _ in calls:
-                try:
-                    # No timeout per reply (each would schedule and cancel a timer): `_execute` bounds
-                    # the whole exchange.
-                    results.append(await connection.read_response(timeout=math.inf))
-                except ResponseError as error:
-                    results.append(error)
+            # One timeout for the whole exchange, not one per reply (each would arm and cancel a timer).
+            async with asyncio.timeout(self._timeout):
+                await connection.send_packed_command(packed, check_health=False)
+                self._metrics.increment(m.STATE_STORE_ROUND_TRIPS)
+                for _ in calls:
+                    try:
+                        results.append(await connection.read_response(timeout=math.inf))
+                    except ResponseError as error:
+                        results.append(error)
             return results
         except BaseException:
             # A failed, timed-out or cancelled exchange leaves unread replies behind: never reuse it.
