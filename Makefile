@@ -28,7 +28,7 @@ CDK_FLAGS := --no-notices -c env=$(ENV)
 
 # The service has no default environment name (fail closed, docs/security.md): every local command that
 # starts it says `local` explicitly. Deployed tasks get APP_ENV from their task definition.
-up test fuzz bench bench-ingest bench-replay drill drill-bluegreen shared-state-proof screenshots verify: export APP_ENV := local
+up test fuzz bench bench-store-cost bench-ingest bench-replay drill drill-bluegreen shared-state-proof screenshots verify: export APP_ENV := local
 
 .PHONY: help up test lint synth diff deploy bench-ingest drill-bluegreen snapshot-update lock deps vendor postgres redis haproxy chromium screenshots clean
 
@@ -123,6 +123,11 @@ bench-replay: deps postgres ## Dead-letter drain rate (local store, moto S3 + 30
 .PHONY: bench
 bench: deps postgres redis ## 1000 users and 1000 x 1 req/s against a bare ASGI ceiling and the app, CPU per process per 1k requests; appends to docs/benchmarks.md
 	$(PY) -m loadtests.bench.throughput --users 1000 --ramp 30 --hold 60
+
+# The state store's cost (issue 12) without the run-to-run drift of the machine: store on/off in ABBA order.
+.PHONY: bench-store-cost
+bench-store-cost: deps postgres redis ## App at 1000 users with the state store on and off, alternating in one run (~12 min); appends to docs/benchmarks.md
+	$(PY) -m loadtests.bench.store_cost --rounds 2 --users 1000 --ramp 30 --hold 45
 
 # Hostile input and auth abuse: schemathesis over every OpenAPI operation (case count printed and kept in
 # var/reports/openapi_fuzz.json), hand-written adversarial bodies, forged tokens, concurrent rate limits.

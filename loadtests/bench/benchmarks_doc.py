@@ -107,20 +107,22 @@ def cpu_rows(result: BenchResult, *, when: datetime, git_revision: str) -> list[
 def append_rows(doc: Path, rows: list[str], cpu: list[str] | None = None) -> None:
     """Add rows at the end of the section's table, creating the section (header + seed row) if absent;
     `cpu` rows likewise at the end of the accounting section's table."""
-    lines = (doc.read_text() if doc.exists() else "# Benchmarks\n").splitlines()
-    if SECTION not in lines:
-        lines += ["", SECTION, "", *INTRO.splitlines(), "", markdown_row(COLUMNS), markdown_row(["---"] * len(COLUMNS)),
-                  markdown_row(SEED_ROW), *rows]
-    else:
-        _, end = _table_span(lines)
-        lines = [*lines[:end], *rows, *lines[end:]]
+    append_table_rows(doc, SECTION, INTRO, COLUMNS, rows, first_rows=[markdown_row(SEED_ROW)])
     if cpu:
-        if CPU_SECTION not in lines:
-            lines += ["", CPU_SECTION, "", *CPU_INTRO.splitlines(), "", markdown_row(CPU_COLUMNS),
-                      markdown_row(["---"] * len(CPU_COLUMNS)), *cpu]
-        else:
-            _, end = _table_span(lines, CPU_SECTION)
-            lines = [*lines[:end], *cpu, *lines[end:]]
+        append_table_rows(doc, CPU_SECTION, CPU_INTRO, CPU_COLUMNS, cpu)
+
+
+def append_table_rows(doc: Path, section: str, intro: str, columns: tuple[str, ...], rows: list[str], *,
+                      first_rows: list[str] | None = None) -> None:
+    """Add `rows` at the end of the table under `section`. A missing section is created at the end of the
+    doc: `intro`, the header, `first_rows` (e.g. a reference row), then `rows`."""
+    lines = (doc.read_text() if doc.exists() else "# Benchmarks\n").splitlines()
+    if section not in lines:
+        lines += ["", section, "", *intro.splitlines(), "", markdown_row(columns),
+                  markdown_row(["---"] * len(columns)), *(first_rows or []), *rows]
+    else:
+        _, end = _table_span(lines, section)
+        lines = [*lines[:end], *rows, *lines[end:]]
     doc.write_text("\n".join(lines) + "\n")
 
 

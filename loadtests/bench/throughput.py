@@ -220,7 +220,7 @@ def run_bench(config: BenchConfig, results: Path, *, broker: bool = True, state_
             cleanup.callback(stop, relay, timeout=30)
 
         def app_groups() -> dict[str, list[int]]:
-            return {"app workers": [app_process.pid], "PostgreSQL": _postmaster(postgres),
+            return {"app workers": [app_process.pid], "PostgreSQL": postmaster_pids(postgres),
                     "broker": [tansu.process.pid] if tansu is not None and tansu.process else [],
                     "redis": [store.process.pid] if store is not None and store.process else [],
                     "relay": [relay.pid] if relay is not None else []}
@@ -259,7 +259,7 @@ def wait_for_outbox_drained(postgres: PostgresServer, timeout: float = OUTBOX_DR
     return time.monotonic() - started
 
 
-def _postmaster(postgres: PostgresServer) -> list[int]:
+def postmaster_pids(postgres: PostgresServer) -> list[int]:
     """The postmaster's pid (first line of postmaster.pid); its backends are its children."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         return [int((postgres.data_dir / "postmaster.pid").read_text().splitlines()[0])]
