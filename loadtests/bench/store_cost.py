@@ -39,12 +39,11 @@ from devstack.processes import stop
 from devstack.redis import RedisServer
 from devstack.tansu import TansuBroker
 from loadtests.bench.benchmarks_doc import append_table_rows, markdown_row
+from loadtests.bench.flags import add_load_shape, add_outputs, check_shared
 from loadtests.bench.results import Accounting, BenchConfig, Measurement
 from loadtests.bench.throughput import (
     APP,
     BENCH_PROFILE,
-    DEFAULT_RESULTS,
-    DOC,
     app_environment,
     postmaster_pids,
     run_load,
@@ -100,12 +99,14 @@ def summarise(phases: list[Phase]) -> StoreCost:
     off = [phase for phase in phases if not phase.store_on]
     if not on or not off:
         raise ValueError("need at least one phase with the store on and one with it off")
-    pairs = [(first, second) for first, second in itertools.pairwise(phases) if first.store_on != second.store_on]
-    pair_costs = tuple(1 - (a if a.store_on else b).measurement.rps / (b if a.store_on else a).measurement.rps
-                       for a, b in pairs)
+    pair_costs = []
+    for first, second in itertools.pairwise(phases):
+        if first.store_on != second.store_on:
+            with_store, without = (first, second) if first.store_on else (second, first)
+            pair_costs.append(1 - with_store.measurement.rps / without.measurement.rps)
     return StoreCost(
         cost=1 - fmean(p.measurement.rps for p in on) / fmean(p.measurement.rps for p in off),
-        pair_costs=pair_costs,
+        pair_costs=tuple(pair_costs),
         extra_cpu_per_thousand=fmean(p.total_cpu_per_thousand for p in on)
         - fmean(p.total_cpu_per_thousand for p in off),
     )
@@ -169,25 +170,12 @@ def rows(phases: list[Phase], summary: StoreCost, *, when: datetime, host_machin
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench.store_cost", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds of 4 phases each (1-5)")
-    parser.add_argument("--users", type=int, default=1000, help="Locust users per phase (>= 1)")
-    parser.add_argument("--ramp", type=float, default=30.0, help="seconds to start all users (> 0)")
-    parser.add_argument("--hold", type=float, default=45.0, help="seconds measured at full load (> 0)")
-    parser.add_argument("--app-workers", type=int, default=2, help="uvicorn --workers of the app (1-16)")
-    parser.add_argument("--doc", type=Path, default=DOC, help=f"where the rows are appended (default {DOC})")
-    parser.add_argument("--no-record", action="store_true", help="print the rows, append nothing")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
-                        help="logs and Locust's reports go to DIR/<UTC time>-store-cost/ (default %(default)s)")
+    add_load_shape(parser, hold=45.0, app_workers_help="uvicorn --workers of the app (1-16)")
+    add_outputs(parser, results_help="logs and Locust's reports go to DIR/<UTC time>-store-cost/ (default %(default)s)")
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 5:
         parser.error(f"--rounds must be between 1 and 5, got {args.rounds}")
-    if args.users < 1:
-        parser.error(f"--users must be >= 1, got {args.users}")
-    if args.ramp <= 0 or args.hold <= 0:
-        parser.error(f"--ramp and --hold must be > 0 seconds, got {args.ramp:g} and {args.hold:g}")
-    if not 1 <= args.app_workers <= 16:
-        parser.error(f"--app-workers must be between 1 and 16, got {args.app_workers}")
-    if not args.doc.parent.is_dir():
-        parser.error(f"--doc: directory {args.doc.parent} does not exist")
+    check_shared(parser, args)
     return args
 
 

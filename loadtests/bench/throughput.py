@@ -55,6 +55,7 @@ from loadtests.bench.benchmarks_doc import (
     markdown_row,
     result_rows,
 )
+from loadtests.bench.flags import add_load_shape, add_outputs, check_shared
 from loadtests.bench.results import (
     LIGHT_P50_FACTOR,
     LIGHT_P99_FACTOR,
@@ -68,10 +69,6 @@ from loadtests.harness.app_processes import wait_ready
 from loadtests.harness.progress import locust_progress, ticking
 from loadtests.harness.provenance import machine, revision
 
-DOC = Path("docs/benchmarks.md")
-# loadtests.locust.run's default too; not imported from there: that would import Locust (and its gevent
-# monkey-patching) into this process, which only starts Locust as subprocesses.
-DEFAULT_RESULTS = Path("results")
 BENCH_PROFILE = "benchmark_1000"
 LIGHT_PROFILE = "light_1000"
 APP = "app.main:app"
@@ -277,11 +274,7 @@ def _still_running(process: subprocess.Popen, what: str, log: Path) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench.throughput", description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1000, help="Locust users per measurement (>= 1)")
-    parser.add_argument("--ramp", type=float, default=30.0, help="seconds to start all users (> 0)")
-    parser.add_argument("--hold", type=float, default=60.0, help="seconds measured at full load (> 0)")
-    parser.add_argument("--app-workers", type=int, default=2,
-                        help="uvicorn --workers for both the app and the ceiling (1-16)")
+    add_load_shape(parser, hold=60.0, app_workers_help="uvicorn --workers for both the app and the ceiling (1-16)")
     parser.add_argument("--locust-workers", type=int, default=0,
                         help="Locust worker processes under a master; 0 = one Locust process (0-16)")
     parser.add_argument("--no-broker", action="store_true",
@@ -290,23 +283,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run the outbox relay as its own process instead of inside every app worker")
     parser.add_argument("--no-state-store", action="store_true",
                         help="run the app without redis-server (per-process rate limits and anomaly windows)")
-    parser.add_argument("--doc", type=Path, default=DOC, help=f"where the rows are appended (default {DOC})")
-    parser.add_argument("--no-record", action="store_true", help="print the rows, append nothing")
-    parser.add_argument("--results-dir", type=Path, default=DEFAULT_RESULTS,
-                        help="Locust's reports go to DIR/<UTC time>-bench/{ceiling,app,light}/ (default %(default)s)")
+    add_outputs(parser, results_help="Locust's reports go to DIR/<UTC time>-bench/{ceiling,app,light}/ "
+                                     "(default %(default)s)")
     args = parser.parse_args(argv)
-    if args.users < 1:
-        parser.error(f"--users must be >= 1, got {args.users}")
-    if args.ramp <= 0:
-        parser.error(f"--ramp must be > 0 seconds, got {args.ramp:g}")
-    if args.hold <= 0:
-        parser.error(f"--hold must be > 0 seconds, got {args.hold:g}")
-    if not 1 <= args.app_workers <= 16:
-        parser.error(f"--app-workers must be between 1 and 16, got {args.app_workers}")
+    check_shared(parser, args)
     if not 0 <= args.locust_workers <= 16:
         parser.error(f"--locust-workers must be between 0 and 16, got {args.locust_workers}")
-    if not args.doc.parent.is_dir():
-        parser.error(f"--doc: directory {args.doc.parent} does not exist")
     return args
 
 
