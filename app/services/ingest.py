@@ -44,7 +44,8 @@ MAX_HISTORY_QUERIES = 2  # history queries in flight per process
 STORAGE_UNAVAILABLE = "storage_unavailable"
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like NewReading (app/readings.py): created for every reading.
+@dataclass(slots=True)
 class ReadingResult:
     status: Literal["success", "duplicate", "accepted"]
     id: int | None

@@ -22,7 +22,8 @@ from app.storage.models import outbox, readings
 _SQLITE_CHUNK = 2900
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like NewReading (app/readings.py): created for every reading.
+@dataclass(slots=True)
 class ScoredReading:
     """A validated reading with its anomaly verdict: what gets stored."""
 
@@ -47,7 +48,8 @@ class ScoredReading:
 _NO_METADATA = DeviceMetadata()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, like NewReading (app/readings.py): created for every reading.
+@dataclass(slots=True)
 class StoredResult:
     id: int
     is_anomaly: bool
