@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.readings import DEVICE_METADATA
 from app.settings import Settings
 from app.storage.postgres_connection import LazyPool, asyncpg_connect_args
 from app.storage.repository import ScoredReading, StoredResult
@@ -61,7 +62,7 @@ class PostgresGroupWriter:
                 STORE_GROUP,
                 [r.device_id for r in batch], [r.tag for r in batch], [r.ts for r in batch],
                 [r.value for r in batch], [r.is_anomaly for r in batch], [r.z_score for r in batch],
-                *(list(column) for column in zip(*(r.metadata_values() for r in batch), strict=True)),
+                *_metadata_columns(batch),
             )
             results: list[StoredResult | None] = [None] * len(batch)
             for ordinal, reading_id, is_anomaly in rows:
@@ -79,3 +80,12 @@ class PostgresGroupWriter:
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+def _metadata_columns(batch: Sequence[ScoredReading]) -> list[list]:
+    """The DEVICE_METADATA columns as arrays. A group of plain readings sends empty arrays: a
+    multi-argument unnest() pads the shorter arrays with NULLs, so the database fills the same NULLs
+    without the client encoding five arrays of None for every group."""
+    if all(r.metadata is None for r in batch):
+        return [[] for _ in DEVICE_METADATA]
+    return [list(column) for column in zip(*(r.metadata_values() for r in batch), strict=True)]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from app.readings import DEVICE_METADATA, DeviceMetadata
 from app.settings import Settings
 from app.storage import repository
 from app.storage.database import create_engine, migrate
@@ -148,3 +149,26 @@ def test_duplicates_within_and_across_groups_map_to_the_first_stored_id(database
     assert [r.duplicate for r in first] == [False, False]
     assert [r.duplicate for r in second] == [True, False, True, False]
     assert second[0].id == first[1].id and second[2].id == second[1].id
+
+
+def test_device_metadata_is_stored_with_its_reading_and_plain_readings_get_nulls(database_url: str) -> None:
+    """Groups of plain readings, and groups mixing plain readings with device records' readings."""
+    tracker = DeviceMetadata(device_type="tracker", latitude=52.5, longitude=13.4, status="ok",
+                             firmware_version="1.2.3")
+
+    async def scenario():
+        engine = create_engine(Settings(database_url=database_url))
+        await migrate(engine)
+        store, close = group_store(engine, database_url)
+        await store([reading("plain", 1), reading("plain", 2)])
+        await store([reading("plain", 3), ScoredReading("t-1", "temperature", START, 21.5, False, None, tracker),
+                     reading("plain", 4)])
+        await close()
+        columns = [readings.c.device_id, readings.c.ts, *(readings.c[name] for name in DEVICE_METADATA)]
+        async with engine.connect() as connection:
+            rows = (await connection.execute(select(*columns).order_by(readings.c.device_id, readings.c.ts))).all()
+        await engine.dispose()
+        return [(row[0], tuple(row[2:])) for row in rows]
+
+    nothing = (None,) * len(DEVICE_METADATA)
+    assert asyncio.run(scenario()) == [*[("plain", nothing)] * 4, ("t-1", ("tracker", 52.5, 13.4, "ok", "1.2.3"))]
