@@ -74,6 +74,9 @@ async def _migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             await connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
+            # The lock is the session's; the transaction is Alembic's to own (a migration may need to
+            # commit it and run outside one, e.g. CREATE INDEX CONCURRENTLY).
+            await connection.commit()
         try:
             await connection.run_sync(_upgrade)
             await connection.commit()
