@@ -45,6 +45,7 @@ CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"
 DEVICES = 50
 TAGS = ("fermenter_temp", "fermenter_ph", "agitator_rpm")
 VALUES = {"fermenter_temp": 37.0, "fermenter_ph": 7.0, "agitator_rpm": 450.0}
+VALUE_STEPS = 7  # each series cycles through 7 values 0.01 apart: a steady spread, no anomaly
 COPY_CHUNK = 1000  # rows per COPY (one transaction each)
 COPY_CONNECTIONS = 2  # one per core of the reference machine
 COPY_COLUMNS = ("device_id", "tag", "ts", "value", "is_anomaly", "z_score")
@@ -66,19 +67,31 @@ class Phase:
 
 
 class Bodies:
-    """Unique readings (distinct timestamps) over a fixed set of series, pre-rendered cheaply."""
+    """Unique readings (distinct timestamps) over a fixed set of series, pre-rendered cheaply.
 
-    def __init__(self) -> None:
-        self.start = datetime.now(UTC) - timedelta(hours=6)
+    Reading `index` is at `start` + `index` microseconds; its text is assembled from cached pieces
+    (the second's ISO prefix, the value's repr), so the client spends its CPU on HTTP, not on
+    formatting: it shares the machine with the server it measures."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.start = (start or datetime.now(UTC) - timedelta(hours=6)).replace(microsecond=0)
         self.counter = 0
+        self._seconds: list[str] = []  # ISO-8601 of start + n seconds, without the fraction and offset
+        self._values = {(tag, step): repr(self.value(tag, step)) for tag in TAGS for step in range(VALUE_STEPS)}
+
+    @staticmethod
+    def value(tag: str, step: int) -> float:
+        return VALUES[tag] + (step - 3) * 0.01
 
     def reading(self) -> str:
         index = self.counter
         self.counter += 1
         tag = TAGS[index % len(TAGS)]
-        moment = (self.start + timedelta(microseconds=index)).isoformat()
-        value = VALUES[tag] + (index % 7 - 3) * 0.01
-        return f'{{"timestamp":"{moment}","tag":"{tag}","value":{value},"device_id":"bench-{index % DEVICES}"}}'
+        second, micros = divmod(index, 1_000_000)
+        while len(self._seconds) <= second:
+            self._seconds.append((self.start + timedelta(seconds=len(self._seconds))).strftime("%Y-%m-%dT%H:%M:%S"))
+        return (f'{{"timestamp":"{self._seconds[second]}.{micros:06d}+00:00","tag":"{tag}",'
+                f'"value":{self._values[tag, index % VALUE_STEPS]},"device_id":"bench-{index % DEVICES}"}}')
 
     def record(self) -> tuple:
         """The row the app would store for `reading()`: same series, a unique timestamp, not anomalous."""
@@ -86,7 +99,7 @@ class Bodies:
         self.counter += 1
         tag = TAGS[index % len(TAGS)]
         return (f"bench-{index % DEVICES}", tag, self.start + timedelta(microseconds=index),
-                VALUES[tag] + (index % 7 - 3) * 0.01, False, 0.0)
+                self.value(tag, index % VALUE_STEPS), False, 0.0)
 
     def batch(self, size: int) -> bytes:
         return ("[" + ",".join(self.reading() for _ in range(size)) + "]").encode()

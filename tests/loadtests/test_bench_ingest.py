@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
@@ -22,8 +23,7 @@ def test_the_copy_ceiling_stores_every_row_and_the_statistics_count_them(postgre
         engine = create_engine(Settings(database_url=postgres_url))
         await migrate(engine)
         await engine.dispose()
-        bodies = Bodies()
-        bodies.start = datetime(2001, 2, 3, tzinfo=UTC)  # a range no other test writes
+        bodies = Bodies(datetime(2001, 2, 3, tzinfo=UTC))  # a range no other test writes
         dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
         connection = await asyncpg.connect(dsn)
         try:
@@ -48,3 +48,18 @@ def test_the_record_states_the_ratio_to_copy() -> None:
     text = record(batch, single, argparse.Namespace(duration=1.0, concurrency=1, batch_size=100), copy)
     assert "| COPY ceiling | 40 | 40000 | 0 | 40,000 |" in text
     assert "**0.25**" in text
+
+
+def test_a_rendered_reading_is_the_row_copy_writes_for_the_same_index() -> None:
+    """The HTTP phases and the COPY ceiling write the same rows: reading k of one equals record k of the other,
+    across second boundaries (the rendered text is assembled from cached pieces)."""
+    start = datetime(2001, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
+    rendered, recorded = Bodies(start), Bodies(start)
+    for index in (0, 1, 2, 999_999, 1_000_000, 1_000_001, 2_500_003):
+        rendered.counter = recorded.counter = index
+        reading = json.loads(rendered.reading())
+        device_id, tag, ts, value, is_anomaly, _ = recorded.record()
+        assert (reading["device_id"], reading["tag"], reading["value"]) == (device_id, tag, value)
+        assert datetime.fromisoformat(reading["timestamp"]) == ts == start.replace(microsecond=0) + timedelta(
+            microseconds=index)
+        assert is_anomaly is False
