@@ -41,9 +41,17 @@ up: deps $(if $(filter full,$(PROFILE)),postgres redis) ## Run the platform loca
 # The five-viewer browser test holds its load for 30 s inside the suite (keeps `make test` within its
 # 10-minute budget); `make browser-soak` holds it for the full 60 s.
 VIEWERS_SECONDS ?= 30
+# pytest-xdist processes (one per core here; 0 runs everything in one process). Test files are the unit
+# of distribution, so a file's tests share one process and run in order. Two kinds run afterwards in one
+# plain session: the browser tests (Playwright's sync API keeps an event loop running in its process until
+# the session ends, which would break any asyncio test scheduled after them there) and the OpenAPI fuzz
+# tests (schemathesis gives every operation's test the same node ID, which xdist cannot schedule apart).
+TEST_WORKERS ?= 2
+SERIAL_TESTS := tests/api/test_openapi_fuzz.py tests/browser
 test: deps postgres redis haproxy chromium ## The whole suite: lint, unit, synth, cdk-nag, checkov, cfn-lint, snapshots, browser tests (headless Chromium)
 	$(VENV)/bin/ruff check .
-	BROWSER_VIEWERS_SECONDS=$(VIEWERS_SECONDS) $(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(addprefix --ignore=,$(SERIAL_TESTS))
+	BROWSER_VIEWERS_SECONDS=$(VIEWERS_SECONDS) $(PY) -m pytest $(SERIAL_TESTS)
 
 .PHONY: browser-soak
 browser-soak: deps postgres chromium ## Five dashboard viewers + simulator + a 50 req/s dev-token curl loop for 60 s: no 4xx/5xx, no console error, no 429
