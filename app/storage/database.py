@@ -20,6 +20,7 @@ from app.storage.tls import explain
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 # Serializes concurrent migrations from several tasks/processes on PostgreSQL.
 MIGRATION_LOCK_ID = 0x5E45_0001
+MIGRATION_LOCK_POLL_SECONDS = 0.2
 
 
 def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
@@ -73,10 +74,7 @@ async def migrate(engine: AsyncEngine) -> None:
 async def _migrate(engine: AsyncEngine) -> None:
     async with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
-            await connection.exec_driver_sql(f"SELECT pg_advisory_lock({MIGRATION_LOCK_ID})")
-            # The lock is the session's; the transaction is Alembic's to own (a migration may need to
-            # commit it and run outside one, e.g. CREATE INDEX CONCURRENTLY).
-            await connection.commit()
+            await _take_migration_lock(connection)
         try:
             await connection.run_sync(_upgrade)
             await connection.commit()
@@ -84,6 +82,17 @@ async def _migrate(engine: AsyncEngine) -> None:
             if engine.dialect.name == "postgresql":
                 await connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATION_LOCK_ID})")
                 await connection.commit()
+
+
+async def _take_migration_lock(connection) -> None:
+    """The session-level advisory lock, polled rather than waited for: a task waiting inside a statement
+    holds a snapshot, and CREATE INDEX CONCURRENTLY in the task that migrates waits for every snapshot
+    (a deadlock). Between tries this session has no transaction open; the lock stays with the session,
+    and the transactions are Alembic's to own (one per migration, some outside any)."""
+    while not (await connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({MIGRATION_LOCK_ID})")).scalar():
+        await connection.commit()
+        await asyncio.sleep(MIGRATION_LOCK_POLL_SECONDS)
+    await connection.commit()
 
 
 def _upgrade(sync_connection) -> None:

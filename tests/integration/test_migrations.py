@@ -103,3 +103,21 @@ def test_sqlite_gets_the_same_partial_index(tmp_path) -> None:
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND name LIKE '%anomal%'").fetchall())
     assert set(indexes) == {"ix_readings_anomalies"}
     assert indexes["ix_readings_anomalies"].endswith("(tag, ts) WHERE is_anomaly")
+
+
+def test_tasks_starting_together_upgrade_once_and_all_start(postgres_url: str) -> None:
+    """A deploy starts several tasks at once; each migrates on start. The one holding the lock builds the
+    index CONCURRENTLY, which waits for every open snapshot: the others must wait without holding one."""
+    _downgrade_to(postgres_url, "0003")
+
+    async def start_tasks() -> None:
+        engines = [create_engine(Settings(database_url=postgres_url)) for _ in range(3)]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(migrate(engine) for engine in engines)), 60)
+        finally:
+            await asyncio.gather(*(engine.dispose() for engine in engines))
+
+    asyncio.run(start_tasks())
+    assert set(dict(_query(postgres_url, INDEXES))) == {"ix_readings_anomalies"}
+    assert _query(postgres_url, VALID)[0][0] is True
+    assert _query(postgres_url, "SELECT version_num FROM alembic_version")[0][0] == "0004"
