@@ -126,6 +126,18 @@ def append_table_rows(doc: Path, section: str, intro: str, columns: tuple[str, .
     doc.write_text("\n".join(lines) + "\n")
 
 
+def insert_in_section(document: str, section: str, entry: str) -> str:
+    """`entry` at the end of `section` (before the next "## " heading, which other benchmarks write
+    under), or, when the section is missing, the section heading and the entry at the end."""
+    start = document.find(f"\n{section}\n")
+    if start < 0:
+        return document.rstrip("\n") + f"\n\n{section}\n" + entry
+    following = document.find("\n## ", start + 1)
+    if following < 0:
+        return document.rstrip("\n") + "\n" + entry
+    return document[:following].rstrip("\n") + "\n" + entry + document[following:]
+
+
 def read_rows(doc: Path, section: str = SECTION) -> list[dict[str, str]]:
     """The section's table as dicts keyed by its header (the seed row included)."""
     lines = doc.read_text().splitlines()

@@ -38,9 +38,11 @@ import asyncpg
 from devstack.local_resources import LOCAL_APP_ENV
 from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop, wait_for_port
+from loadtests.bench.benchmarks_doc import insert_in_section
 from loadtests.harness.provenance import machine, revision
 
 RESULTS = Path("docs/benchmarks.md")
+SECTION = "## Ingest throughput: `make bench-ingest`"
 CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
 DEVICES = 50
 TAGS = ("fermenter_temp", "fermenter_ph", "agitator_rpm")
@@ -231,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per phase (> 0)")
     parser.add_argument("--concurrency", type=int, default=32, help="closed-loop clients (>= 1)")
     parser.add_argument("--batch-size", type=int, default=100, help="readings per batch request (1-1000)")
-    parser.add_argument("--no-record", action="store_true", help=f"do not append to {RESULTS}")
+    parser.add_argument("--no-record", action="store_true", help=f"do not add the entry to {RESULTS}")
     args = parser.parse_args(argv)
     if args.duration <= 0:
         parser.error(f"--duration must be > 0, got {args.duration}")
@@ -247,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
                       "copy_readings_per_second": round(copy.readings / copy.seconds),
                       "batch_ratio_to_copy": round(ratio_to_copy(batch, copy), 3)}))
     if not args.no_record:
-        with RESULTS.open("a") as results:
-            results.write(text)
+        RESULTS.write_text(insert_in_section(RESULTS.read_text(), SECTION, text))
     return 0 if batch.failures == 0 and single.failures == 0 else 1
 
 

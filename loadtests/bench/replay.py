@@ -44,6 +44,7 @@ from devstack.moto_s3 import MotoServer
 from devstack.postgres import PostgresServer
 from devstack.processes import stop, wait_for_port
 from loadtests.bench import ingest as bench_ingest
+from loadtests.bench.benchmarks_doc import insert_in_section
 from loadtests.harness.provenance import machine, revision
 
 RESULTS = Path("docs/benchmarks.md")
@@ -176,13 +177,7 @@ def record(live: float, drains: list[Drain], command: str, letter_readings: int)
 
 def insert_entry(document: str, entry: str) -> str:
     """The entry at the end of this benchmark's section (created at the end when missing)."""
-    start = document.find(f"\n{SECTION}\n")
-    if start < 0:
-        return document.rstrip("\n") + f"\n\n{SECTION}\n" + entry
-    following = document.find("\n## ", start + 1)
-    if following < 0:
-        return document.rstrip("\n") + "\n" + entry
-    return document[:following].rstrip("\n") + "\n" + entry + document[following:]
+    return insert_in_section(document, SECTION, entry)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,17 @@ import asyncpg
 
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
-from loadtests.bench.ingest import COPY_CHUNK, Bodies, Phase, copy_ceiling, ratio_to_copy, record
+from loadtests.bench.benchmarks_doc import insert_in_section
+from loadtests.bench.ingest import (
+    COPY_CHUNK,
+    RESULTS,
+    SECTION,
+    Bodies,
+    Phase,
+    copy_ceiling,
+    ratio_to_copy,
+    record,
+)
 
 COUNTED = "SELECT (SELECT count(*) FROM readings WHERE ts >= $1 AND ts < $1 + interval '1 hour'), " \
           "(SELECT coalesce(sum(count), 0) FROM series_stats WHERE device_id LIKE 'bench-%')"
@@ -63,3 +73,11 @@ def test_a_rendered_reading_is_the_row_copy_writes_for_the_same_index() -> None:
         assert datetime.fromisoformat(reading["timestamp"]) == ts == start.replace(microsecond=0) + timedelta(
             microseconds=index)
         assert is_anomaly is False
+
+
+def test_an_entry_lands_at_the_end_of_the_ingest_section_of_the_real_doc() -> None:
+    document = RESULTS.read_text()
+    updated = insert_in_section(document, SECTION, "\n### new run\n")
+    ingest_section = updated[updated.index(f"\n{SECTION}\n"):updated.index("\n## Dead-letter replay")]
+    assert ingest_section.rstrip().endswith("### new run")
+    assert updated.count("\n### ") == document.count("\n### ") + 1  # nothing else moved or lost
