@@ -13,6 +13,7 @@ from alembic import command
 
 from app.settings import Settings
 from app.storage.database import alembic_config, create_engine, migrate
+from tests.support.services import migrate_to_head
 
 INDEXES = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'readings' AND indexname LIKE '%anomal%'"
 VALID = "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('ix_readings_anomalies')"
@@ -38,14 +39,7 @@ def _downgrade_to(url: str, revision: str) -> None:
 
 
 def _migrate(url: str) -> None:
-    async def run() -> None:
-        engine = create_engine(Settings(database_url=url))
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
+    asyncio.run(migrate_to_head(url))
 
 
 def _query(url: str, statement: str, *arguments) -> list[asyncpg.Record]:

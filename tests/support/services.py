@@ -42,14 +42,19 @@ def create_migrated_database(port: int, name: str) -> str:
             await connection.execute(f"CREATE DATABASE {name}")
         finally:
             await connection.close()
-        engine = create_engine(Settings(database_url=url))
-        try:
-            await migrate(engine)
-        finally:
-            await engine.dispose()
+        await migrate_to_head(url)
 
     asyncio.run(create())
     return url
+
+
+async def migrate_to_head(url: str) -> None:
+    """Run the app's migrations on the database at `url` (what a starting task does)."""
+    engine = create_engine(Settings(database_url=url))
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
