@@ -50,6 +50,7 @@ from app.storage.group_commit import GroupCommitter
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_SECONDS = 15.0
 MIGRATION_RETRY_SECONDS = 5.0
+MIGRATION_START_SECONDS = 30.0  # start-up waits this long for the migration, then serves while it finishes
 RELAY_STOP_SECONDS = 15.0
 
 
@@ -215,28 +216,39 @@ async def _shut_down(runtime: _Runtime) -> None:
         await runtime.state_store.close()
 
 
-async def _migrate_or_retry_later(engine, tasks: list[asyncio.Task]) -> asyncio.Event:
-    """Migrate now; if the database is down, start anyway (readings go to dead letters) and keep
-    trying in the background. The returned event is set once the schema is current."""
+async def _migrate_or_retry_later(engine, tasks: list[asyncio.Task], *,
+                                  wait_seconds: float = MIGRATION_START_SECONDS) -> asyncio.Event:
+    """Migrate now. A migration still running after `wait_seconds` (e.g. an index built CONCURRENTLY on a
+    large table) carries on in the background while the service starts, instead of being cancelled and
+    started over; one that fails because the database is down is retried in the background (readings go
+    to the dead-letter store meanwhile). The returned event is set once the schema is current."""
     migrated = asyncio.Event()
 
-    async def attempt_until_done() -> None:
+    async def finish_in_background(running: asyncio.Future | None) -> None:
         while True:
             try:
-                await migrate(engine)
+                await (running if running is not None else migrate(engine))
             except Exception as error:
                 log.warning("database migration failed, retrying in %ss: %s", MIGRATION_RETRY_SECONDS, error)
+                running = None
                 await asyncio.sleep(MIGRATION_RETRY_SECONDS)
                 continue
+            log.info("database schema is current")
             migrated.set()
             return
 
+    first = asyncio.ensure_future(migrate(engine))
     try:
-        await asyncio.wait_for(migrate(engine), timeout=30)
-        migrated.set()
+        await asyncio.wait_for(asyncio.shield(first), wait_seconds)
+    except TimeoutError:
+        log.warning("database migration still running after %ss: serving meanwhile, it finishes in the background",
+                    wait_seconds)
+        tasks.append(asyncio.create_task(finish_in_background(first), name="migrations"))
     except Exception as error:
         log.error("database unavailable at start-up; accepting into the dead-letter store: %s", error)
-        tasks.append(asyncio.create_task(attempt_until_done(), name="migrations"))
+        tasks.append(asyncio.create_task(finish_in_background(None), name="migrations"))
+    else:
+        migrated.set()
     return migrated
 
 

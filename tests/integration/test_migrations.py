@@ -4,6 +4,7 @@ upgrade that failed half-way (an INVALID index left behind) is repaired by the n
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,7 @@ import asyncpg
 import pytest
 from alembic import command
 
+from app.main import _migrate_or_retry_later
 from app.settings import Settings
 from app.storage.database import alembic_config, create_engine, migrate
 from tests.support.services import migrate_to_head
@@ -115,3 +117,40 @@ def test_tasks_starting_together_upgrade_once_and_all_start(postgres_url: str) -
     assert set(dict(_query(postgres_url, INDEXES))) == {"ix_readings_anomalies"}
     assert _query(postgres_url, VALID)[0][0] is True
     assert _query(postgres_url, "SELECT version_num FROM alembic_version")[0][0] == "0004"
+
+
+def test_a_migration_longer_than_start_up_finishes_in_the_background_without_starting_over(
+        postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """0004 on a busy table: CREATE INDEX CONCURRENTLY waits for a writer's open transaction. Start-up
+    stops waiting after its timeout and serves; the same build finishes once the writer commits (it is
+    not cancelled, which would leave an INVALID index and start the build over)."""
+    _downgrade_to(postgres_url, "0003")
+    insert = "INSERT INTO readings (device_id, tag, ts, value, is_anomaly) VALUES ('w', 't', $1, 1.0, false)"
+
+    async def scenario() -> tuple[bool, bool]:
+        writer = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+        engine = create_engine(Settings(database_url=postgres_url))
+        tasks: list[asyncio.Task] = []
+        try:
+            transaction = writer.transaction()
+            await transaction.start()
+            await writer.execute(insert, START)  # holds the table's RowExclusiveLock until it ends
+            migrated = await _migrate_or_retry_later(engine, tasks, wait_seconds=0.5)
+            served_before_migrated = not migrated.is_set()
+            await transaction.commit()
+            await asyncio.wait_for(migrated.wait(), 30)
+            return served_before_migrated, migrated.is_set()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await writer.close()
+            await engine.dispose()
+
+    with caplog.at_level(logging.INFO, logger="app.main"):
+        assert asyncio.run(scenario()) == (True, True)
+    assert "still running after 0.5s" in caplog.text
+    assert "unavailable" not in caplog.text and "failed" not in caplog.text
+    assert set(dict(_query(postgres_url, INDEXES))) == {"ix_readings_anomalies"}
+    assert _query(postgres_url, VALID)[0][0] is True
+    assert _query(postgres_url, "SELECT count(*) FROM readings WHERE device_id = 'w'")[0][0] == 1

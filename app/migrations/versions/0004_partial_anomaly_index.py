@@ -8,10 +8,10 @@ and only an anomalous reading touches it.
 On PostgreSQL both steps run CONCURRENTLY (outside a transaction), so ingest keeps writing while the
 new index builds on a large table. The new index is created first and the old one dropped after, so
 the anomaly queries are never without an index. A build that failed half-way leaves an INVALID index
-behind; the next attempt drops it and builds again. On a large table the build can outlast the start-up's
-30 s migration timeout (app/main.py): that attempt is cancelled, the service starts serving on the old
-index, and the background retry builds the new one. Tasks starting meanwhile wait for the migration lock
-without holding a snapshot (app/storage/database.py), which the concurrent build would wait for.
+behind; the next attempt drops it and builds again. On a large table the build can outlast the 30 s
+that start-up waits for migrations (app/main.py): the service then starts serving on the old index and
+the same build finishes in the background. Tasks starting meanwhile wait for the migration lock without
+holding a snapshot (app/storage/database.py), which the concurrent build would wait for.
 
 Revision ID: 0004
 Revises: 0003
