@@ -138,6 +138,11 @@ def insert_in_section(document: str, section: str, entry: str) -> str:
     return document[:following].rstrip("\n") + "\n" + entry + document[following:]
 
 
+def add_entry(doc: Path, section: str, entry: str) -> None:
+    """Write `entry` into `doc` at the end of `section` (`insert_in_section`)."""
+    doc.write_text(insert_in_section(doc.read_text(), section, entry))
+
+
 def read_rows(doc: Path, section: str = SECTION) -> list[dict[str, str]]:
     """The section's table as dicts keyed by its header (the seed row included)."""
     lines = doc.read_text().splitlines()

@@ -38,10 +38,11 @@ import asyncpg
 from devstack.local_resources import LOCAL_APP_ENV
 from devstack.postgres import PostgresServer
 from devstack.processes import free_port, stop, wait_for_port
-from loadtests.bench.benchmarks_doc import insert_in_section
+from loadtests.bench.benchmarks_doc import add_entry
+from loadtests.bench.flags import DOC
 from loadtests.harness.provenance import machine, revision
 
-RESULTS = Path("docs/benchmarks.md")
+RESULTS = DOC
 SECTION = "## Ingest throughput: `make bench-ingest`"
 CREDENTIALS = {"client_id": "loadtest", "client_secret": "loadtest-local-secret"}
 DEVICES = 50
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                       "copy_readings_per_second": round(copy.readings / copy.seconds),
                       "batch_ratio_to_copy": round(ratio_to_copy(batch, copy), 3)}))
     if not args.no_record:
-        RESULTS.write_text(insert_in_section(RESULTS.read_text(), SECTION, text))
+        add_entry(RESULTS, SECTION, text)
     return 0 if batch.failures == 0 and single.failures == 0 else 1
 
 

@@ -44,10 +44,11 @@ from devstack.moto_s3 import MotoServer
 from devstack.postgres import PostgresServer
 from devstack.processes import stop, wait_for_port
 from loadtests.bench import ingest as bench_ingest
-from loadtests.bench.benchmarks_doc import insert_in_section
+from loadtests.bench.benchmarks_doc import add_entry
+from loadtests.bench.flags import DOC
 from loadtests.harness.provenance import machine, revision
 
-RESULTS = Path("docs/benchmarks.md")
+RESULTS = DOC
 SECTION = "## Dead-letter replay against live ingest: `make bench-replay`"
 BUCKET = "bench-lake"
 PREFIX = "dead-letter/service/"
@@ -175,11 +176,6 @@ def record(live: float, drains: list[Drain], command: str, letter_readings: int)
     return "\n".join(rows) + "\n"
 
 
-def insert_entry(document: str, entry: str) -> str:
-    """The entry at the end of this benchmark's section (created at the end when missing)."""
-    return insert_in_section(document, SECTION, entry)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.bench.replay", description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=200_000, help="readings to drain per store (>= 1)")
@@ -203,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     text = record(live, drains, command, args.letter_readings)
     print(text)
     if not args.no_record:
-        RESULTS.write_text(insert_entry(RESULTS.read_text(), text))
+        add_entry(RESULTS, SECTION, text)
     return 0 if all(d.rate >= live and d.stored >= d.readings for d in drains) else 1
 
 

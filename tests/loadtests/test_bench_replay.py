@@ -14,7 +14,8 @@ import pytest
 
 from app.storage.dead_letter import LocalDeadLetterStore
 from devstack.processes import free_port, stop
-from loadtests.bench.replay import SECTION, drain, fill, insert_entry, letters_of, main
+from loadtests.bench.benchmarks_doc import insert_in_section
+from loadtests.bench.replay import SECTION, drain, fill, letters_of, main
 from loadtests.drills.delay_proxy import main as proxy_main
 
 
@@ -75,9 +76,9 @@ def test_a_drain_replays_every_reading_into_postgresql(tmp_path: Path, postgres_
 
 def test_entries_go_to_their_own_section() -> None:
     document = "# Benchmarks\n\n## Ingest\n\nold\n"
-    first = insert_entry(document, "\n### run 1\n")
+    first = insert_in_section(document, SECTION, "\n### run 1\n")
     assert first == f"# Benchmarks\n\n## Ingest\n\nold\n\n{SECTION}\n\n### run 1\n"
-    second = insert_entry(first + "\n## Later section\n", "\n### run 2\n")
+    second = insert_in_section(first + "\n## Later section\n", SECTION, "\n### run 2\n")
     assert second.index("### run 2") < second.index("## Later section")
 
 
