@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Ingests sensor readings and device records, flags rolling z-score anomalies and "
         "serves queries.",
         lifespan=_lifespan,
-        routers=(health.router, auth.router, ingest.router, data.router, dashboard.router, metrics_view.router),
+        # The hot routes first: the router tries routes in order.
+        routers=(ingest.router, health.router, auth.router, data.router, dashboard.router, metrics_view.router),
     )
     services: Services = application.state.services
     services.rules = ReadingRules(

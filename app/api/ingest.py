@@ -1,25 +1,29 @@
 """POST /ingest and POST /ingest/batch: thin handlers over the ingest service.
 
-The hot path: each handler takes the service container as its one dependency (rules, metrics and the
-ingest service from it) rather than three providers, each of which FastAPI would solve per request."""
+The hot path, so the handlers take no FastAPI dependencies (`LeanRoute`): each calls the security
+guard (`admit`, the same one `require_scope` wraps) and reads the service container itself. As
+dependencies, the guard, its bearer-token sub-dependency and the container cost ~25 % of a
+single-reading request's CPU (in-process, 364 against 280 µs). The operations still document their
+bearer-token security (`INGEST_SECURITY`)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from app.api.deps import ServicesDep
+from app.api.lean_route import LeanRoute
 from app.api.rendering import json_response
 from app.api.schemas import BATCH_BODY, SINGLE_BODY, BatchResultOut, ReadingResultOut
 from app.container import Services
 from app.errors import ApiError
 from app.observability import metrics as m
 from app.readings import InvalidInput, validate_batch_body, validate_single_body
-from app.security.dependencies import AUTH_RESPONSES, require_scope
+from app.security.dependencies import AUTH_RESPONSES, admit, bearer_token, bearer_token_of, rate_limit_headers
+from app.security.ratelimit import Decision
 from app.services.ingest import IngestOutcome, ReadingResult
 
-router = APIRouter(tags=["ingest"])
+router = APIRouter(tags=["ingest"], route_class=LeanRoute)
 STATUS_CODES = {"success": 201, "duplicate": 200, "accepted": 202}
 ERRORS = {
     **AUTH_RESPONSES,
@@ -28,6 +32,10 @@ ERRORS = {
     422: {"description": "invalid reading(s): every problem with its location (index and field)"},
     503: {"description": "neither the database nor the dead-letter store could take it (Retry-After)"},
 }
+# What `Security(bearer_token)` would put into the operation (the scheme is in the components because
+# the read routes use it as a dependency; tests/api/test_ingest.py checks both).
+INGEST_SECURITY = {"security": [{bearer_token.scheme_name: []}]}
+SCOPE = "ingest"
 
 
 @router.post(
@@ -39,16 +47,17 @@ ERRORS = {
     "database is unavailable. Timestamps without an offset are UTC. A device record is stored as one "
     "reading per metric and answered like a batch.",
     responses={200: {"description": "duplicate"}, 202: {"description": "accepted for later storage"}, **ERRORS},
-    openapi_extra=SINGLE_BODY,
-    dependencies=[Depends(require_scope("ingest"))],
+    openapi_extra={**SINGLE_BODY, **INGEST_SECURITY},
 )
-async def ingest_one(request: Request, response: Response, services: ServicesDep):
+async def ingest_one(request: Request):
+    services: Services = request.app.state.services
+    _, decision = await admit(request, bearer_token_of(request), SCOPE)
     readings = await _validated(request, validate_single_body, services)
     outcome = await services.ingest.ingest(readings)
     if len(readings) > 1:
-        return _batch(outcome, response)
+        return _batch(outcome, decision)
     (result,) = outcome.results
-    return json_response(_result(result), STATUS_CODES[result.status], response)
+    return json_response(_result(result), STATUS_CODES[result.status], headers=rate_limit_headers(decision))
 
 
 @router.post(
@@ -59,12 +68,13 @@ async def ingest_one(request: Request, response: Response, services: ServicesDep
     description="A JSON list of readings or device records, or {\"readings\": [...]}. Any invalid reading "
     "rejects the whole batch (nothing is stored) with the index and field of each error.",
     responses={202: {"description": "accepted for later storage"}, **ERRORS},
-    openapi_extra=BATCH_BODY,
-    dependencies=[Depends(require_scope("ingest"))],
+    openapi_extra={**BATCH_BODY, **INGEST_SECURITY},
 )
-async def ingest_batch(request: Request, response: Response, services: ServicesDep):
+async def ingest_batch(request: Request):
+    services: Services = request.app.state.services
+    _, decision = await admit(request, bearer_token_of(request), SCOPE)
     readings = await _validated(request, validate_batch_body, services)
-    return _batch(await services.ingest.ingest(readings), response)
+    return _batch(await services.ingest.ingest(readings), decision)
 
 
 def _require_plain_json(request: Request) -> None:
@@ -94,7 +104,7 @@ def _result(result: ReadingResult) -> dict:
     return {"status": result.status, "id": result.id, "is_anomaly": result.is_anomaly}
 
 
-def _batch(outcome: IngestOutcome, response: Response) -> Response:
+def _batch(outcome: IngestOutcome, decision: Decision) -> Response:
     """A `BatchResultOut` body: 201, or 202 when the readings went to the dead-letter store."""
     results = [_result(r) for r in outcome.results]
     duplicates = sum(1 for r in outcome.results if r.status == "duplicate")
@@ -104,4 +114,4 @@ def _batch(outcome: IngestOutcome, response: Response) -> Response:
         "duplicates": duplicates,
         "results": results,
     }
-    return json_response(body, 202 if outcome.dead_lettered else 201, response)
+    return json_response(body, 202 if outcome.dead_lettered else 201, headers=rate_limit_headers(decision))

@@ -8,16 +8,19 @@ path uses, so the bytes are the same (datetimes ISO-8601, UTC as `Z`; NaN/inf as
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Response
 from pydantic_core import to_json
 
 
-def json_response(content: Any, status_code: int = 200, headers_from: Response | None = None) -> Response:
-    """`content` as JSON, with the headers dependencies put on `headers_from` (e.g. `X-RateLimit-*`)."""
+def json_response(content: Any, status_code: int = 200, headers_from: Response | None = None, *,
+                  headers: Mapping[str, str] | None = None) -> Response:
+    """`content` as JSON, with `headers` and the headers dependencies put on `headers_from` (e.g.
+    `X-RateLimit-*`)."""
     body = to_json(content, inf_nan_mode="null")
-    response = Response(body, status_code=status_code, media_type="application/json")
+    response = Response(body, status_code=status_code, headers=headers, media_type="application/json")
     if headers_from is not None:
         response.headers.raw.extend(headers_from.headers.raw)
     return response

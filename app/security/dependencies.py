@@ -1,5 +1,5 @@
 """FastAPI wiring for security: attaching the service container (app/container.py) with the token service
-and limiter, and the `require_scope` guard.
+and limiter, the guard (`admit`) and `require_scope`, which makes it a route dependency.
 
 A protected route reads `Authorization: Bearer <token>`, verifies it, checks the scope, then counts the
 request against the client's leaky bucket and reports the bucket in `X-RateLimit-*` response headers.
@@ -40,16 +40,21 @@ class BearerToken(SecurityBase):
         self.scheme_name = "BearerToken"
 
     async def __call__(self, request: Request) -> str:
-        header = request.headers.get("Authorization")
-        if not header:
-            raise ApiError(401, "missing_token", "the Authorization header is missing",
-                           headers=dict(MISSING_TOKEN_HEADERS))
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise ApiError(401, "missing_token", "the Authorization header must be 'Bearer <token>'",
-                           headers=dict(MISSING_TOKEN_HEADERS))
-        return token
+        return bearer_token_of(request)
+
+
+def bearer_token_of(request: Request) -> str:
+    """The token of `Authorization: Bearer <token>`, or 401 naming what is wrong with the header."""
+    header = request.headers.get("Authorization")
+    if not header:
+        raise ApiError(401, "missing_token", "the Authorization header is missing",
+                       headers=dict(MISSING_TOKEN_HEADERS))
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "missing_token", "the Authorization header must be 'Bearer <token>'",
+                       headers=dict(MISSING_TOKEN_HEADERS))
+    return token
 
 
 bearer_token = BearerToken()
@@ -87,26 +92,36 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
     async def authorize(
         request: Request, response: Response, token: Annotated[str, Security(bearer_token)]
     ) -> Principal:
-        services: Services = request.app.state.services
-        principal: Principal = services.tokens.verify(token)
-        if scope not in principal.scopes:
-            raise ApiError(
-                403, "insufficient_scope", f"the token lacks the scope {scope!r} this operation requires",
-                headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
-            )
-        # Guards stacked on one request (router + route) must count the request once, not once per guard.
-        # `request.state`'s own dict: a `State` attribute that is not there yet would cost an exception.
-        request_state: dict = request.scope.setdefault("state", {})
-        decision: Decision | None = request_state.get("rate_limit")
-        if decision is None:
-            decision = await _count_request(services, principal)
-            request_state["rate_limit"] = decision
+        principal, decision = await admit(request, token, scope)
         response.headers.update(rate_limit_headers(decision))
-        request_state["principal"] = principal
         return principal
 
     authorize.__name__ = f"require_scope_{scope}"
     return authorize
+
+
+async def admit(request: Request, token: str, scope: str) -> tuple[Principal, Decision]:
+    """The guard itself, for `require_scope` and for the hot ingest handlers, which call it directly
+    (app/api/ingest.py: FastAPI would otherwise solve two dependencies per request for it): the token is
+    verified, must carry `scope`, and the request is counted against the client's bucket. Returns the
+    principal (also left on `request.state.principal`) and the bucket's state for the `X-RateLimit-*`
+    headers; raises ApiError 401/403/429."""
+    services: Services = request.app.state.services
+    principal: Principal = services.tokens.verify(token)
+    if scope not in principal.scopes:
+        raise ApiError(
+            403, "insufficient_scope", f"the token lacks the scope {scope!r} this operation requires",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'},
+        )
+    # Guards stacked on one request (router + route) must count the request once, not once per guard.
+    # `request.state`'s own dict: a `State` attribute that is not there yet would cost an exception.
+    request_state: dict = request.scope.setdefault("state", {})
+    decision: Decision | None = request_state.get("rate_limit")
+    if decision is None:
+        decision = await _count_request(services, principal)
+        request_state["rate_limit"] = decision
+    request_state["principal"] = principal
+    return principal, decision
 
 
 def rate_limit_headers(decision: Decision) -> dict[str, str]:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import APIRouter, Request, Response
 
+from app.api.lean_route import LeanRoute
+from app.main import create_app
 from app.settings import Settings
 from tests.support.app import SIMULATOR
 
@@ -28,6 +31,36 @@ def test_seed_002_single_reading_is_stored_and_answered_201(serve, backend_setti
         (stored,) = client.get("/data", params={"tag": "fermenter_temp"}).json()
         assert stored["id"] == body["id"] and stored["value"] == 37.2
         assert stored["timestamp"].startswith(ts(0)) and stored["timestamp"].endswith(("Z", "+00:00"))
+
+
+def test_both_ingest_routes_count_against_the_bucket_and_report_it(serve, settings_for) -> None:
+    """The ingest handlers call the guard themselves (no FastAPI dependency): each request is counted once,
+    and the answer carries the bucket's headers, as a dependency-guarded route's does."""
+    with serve(settings_for(), credentials=SIMULATOR) as client:
+        single = client.post("/ingest", json={"timestamp": ts(0), "tag": "fermenter_temp", "value": 37.2})
+        batch = client.post("/ingest/batch", json=[{"timestamp": ts(1), "tag": "fermenter_temp", "value": 37.3}])
+        read = client.get("/sensors/stats")
+    assert (single.status_code, batch.status_code, read.status_code) == (201, 201, 200)
+    remaining = [int(answer.headers["x-ratelimit-remaining"]) for answer in (single, batch, read)]
+    assert remaining[0] - 1 == remaining[1] and remaining[1] - 1 == remaining[2], remaining
+    assert single.headers["x-ratelimit-limit"] == batch.headers["x-ratelimit-limit"] == read.headers["x-ratelimit-limit"]
+
+
+def test_ingest_operations_document_their_bearer_security(settings_for) -> None:
+    schema = create_app(settings_for()).openapi()
+    assert "BearerToken" in schema["components"]["securitySchemes"]
+    for path in ("/ingest", "/ingest/batch"):
+        assert schema["paths"][path]["post"]["security"] == [{"BearerToken": []}], path
+
+
+def test_a_lean_route_takes_the_request_alone() -> None:
+    router = APIRouter(route_class=LeanRoute)
+
+    async def with_a_parameter(request: Request, limit: int = 10) -> Response:
+        return Response()
+
+    with pytest.raises(TypeError, match="with_a_parameter must take only `request`"):
+        router.add_api_route("/lean", with_a_parameter, methods=["POST"])
 
 
 def test_spike_after_60_steady_values_is_flagged(serve, backend_settings: Settings) -> None:

@@ -9,6 +9,7 @@ import logging
 import random
 import re
 import threading
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -116,10 +117,15 @@ async def chunks(total: int, size: int = 100) -> AsyncIterator[bytes]:
 @pytest.mark.anyio
 async def test_request_id_is_generated_and_echoed() -> None:
     async with client_for(build_app()) as client:
-        response = await client.get("/whoami")
-    request_id = response.headers["x-request-id"]
-    assert HEX_ID.fullmatch(request_id)
-    assert response.json() == {"request_id": request_id}
+        responses = [await client.get("/whoami") for _ in range(50)]
+    ids = [response.headers["x-request-id"] for response in responses]
+    for request_id, response in zip(ids, responses, strict=True):
+        assert HEX_ID.fullmatch(request_id)
+        assert response.json() == {"request_id": request_id}
+        # What uuid4().hex gives: the version and RFC 4122 variant bits set, the rest random.
+        generated = uuid.UUID(hex=request_id)
+        assert (generated.version, generated.variant) == (4, uuid.RFC_4122)
+    assert len(set(ids)) == len(ids)
 
 
 @pytest.mark.anyio
