@@ -14,7 +14,7 @@ Delivery guarantee:
   finish (acknowledged and deleted) and starts no new one.
 - A crash (or lost database connection) after the broker acknowledged a batch but before its
   DELETE committed publishes that batch again: at-least-once. So does a batch that failed only
-  partly (some messages acknowledged, one not): the whole batch is retried.
+  partly (some of its record batches acknowledged, one not): the whole batch is retried.
 - Consumers therefore deduplicate on the reading `id` carried in every message.
 
 Concurrency: on PostgreSQL the batch is selected `FOR UPDATE OF outbox SKIP LOCKED`, so several
@@ -33,11 +33,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.producer.message_accumulator import BatchBuilder
 from sqlalchemy import Row, Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -80,7 +83,13 @@ class Publisher(Protocol):
 
 
 class KafkaPublisher:
-    """Sends each message to `topic` keyed by device; done when the broker acknowledged all of them."""
+    """Sends each message to `topic` keyed by device; done when the broker acknowledged all of them.
+
+    Messages go out as record batches, one or more per partition (`send_batch`), not one `send` each:
+    a `send` costs a future, a size estimate and a partitioner call per message (11.7 against 2.3 µs of
+    CPU per message, measured against tansu; publishing was ~1/3 of the relay's CPU under `make bench`).
+    A message lands on the partition `send` would have chosen (the default partitioner's murmur2 of the
+    key), in outbox order within its partition."""
 
     def __init__(self, producer: AIOKafkaProducer, topic: str) -> None:
         self.producer = producer
@@ -93,10 +102,11 @@ class KafkaPublisher:
         await self.producer.stop()
 
     async def publish(self, messages: Sequence[OutboxMessage]) -> None:
+        partitions = tuple(sorted(await self.producer.partitions_for(self.topic)))
         deliveries: list[asyncio.Future[Any]] = []
         try:
-            for message in messages:
-                deliveries.append(await self.producer.send(self.topic, value=message.value, key=message.key))
+            for partition, batch in self._batches(messages, partitions):
+                deliveries.append(await self.producer.send_batch(batch, self.topic, partition=partition))
         except BaseException:
             # The batch is abandoned; still collect the queued deliveries' outcomes so that no
             # "exception was never retrieved" noise follows.
@@ -107,8 +117,28 @@ class KafkaPublisher:
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if failures:
             raise PublishError(
-                f"{len(failures)} of {len(deliveries)} messages not acknowledged: {failures[0]!r}"
+                f"{len(failures)} of {len(deliveries)} record batches not acknowledged: {failures[0]!r}"
             ) from failures[0]
+
+    def _batches(self, messages: Sequence[OutboxMessage], partitions: tuple[int, ...]) -> list[tuple[int, BatchBuilder]]:
+        """(partition, record batch) pairs holding `messages`, each batch as full as the producer allows."""
+        open_batches: dict[int, BatchBuilder] = {}
+        batches: list[tuple[int, BatchBuilder]] = []
+        for message in messages:
+            partition = partition_of(message.key, partitions)
+            batch = open_batches.get(partition)
+            if batch is None or batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                batch = open_batches[partition] = self.producer.create_batch()
+                batches.append((partition, batch))
+                if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                    raise PublishError(f"reading {message.reading_id}: the message does not fit in a record batch")
+        return batches
+
+
+@functools.lru_cache(maxsize=65_536)
+def partition_of(key: bytes, partitions: tuple[int, ...]) -> int:
+    """The partition aiokafka's default partitioner gives `key` (cached: a device keeps sending)."""
+    return DefaultPartitioner()(key, list(partitions), list(partitions))
 
 
 class OutboxRelay:

@@ -26,6 +26,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ProducerClosed, UnknownError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 from botocore.stub import Stubber
 from fastapi.testclient import TestClient
@@ -243,6 +244,28 @@ async def test_all_readings_arrive_once_with_device_keys(
     assert await pending_outbox_ids(engine) == []
     assert await relay.pending_stats() == (0, 0.0)
     await assert_published_exactly_once(engine, kafka_bootstrap, topic, reading_ids)
+
+
+@pytest.mark.anyio
+async def test_records_land_on_their_key_partition_in_outbox_order(
+    engine: AsyncEngine, producer: AIOKafkaProducer, kafka_bootstrap: str, topic: str
+) -> None:
+    """Record batches (more than one per partition here: 500 messages of ~250 bytes against the
+    producer's 16 KiB batches) put each message where a plain `send` would, in outbox order."""
+    reading_ids = await insert_readings(engine, 500)
+    relay = relay_for(engine, producer, topic, batch_size=500)
+
+    assert await relay.publish_batch() == 500
+
+    records = await consume(kafka_bootstrap, topic, expected=len(reading_ids))
+    partitions = sorted({record.partition for record in records})
+    assert partitions == [0, 1, 2]  # DEVICES keys spread over the topic's three partitions
+    for record in records:
+        assert record.partition == DefaultPartitioner()(record.key, partitions, partitions), record.key
+    for partition in partitions:
+        in_offset_order = sorted((r for r in records if r.partition == partition), key=lambda r: r.offset)
+        ids = [decode_reading(record.value)["id"] for record in in_offset_order]
+        assert ids == sorted(ids), partition
 
 
 @pytest.mark.anyio
