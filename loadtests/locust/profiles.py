@@ -12,7 +12,7 @@ Durations, users and thresholds can be overridden per run (`python -m loadtests.
 --threshold p99_ms=300`), which is how the bench and the tests shrink a profile; min_rps follows an
 overridden user count. The mix is a weight per user class of loadtests/locust/users.py; `pacing_s` 0 means
 closed loop (a user sends its next request as soon as the previous one is answered), otherwise each
-user starts one task every `pacing_s` seconds.
+user starts one task every `pacing_s` seconds, at a random phase of its own (loadtests/locust/pacing.py).
 """
 
 from __future__ import annotations

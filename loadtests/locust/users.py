@@ -37,7 +37,6 @@ import random
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
-from time import perf_counter
 from typing import Any
 
 from locust import FastHttpUser, task
@@ -45,6 +44,7 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 from loadtests.locust import target_guard
+from loadtests.locust.pacing import Pacer
 from loadtests.locust.profiles import active_profile
 from loadtests.simulator.generation import (
     SEED002_TAGS,
@@ -194,8 +194,11 @@ class ApiUser(FastHttpUser):
         self.readable_devices = history_device_ids(seed)
         self.read_rng = random.Random(f"{seed}:{self.device.device_id}:reads")
         self.auth: dict[str, str] = {}
-        self._cp_last_run = self._cp_last_wait_time = 0.0
+        self.pacer = Pacer(self.profile.pacing_s, random.Random(f"{seed}:{self.device.device_id}:phase")) \
+            if self.profile.pacing_s else None
         self.authenticate()
+        if self.pacer is not None:
+            self.wait()  # the user's phase (loadtests/locust/pacing.py), before its first task
 
     def authenticate(self) -> bool:
         with self.client.post("/auth/token", json=credentials(self.environment.parsed_options),
@@ -208,14 +211,8 @@ class ApiUser(FastHttpUser):
             return True
 
     def wait_time(self) -> float:
-        """0 in a closed loop; otherwise constant throughput: one task per pacing_s, less the task's own time."""
-        pacing = self.profile.pacing_s
-        if not pacing:
-            return 0.0
-        run_time = perf_counter() - self._cp_last_run - self._cp_last_wait_time
-        self._cp_last_wait_time = max(0.0, pacing - run_time)
-        self._cp_last_run = perf_counter()
-        return self._cp_last_wait_time
+        """0 in a closed loop; otherwise one task per pacing_s at the user's own phase."""
+        return self.pacer.wait() if self.pacer is not None else 0.0
 
     def post(self, path: str, body: Any, name: str) -> None:
         self.request("POST", path, name, data=json.dumps(body), headers=JSON_HEADERS)
