@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -38,7 +39,7 @@ def test_each_task_starts_one_interval_after_the_previous_one_whatever_it_took()
         clock.now += task_seconds
         clock.now += pacer.wait()
     assert starts[0] == pytest.approx(100.0 + phase)
-    assert [b - a for a, b in zip(starts, starts[1:], strict=False)] == pytest.approx([1.0] * 4)
+    assert [b - a for a, b in itertools.pairwise(starts)] == pytest.approx([1.0] * 4)
 
 
 def test_a_task_longer_than_the_interval_is_followed_at_once_and_keeps_no_debt() -> None:
