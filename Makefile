@@ -121,7 +121,7 @@ rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda al
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)
 
 bench-ingest: deps postgres ## Ingest throughput into PostgreSQL (one app process) and its ratio to a COPY of the same rows; appends to docs/benchmarks.md
-	$(PY) -m loadtests.bench.ingest --duration 20 --concurrency 32 --batch-size 100
+	$(PY) -m loadtests.bench.ingest --duration 20 --concurrency 64 --batch-size 100
 
 .PHONY: bench-replay
 bench-replay: deps postgres ## Dead-letter drain rate (local store, moto S3 + 30 ms per call) vs live ingest; appends to docs/benchmarks.md

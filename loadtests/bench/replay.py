@@ -3,7 +3,7 @@
     python -m loadtests.bench.replay [--readings 200000] [--letter-readings N] [--s3-delay-ms 30]
                                      [--ingest-duration 10]
 
-1. Live ingest: `make bench-ingest`'s batch phase (one uvicorn worker, PostgreSQL, batches of 100)
+1. Live ingest: `make bench-ingest`'s batch phase (one uvicorn worker, PostgreSQL, its clients, batches of 100)
    for `--ingest-duration` seconds -> readings/s.
 2. Drain, local store: `--readings` readings in letters of `--letter-readings` (default: what one task's
    coalescing writer puts in a letter while the live ingest rate is dead-lettered, i.e. that rate x
@@ -157,7 +157,7 @@ async def replay_benchmarks(args: argparse.Namespace, workdir: Path) -> list[Dra
 
 
 def live_ingest(args: argparse.Namespace) -> float:
-    ingest_args = argparse.Namespace(duration=args.ingest_duration, concurrency=32, batch_size=100)
+    ingest_args = argparse.Namespace(duration=args.ingest_duration, concurrency=bench_ingest.CLIENTS, batch_size=100)
     batch, _single, _copy = asyncio.run(bench_ingest.benchmark(ingest_args))
     return batch.readings / batch.seconds
 
