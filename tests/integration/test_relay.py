@@ -425,6 +425,46 @@ async def test_unreachable_broker_backs_off_and_keeps_the_rows(engine: AsyncEngi
     assert await pending_outbox_ids(engine) == reading_ids
 
 
+# --- (d2) pacing: at once through a backlog, in batches through a trickle --------------------------
+
+
+@pytest.mark.anyio
+async def test_full_batches_follow_each_other_without_a_pause(
+    engine: AsyncEngine, producer: AIOKafkaProducer, topic: str
+) -> None:
+    await insert_readings(engine, 250)
+    relay = relay_for(engine, producer, topic, batch_size=100, idle_seconds=30)
+    run = asyncio.create_task(relay.run())
+    try:
+        # 100 + 100 + 50: a pause after a full batch would hold the rest for 30 s.
+        await wait_until(lambda: relay.published_total == 250, "a full batch was followed by a pause")
+        assert relay.batches_total == 3
+    finally:
+        await asyncio.wait_for(relay.stop(), 5)
+        await run
+
+
+@pytest.mark.anyio
+async def test_a_trickle_goes_out_in_batches_not_a_row_at_a_time(
+    engine: AsyncEngine, producer: AIOKafkaProducer, topic: str
+) -> None:
+    relay = relay_for(engine, producer, topic, batch_size=1000, idle_seconds=0.5)
+    run = asyncio.create_task(relay.run())
+    try:
+        # A reading at a time, back to back for a second: faster than the relay's round trip, so a
+        # relay that polled again at once after a batch would find a few new rows every time.
+        inserted, deadline = 0, time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            await insert_readings(engine, 1, first=inserted)
+            inserted += 1
+        await wait_until(lambda: relay.published_total == inserted, "the trickle was not published")
+        # A batch that empties the outbox is followed by the idle pause: a batch per 0.5 s, not per row.
+        assert inserted > 50 and relay.batches_total <= 5, (inserted, relay.batches_total)
+    finally:
+        await asyncio.wait_for(relay.stop(), 5)
+        await run
+
+
 # --- (e) stopping ---------------------------------------------------------------------------------
 
 
