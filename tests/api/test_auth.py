@@ -27,6 +27,7 @@ from app.api import auth
 from app.errors import install_error_handlers
 from app.security import LeakyBucketLimiter, Principal, TokenService, install_security, require_scope
 from app.settings import ClientConfig, Settings, sha256_hex
+from tests.support.clock import ManualClock
 
 # 64 bytes: long enough that PyJWT does not warn when the tests sign with HS512.
 SIGNING_KEY = "test-signing-key-0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -42,24 +43,11 @@ TEST_CLIENTS = (
 INVALID_BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
 
-class FakeClock:
-    """A controllable clock, used both as wall clock (tokens) and monotonic clock (rate limiter)."""
-
-    def __init__(self, now: float = START_TIME) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def make_settings(clients: tuple[ClientConfig, ...] = TEST_CLIENTS) -> Settings:
     return Settings(jwt_signing_key=SecretStr(SIGNING_KEY), token_ttl_seconds=TOKEN_TTL_SECONDS, clients=clients)
 
 
-def build_app(clock: FakeClock, app_settings: Settings | None = None) -> FastAPI:
+def build_app(clock: ManualClock, app_settings: Settings | None = None) -> FastAPI:
     app_settings = app_settings or make_settings()
     app = FastAPI()
     install_error_handlers(app)
@@ -116,7 +104,7 @@ def json_segment(value: dict[str, Any]) -> str:
     return b64url(json.dumps(value, separators=(",", ":")).encode())
 
 
-def valid_claims(clock: FakeClock, **overrides: Any) -> dict[str, Any]:
+def valid_claims(clock: ManualClock, **overrides: Any) -> dict[str, Any]:
     claims = {
         "sub": "simulator",
         "scope": "ingest read",
@@ -136,12 +124,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(START_TIME)
 
 
 @pytest.fixture
-async def client(clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
+async def client(clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
     async with http_client(build_app(clock)) as client:
         yield client
 
@@ -150,7 +138,7 @@ async def client(clock: FakeClock) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.mark.anyio
-async def test_json_token_request_grants_all_client_scopes(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_json_token_request_grants_all_client_scopes(client: httpx.AsyncClient, clock: ManualClock) -> None:
     response = await client.post(
         "/auth/token", json={"client_id": "simulator", "client_secret": SECRETS["simulator"]}
     )
@@ -282,7 +270,7 @@ async def test_other_media_types_are_415(client: httpx.AsyncClient) -> None:
 
 
 def test_token_endpoint_is_documented_in_openapi() -> None:
-    schema = build_app(FakeClock()).openapi()
+    schema = build_app(ManualClock(START_TIME)).openapi()
 
     operation = schema["paths"]["/auth/token"]["post"]
     assert operation["summary"]
@@ -344,7 +332,7 @@ async def test_bearer_scheme_is_case_insensitive(client: httpx.AsyncClient) -> N
 
 
 @pytest.mark.anyio
-async def test_token_expires_after_its_ttl_even_once_cached(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_token_expires_after_its_ttl_even_once_cached(client: httpx.AsyncClient, clock: ManualClock) -> None:
     token = await fetch_token(client)
     assert (await client.post("/readings", headers=bearer(token))).status_code == 200
 
@@ -384,7 +372,7 @@ async def test_rewritten_payload_with_original_signature_is_401(client: httpx.As
 
 
 @pytest.mark.anyio
-async def test_token_signed_with_another_key_is_401(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_token_signed_with_another_key_is_401(client: httpx.AsyncClient, clock: ManualClock) -> None:
     forged = jwt.encode(valid_claims(clock), OTHER_KEY, algorithm="HS256")
 
     error = assert_error(await client.post("/readings", headers=bearer(forged)), 401, "invalid_token")
@@ -396,7 +384,7 @@ async def test_token_signed_with_another_key_is_401(client: httpx.AsyncClient, c
 @pytest.mark.parametrize("alg", ["none", "None", "NONE"])
 @pytest.mark.parametrize("signature", ["", "c2lnbmF0dXJl"], ids=["empty-signature", "junk-signature"])
 async def test_unsigned_alg_none_token_is_401(
-    client: httpx.AsyncClient, clock: FakeClock, alg: str, signature: str
+    client: httpx.AsyncClient, clock: ManualClock, alg: str, signature: str
 ) -> None:
     unsigned = f"{json_segment({'alg': alg, 'typ': 'JWT'})}.{json_segment(valid_claims(clock))}.{signature}"
 
@@ -406,7 +394,7 @@ async def test_unsigned_alg_none_token_is_401(
 
 
 @pytest.mark.anyio
-async def test_hs512_token_with_the_right_key_is_401(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_hs512_token_with_the_right_key_is_401(client: httpx.AsyncClient, clock: ManualClock) -> None:
     other_algorithm = jwt.encode(valid_claims(clock), SIGNING_KEY, algorithm="HS512")
 
     error = assert_error(await client.post("/readings", headers=bearer(other_algorithm)), 401, "invalid_token")
@@ -415,7 +403,7 @@ async def test_hs512_token_with_the_right_key_is_401(client: httpx.AsyncClient, 
 
 
 @pytest.mark.anyio
-async def test_rs256_header_over_an_hmac_signature_is_401(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_rs256_header_over_an_hmac_signature_is_401(client: httpx.AsyncClient, clock: ManualClock) -> None:
     signing_input = f"{json_segment({'alg': 'RS256', 'typ': 'JWT'})}.{json_segment(valid_claims(clock))}"
     signature = hmac.new(SIGNING_KEY.encode(), signing_input.encode(), hashlib.sha256).digest()
 
@@ -427,7 +415,7 @@ async def test_rs256_header_over_an_hmac_signature_is_401(client: httpx.AsyncCli
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("claim", ["exp", "iat", "sub", "iss", "aud"])
-async def test_token_missing_a_required_claim_is_401(client: httpx.AsyncClient, clock: FakeClock, claim: str) -> None:
+async def test_token_missing_a_required_claim_is_401(client: httpx.AsyncClient, clock: ManualClock, claim: str) -> None:
     incomplete = jwt.encode(valid_claims(clock, **{claim: None}), SIGNING_KEY, algorithm="HS256")
 
     error = assert_error(await client.post("/readings", headers=bearer(incomplete)), 401, "invalid_token")
@@ -445,7 +433,7 @@ async def test_token_missing_a_required_claim_is_401(client: httpx.AsyncClient, 
     ({"scope": ["ingest"]}, "'scope'"),
 ], ids=["issuer", "audience", "unknown-client", "non-numeric-exp", "issued-in-future", "scope-not-a-string"])
 async def test_token_with_invalid_claims_is_401(
-    client: httpx.AsyncClient, clock: FakeClock, overrides: dict[str, Any], complaint: str
+    client: httpx.AsyncClient, clock: ManualClock, overrides: dict[str, Any], complaint: str
 ) -> None:
     token = jwt.encode(valid_claims(clock, **overrides), SIGNING_KEY, algorithm="HS256")
 
@@ -475,7 +463,7 @@ _TOKENISH = st.text(alphabet=string.ascii_letters + string.digits + "-_.=+/ ", m
 ))
 @pytest.mark.anyio
 async def test_garbage_authorization_headers_are_always_401(header: bytes) -> None:
-    async with http_client(build_app(FakeClock())) as client:
+    async with http_client(build_app(ManualClock(START_TIME))) as client:
         response = await client.post("/readings", headers={"Authorization": header})
 
     assert response.status_code == 401, (header, response.text)
@@ -485,7 +473,7 @@ async def test_garbage_authorization_headers_are_always_401(header: bytes) -> No
 # --- TokenService ----------------------------------------------------------------------------------------
 
 
-def test_verify_returns_the_principal(clock: FakeClock) -> None:
+def test_verify_returns_the_principal(clock: ManualClock) -> None:
     service = TokenService(make_settings(), clock=clock)
     issued = service.issue("gateway", SECRETS["gateway"], None)
 
@@ -494,7 +482,7 @@ def test_verify_returns_the_principal(clock: FakeClock) -> None:
     assert principal == Principal("gateway", frozenset({"ingest"}), START_TIME + TOKEN_TTL_SECONDS)
 
 
-def test_verification_cache_stays_correct_beyond_its_size(clock: FakeClock) -> None:
+def test_verification_cache_stays_correct_beyond_its_size(clock: ManualClock) -> None:
     service = TokenService(make_settings(), clock=clock, cache_size=2)
     tokens = [service.issue("simulator", SECRETS["simulator"], {"read"})["access_token"] for _ in range(5)]
 
@@ -502,7 +490,7 @@ def test_verification_cache_stays_correct_beyond_its_size(clock: FakeClock) -> N
         assert [service.verify(token).client_id for token in tokens] == ["simulator"] * 5
 
 
-def test_scopes_removed_from_a_client_are_dropped_from_its_existing_tokens(clock: FakeClock) -> None:
+def test_scopes_removed_from_a_client_are_dropped_from_its_existing_tokens(clock: ManualClock) -> None:
     token = TokenService(make_settings(), clock=clock).issue("simulator", SECRETS["simulator"], None)
     reduced = tuple(
         client.model_copy(update={"scopes": ("read",)}) if client.client_id == "simulator" else client

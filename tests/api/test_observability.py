@@ -24,6 +24,7 @@ from app.observability.context import current_request_id
 from app.observability.logging import configure_logging
 from app.observability.middleware import EdgeMiddleware
 from app.settings import Settings
+from tests.support.clock import ManualClock
 
 LIMIT = 1024
 HEX_ID = re.compile(r"[0-9a-f]{32}")
@@ -389,17 +390,9 @@ def test_log_lines_are_json_with_exception_and_extras(
 # --- metrics --------------------------------------------------------------------------------------
 
 
-class FakeClock:
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def new_metrics(**kwargs: Any) -> tuple[m.Metrics, list[str]]:
     lines: list[str] = []
-    kwargs.setdefault("clock", FakeClock())
+    kwargs.setdefault("clock", ManualClock(1_700_000_000.0))
     metrics = m.Metrics("SensorPlatform", m.dimensions_for("test"), sink=lines.append, **kwargs)
     return metrics, lines
 
@@ -451,7 +444,7 @@ def test_registry_declares_every_required_metric_with_its_unit_and_kind() -> Non
 
 
 def test_emf_line_is_valid_and_carries_every_value() -> None:
-    clock = FakeClock(1_700_000_000.25)
+    clock = ManualClock(1_700_000_000.25)
     metrics, lines = new_metrics(clock=clock)
     metrics.increment(m.READINGS_INGESTED, 250)
     metrics.increment(m.ANOMALIES_DETECTED)
@@ -647,7 +640,7 @@ async def test_flusher_flushes_periodically_and_once_more_when_cancelled() -> No
 
 @pytest.mark.anyio
 async def test_flusher_stops_on_request_with_a_final_flush() -> None:
-    metrics, lines = new_metrics(clock=FakeClock(0.0))
+    metrics, lines = new_metrics(clock=ManualClock(0.0))
     task = asyncio.create_task(metrics.run_flusher(3600))
     await asyncio.sleep(0)
     metrics.gauge(m.DEAD_LETTER_BACKLOG, 9)

@@ -8,19 +8,12 @@ import random
 import pytest
 
 from loadtests.locust.pacing import Pacer
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_users_started_together_get_phases_spread_over_the_interval() -> None:
     # Locust starts a group of users at the same instant: their first tasks must not stay in step.
-    clock = Clock()
+    clock = ManualClock(100.0)
     phases = sorted(Pacer(1.0, random.Random(f"seed:user-{n}:phase"), clock).wait() for n in range(200))
     assert all(0.0 <= phase < 1.0 for phase in phases)
     # Roughly uniform: every tenth of the second holds some users, none holds most of them.
@@ -29,7 +22,7 @@ def test_users_started_together_get_phases_spread_over_the_interval() -> None:
 
 
 def test_each_task_starts_one_interval_after_the_previous_one_whatever_it_took() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     pacer = Pacer(1.0, random.Random(3), clock)
     phase = pacer.wait()
     clock.now += phase  # the user sleeps its phase
@@ -43,7 +36,7 @@ def test_each_task_starts_one_interval_after_the_previous_one_whatever_it_took()
 
 
 def test_a_task_longer_than_the_interval_is_followed_at_once_and_keeps_no_debt() -> None:
-    clock = Clock()
+    clock = ManualClock(100.0)
     pacer = Pacer(1.0, random.Random(3), clock)
     clock.now += pacer.wait()
     clock.now += 2.5  # a slow task

@@ -1,1 +1,1 @@
-"""Fixtures that start real local services (PostgreSQL, tansu) for tests."""
+"""Test helpers: fixtures that start real local services (PostgreSQL, tansu), the app, and a hand-set clock."""

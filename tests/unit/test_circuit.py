@@ -19,18 +19,11 @@ from app.storage.circuit import Admission, BreakerState, CircuitBreaker
 from app.storage.dead_letter import LocalDeadLetterStore
 from app.storage.group_commit import GroupCommitter
 from app.storage.repository import ScoredReading
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 def test_opens_after_threshold_then_half_opens_for_one_probe() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=3, reset_seconds=5, clock=clock)
     for _ in range(2):
         breaker.record_failure()
@@ -49,7 +42,7 @@ def test_opens_after_threshold_then_half_opens_for_one_probe() -> None:
 
 
 def test_a_probe_released_without_a_verdict_frees_the_slot_and_a_plain_call_does_not() -> None:
-    clock = Clock()
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=1, reset_seconds=5, clock=clock)
     breaker.record_failure()
     clock.now = 5.0
@@ -75,8 +68,8 @@ class HangingDatabase:
         await asyncio.Event().wait()  # never answers
 
 
-def half_open_breaker() -> tuple[CircuitBreaker, Clock]:
-    clock = Clock()
+def half_open_breaker() -> tuple[CircuitBreaker, ManualClock]:
+    clock = ManualClock()
     breaker = CircuitBreaker(failure_threshold=1, reset_seconds=5, clock=clock)
     breaker.record_failure()
     clock.now = 5.0

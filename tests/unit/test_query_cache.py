@@ -8,14 +8,7 @@ import asyncio
 import pytest
 
 from app.services.queries import QueryService, TtlCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import ManualClock
 
 
 class Counter:
@@ -34,7 +27,7 @@ class Counter:
 
 
 def test_an_answer_is_reused_only_within_the_bound_counted_from_the_query_start() -> None:
-    clock, query = Clock(), Counter()
+    clock, query = ManualClock(100.0), Counter()
     cache = TtlCache(1.0, clock=clock)
 
     async def scenario() -> list[int]:
@@ -49,7 +42,7 @@ def test_an_answer_is_reused_only_within_the_bound_counted_from_the_query_start(
 
 
 def test_parameter_sets_are_cached_separately() -> None:
-    clock, query = Clock(), Counter()
+    clock, query = ManualClock(100.0), Counter()
     cache = TtlCache(1.0, clock=clock)
 
     async def scenario() -> list[int]:
@@ -60,7 +53,7 @@ def test_parameter_sets_are_cached_separately() -> None:
 
 def test_zero_seconds_queries_every_time() -> None:
     query = Counter()
-    cache = TtlCache(0.0, clock=Clock())
+    cache = TtlCache(0.0, clock=ManualClock(100.0))
 
     async def scenario() -> list[int]:
         return [await cache.get("k", query) for _ in range(3)]
@@ -70,7 +63,7 @@ def test_zero_seconds_queries_every_time() -> None:
 
 def test_concurrent_callers_share_one_query() -> None:
     query = Counter()
-    cache = TtlCache(1.0, clock=Clock())
+    cache = TtlCache(1.0, clock=ManualClock(100.0))
 
     async def scenario() -> list[int]:
         query.release = asyncio.Event()
@@ -84,7 +77,7 @@ def test_concurrent_callers_share_one_query() -> None:
 
 
 def test_a_caller_arriving_after_the_bound_does_not_join_an_old_running_query() -> None:
-    clock, query = Clock(), Counter()
+    clock, query = ManualClock(100.0), Counter()
     cache = TtlCache(1.0, clock=clock)
 
     async def scenario() -> list[int]:
@@ -110,7 +103,7 @@ def test_a_failed_query_is_not_cached() -> None:
             raise ConnectionError("database went away")
         return "answer"
 
-    cache = TtlCache(1.0, clock=Clock())
+    cache = TtlCache(1.0, clock=ManualClock(100.0))
 
     async def scenario() -> str:
         with pytest.raises(ConnectionError):
@@ -122,7 +115,7 @@ def test_a_failed_query_is_not_cached() -> None:
 
 def test_a_cancelled_caller_does_not_cancel_the_shared_query() -> None:
     query = Counter()
-    cache = TtlCache(1.0, clock=Clock())
+    cache = TtlCache(1.0, clock=ManualClock(100.0))
 
     async def scenario() -> int:
         query.release = asyncio.Event()
