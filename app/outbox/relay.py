@@ -242,8 +242,9 @@ class OutboxRelay:
         """Publish until `stop()`: at once after a full batch (a backlog), else after `idle_seconds`, with
         exponential backoff (reset by a success) after failures.
 
-        A batch that was not full emptied the outbox, so the relay pauses as when it found nothing: a
-        steady trickle then goes out in batches instead of a few rows per round trip, which cost the app
+        A batch with fewer messages than `batch_size` emptied the outbox (or had rows dropped as
+        unpublishable), so the relay pauses as when it found nothing: a steady trickle then goes out in
+        batches instead of a few rows per round trip, which cost the app
         workers ~0.1 core under `make bench`'s light load. A reading waits at most `idle_seconds`
         longer to be published (the outbox-age alarm is at minutes)."""
         if self._running:
