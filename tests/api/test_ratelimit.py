@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.security import Decision, LeakyBucketLimiter, Principal, require_scope
-from tests.api.test_auth import FakeClock, assert_error, bearer, build_app, fetch_token, http_client
+from tests.api.test_auth import START_TIME, assert_error, bearer, build_app, fetch_token, http_client
+from tests.support.clock import ManualClock
 
 BURST = 20
 
@@ -24,7 +25,7 @@ BURST = 20
 
 
 def test_first_request_is_allowed_and_reports_the_bucket() -> None:
-    limiter = LeakyBucketLimiter(clock=FakeClock())
+    limiter = LeakyBucketLimiter(clock=ManualClock(START_TIME))
 
     decision = limiter.check("client", rate_per_second=5, burst=20)
 
@@ -32,7 +33,7 @@ def test_first_request_is_allowed_and_reports_the_bucket() -> None:
 
 
 def test_full_bucket_refuses_with_retry_after() -> None:
-    limiter = LeakyBucketLimiter(clock=FakeClock())
+    limiter = LeakyBucketLimiter(clock=ManualClock(START_TIME))
     decisions = [limiter.check("client", 5, 20) for _ in range(21)]
 
     assert all(decision.allowed for decision in decisions[:20])
@@ -42,7 +43,7 @@ def test_full_bucket_refuses_with_retry_after() -> None:
 
 
 def test_refused_requests_do_not_fill_the_bucket() -> None:
-    clock = FakeClock()
+    clock = ManualClock(START_TIME)
     limiter = LeakyBucketLimiter(clock=clock)
     for _ in range(20):
         limiter.check("client", 5, 20)
@@ -55,7 +56,7 @@ def test_refused_requests_do_not_fill_the_bucket() -> None:
 
 
 def test_bucket_drains_at_the_rate() -> None:
-    clock = FakeClock()
+    clock = ManualClock(START_TIME)
     limiter = LeakyBucketLimiter(clock=clock)
     for _ in range(20):
         limiter.check("client", 5, 20)
@@ -67,7 +68,7 @@ def test_bucket_drains_at_the_rate() -> None:
 
 
 def test_partial_drain_rounds_remaining_down_and_waits_up() -> None:
-    clock = FakeClock()
+    clock = ManualClock(START_TIME)
     limiter = LeakyBucketLimiter(clock=clock)
     for _ in range(3):
         limiter.check("client", 1, 3)
@@ -79,7 +80,7 @@ def test_partial_drain_rounds_remaining_down_and_waits_up() -> None:
 
 
 def test_slow_rate_retry_after_covers_the_missing_fraction() -> None:
-    clock = FakeClock()
+    clock = ManualClock(START_TIME)
     limiter = LeakyBucketLimiter(clock=clock)
     limiter.check("client", 0.5, 2)
     limiter.check("client", 0.5, 2)
@@ -92,7 +93,7 @@ def test_slow_rate_retry_after_covers_the_missing_fraction() -> None:
 
 
 def test_empty_bucket_after_reset_seconds() -> None:
-    clock = FakeClock()
+    clock = ManualClock(START_TIME)
     limiter = LeakyBucketLimiter(clock=clock)
     for _ in range(7):
         decision = limiter.check("client", 3, 10)
@@ -103,7 +104,7 @@ def test_empty_bucket_after_reset_seconds() -> None:
 
 
 def test_keys_have_separate_buckets() -> None:
-    limiter = LeakyBucketLimiter(clock=FakeClock())
+    limiter = LeakyBucketLimiter(clock=ManualClock(START_TIME))
     for _ in range(2):
         limiter.check("noisy", 1, 2)
 
@@ -112,7 +113,7 @@ def test_keys_have_separate_buckets() -> None:
 
 
 def test_clock_going_backwards_does_not_refill() -> None:
-    clock = FakeClock()
+    clock = ManualClock(START_TIME)
     limiter = LeakyBucketLimiter(clock=clock)
     limiter.check("client", 1, 1)
 
@@ -124,7 +125,7 @@ def test_clock_going_backwards_does_not_refill() -> None:
 @pytest.mark.parametrize(("rate", "burst"), [(0, 5), (-1, 5), (1, 0)])
 def test_nonsensical_limits_are_refused(rate: float, burst: int) -> None:
     with pytest.raises(ValueError, match="rate_per_second"):
-        LeakyBucketLimiter(clock=FakeClock()).check("client", rate, burst)
+        LeakyBucketLimiter(clock=ManualClock(START_TIME)).check("client", rate, burst)
 
 
 @given(
@@ -134,7 +135,7 @@ def test_nonsensical_limits_are_refused(rate: float, burst: int) -> None:
 )
 def test_decisions_are_honest(rate: float, burst: int, gaps: list[float]) -> None:
     """Never more than burst + drained requests; `remaining` and `retry_after` can be taken at their word."""
-    clock = FakeClock()
+    clock = ManualClock(START_TIME)
     started_at = clock.now
     limiter = LeakyBucketLimiter(clock=clock)
     allowed = 0
@@ -166,12 +167,12 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock(START_TIME)
 
 
 @pytest.fixture
-def app(clock: FakeClock) -> FastAPI:
+def app(clock: ManualClock) -> FastAPI:
     app = build_app(clock)
 
     @app.put("/readings", dependencies=[Depends(require_scope("read"))])
@@ -211,7 +212,7 @@ async def test_burst_then_429_with_retry_after(client: httpx.AsyncClient) -> Non
 
 
 @pytest.mark.anyio
-async def test_bucket_refills_as_time_passes(client: httpx.AsyncClient, clock: FakeClock) -> None:
+async def test_bucket_refills_as_time_passes(client: httpx.AsyncClient, clock: ManualClock) -> None:
     token = await fetch_token(client)
     await exhaust(client, token)
 
