@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
@@ -71,28 +71,42 @@ def format_timestamp(moment: datetime) -> str:
     return as_utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def reading_payload(*, reading_id: int, device_id: str, tag: str, ts: datetime, value: float, is_anomaly: bool,
+                    z_score: float | None, metadata: Iterable[tuple[str, Any]] = ()) -> dict[str, Any]:
+    """A record value's fields, from a reading's columns; `metadata` holds (name, value) pairs of
+    METADATA_FIELDS, and the absent (None) ones are left out. Serialize it with any JSON encoder that
+    writes finite floats as JSON numbers (the relay uses pydantic-core's, `encode_reading` the
+    standard library's: this module stays free of third-party imports for the archiver's bundle).
+
+    Raises InvalidReadingMessage for a reading the format cannot carry (a NaN or infinite number).
+    """
+    payload = {
+        "schema_version": SCHEMA_VERSION,
+        "id": int(reading_id),
+        "device_id": device_id,
+        "tag": tag,
+        "timestamp": format_timestamp(ts),
+        "value": _finite("value", float(value)),
+        "is_anomaly": bool(is_anomaly),
+        "z_score": None if z_score is None else _finite("z_score", float(z_score)),
+    }
+    for name, field_value in metadata:
+        if field_value is not None:
+            payload[name] = field_value
+    return payload
+
+
 def encode_reading(row: Mapping[str, Any] | Any) -> tuple[bytes, bytes]:
     """(key, value) for a `readings` row (a SQLAlchemy Row or a mapping with the column names).
 
     Raises InvalidReadingMessage for a row the format cannot carry (a NaN or infinite number).
     """
     fields: Mapping[str, Any] = getattr(row, "_mapping", row)
-    z_score = fields["z_score"]
-    payload = {
-        "schema_version": SCHEMA_VERSION,
-        "id": int(fields["id"]),
-        "device_id": fields["device_id"],
-        "tag": fields["tag"],
-        "timestamp": format_timestamp(fields["ts"]),
-        "value": _finite("value", float(fields["value"])),
-        "is_anomaly": bool(fields["is_anomaly"]),
-        "z_score": None if z_score is None else _finite("z_score", float(z_score)),
-    }
-    for name in METADATA_FIELDS:
-        if fields.get(name) is not None:
-            payload[name] = fields[name]
-    value = _ENCODER.encode(payload)
-    return fields["device_id"].encode(), value.encode()
+    payload = reading_payload(reading_id=fields["id"], device_id=fields["device_id"], tag=fields["tag"],
+                              ts=fields["ts"], value=fields["value"], is_anomaly=fields["is_anomaly"],
+                              z_score=fields["z_score"],
+                              metadata=((name, fields.get(name)) for name in METADATA_FIELDS))
+    return fields["device_id"].encode(), _ENCODER.encode(payload).encode()
 
 
 def decode_reading(value: bytes) -> ReadingMessage:

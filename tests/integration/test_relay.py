@@ -37,6 +37,7 @@ from app.main import create_app
 from app.outbox import producer as producer_module
 from app.outbox.producer import MskIamTokenProvider, connection_options, create_producer
 from app.outbox.relay import KafkaPublisher, OutboxRelay, PublishError, create_relay
+from app.readings import DEVICE_METADATA
 from app.settings import Settings
 from app.storage.database import create_engine, migrate
 from app.storage.models import outbox, readings
@@ -536,6 +537,39 @@ async def test_unpublishable_rows_are_dropped_without_blocking_the_rest(
     ]
 
 
+@pytest.mark.anyio
+async def test_relayed_values_equal_the_contract_encoding_of_the_stored_row(
+    engine: AsyncEngine, producer: AIOKafkaProducer, kafka_bootstrap: str, topic: str
+) -> None:
+    """The relay serializes with pydantic-core, `encode_reading` with the standard library: a device
+    record's metadata (present or absent) and awkward floats must decode to the same message."""
+    base = {"tag": "temperature", "is_anomaly": False}
+    rows = [
+        {**base, "device_id": "meta-1", "ts": BASE_TIME, "value": 1e-05, "z_score": -0.0, "device_type": "sensor",
+         "latitude": 52.520008, "longitude": 13.404954, "status": "ok", "firmware_version": "2.1.0-é"},
+        {**base, "device_id": "meta-2", "ts": BASE_TIME, "value": 1e22, "z_score": None, "device_type": "gateway",
+         "latitude": None, "longitude": None, "status": None, "firmware_version": None},
+        {**base, "device_id": "meta-3", "ts": BASE_TIME + timedelta(microseconds=7), "value": 0.1 + 0.2,
+         "z_score": 3.25, **dict.fromkeys(DEVICE_METADATA)},
+    ]
+    async with engine.begin() as connection:
+        reading_ids = list((await connection.execute(
+            insert(readings).returning(readings.c.id, sort_by_parameter_order=True), rows)).scalars())
+        await connection.execute(insert(outbox), [{"reading_id": reading_id} for reading_id in reading_ids])
+
+    assert await relay_for(engine, producer, topic).publish_batch() == 3
+
+    async with engine.connect() as connection:
+        stored = {row.id: row for row in await connection.execute(select(readings))}
+    records = await consume(kafka_bootstrap, topic, expected=3)
+    relayed = {decode_reading(record.value)["id"]: (record.key, decode_reading(record.value)) for record in records}
+    assert sorted(relayed) == reading_ids
+    for reading_id, (key, message) in relayed.items():
+        contract_key, contract_value = encode_reading(stored[reading_id])
+        assert (key, message) == (contract_key, decode_reading(contract_value))
+    assert relayed[reading_ids[0]][1]["firmware_version"] == "2.1.0-é"
+    assert "latitude" not in relayed[reading_ids[1]][1]
+
 # --- SQLite (single process, naive timestamps) ----------------------------------------------------
 
 
@@ -547,6 +581,7 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
 
 
 @pytest.mark.anyio
