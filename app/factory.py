@@ -16,7 +16,7 @@ from app.errors import install_error_handlers
 from app.observability.logging import configure_logging
 from app.observability.middleware import EdgeMiddleware
 from app.observability.route_metrics import RouteMetrics
-from app.security.dependencies import install_security
+from app.security.dependencies import document_bearer_scheme, install_security
 from app.settings import Settings
 
 AUTH_DESCRIPTION = (
@@ -41,6 +41,7 @@ def build_app(
     for router in (*routers, docs.router):
         application.include_router(router)
     mount_static(application)
+    document_bearer_scheme(application)
     services.route_metrics = RouteMetrics(settings.metrics_namespace, settings.app_env)
     application.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes,
                                route_metrics=services.route_metrics)

@@ -4,7 +4,7 @@ The hot path, so the handlers take no FastAPI dependencies (`LeanRoute`): each c
 guard (`admit`, the same one `require_scope` wraps) and reads the service container itself. As
 dependencies, the guard, its bearer-token sub-dependency and the container cost ~25 % of a
 single-reading request's CPU (in-process, 364 against 280 µs). The operations still document their
-bearer-token security (`INGEST_SECURITY`)."""
+bearer-token security (`BEARER_SECURITY`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,13 @@ from app.container import Services
 from app.errors import ApiError
 from app.observability import metrics as m
 from app.readings import InvalidInput, validate_batch_body, validate_single_body
-from app.security.dependencies import AUTH_RESPONSES, admit, bearer_token, bearer_token_of, rate_limit_headers
+from app.security.dependencies import (
+    AUTH_RESPONSES,
+    BEARER_SECURITY,
+    admit,
+    bearer_token_of,
+    rate_limit_headers,
+)
 from app.security.ratelimit import Decision
 from app.services.ingest import IngestOutcome, ReadingResult
 
@@ -32,9 +38,6 @@ ERRORS = {
     422: {"description": "invalid reading(s): every problem with its location (index and field)"},
     503: {"description": "neither the database nor the dead-letter store could take it (Retry-After)"},
 }
-# What `Security(bearer_token)` would put into the operation (the scheme is in the components because
-# the read routes use it as a dependency; tests/api/test_ingest.py checks both).
-INGEST_SECURITY = {"security": [{bearer_token.scheme_name: []}]}
 SCOPE = "ingest"
 
 
@@ -47,7 +50,7 @@ SCOPE = "ingest"
     "database is unavailable. Timestamps without an offset are UTC. A device record is stored as one "
     "reading per metric and answered like a batch.",
     responses={200: {"description": "duplicate"}, 202: {"description": "accepted for later storage"}, **ERRORS},
-    openapi_extra={**SINGLE_BODY, **INGEST_SECURITY},
+    openapi_extra={**SINGLE_BODY, **BEARER_SECURITY},
 )
 async def ingest_one(request: Request):
     services: Services = request.app.state.services
@@ -68,7 +71,7 @@ async def ingest_one(request: Request):
     description="A JSON list of readings or device records, or {\"readings\": [...]}. Any invalid reading "
     "rejects the whole batch (nothing is stored) with the index and field of each error.",
     responses={202: {"description": "accepted for later storage"}, **ERRORS},
-    openapi_extra={**BATCH_BODY, **INGEST_SECURITY},
+    openapi_extra={**BATCH_BODY, **BEARER_SECURITY},
 )
 async def ingest_batch(request: Request):
     services: Services = request.app.state.services

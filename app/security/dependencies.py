@@ -8,7 +8,7 @@ request against the client's leaky bucket and reports the bucket in `X-RateLimit
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Response, Security
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -58,6 +58,24 @@ def bearer_token_of(request: Request) -> str:
 
 
 bearer_token = BearerToken()
+# What `Security(bearer_token)` would put into an operation: the lean routes (app/api/lean_route.py), which
+# take no dependencies, state it in their `openapi_extra`; `document_bearer_scheme` defines the scheme.
+BEARER_SECURITY = {"security": [{bearer_token.scheme_name: []}]}
+
+
+def document_bearer_scheme(application: FastAPI) -> None:
+    """Make `application.openapi()` define the bearer scheme `BEARER_SECURITY` refers to: FastAPI adds a
+    scheme only for the routes that use it as a dependency, and an app may have none left."""
+    generate = application.openapi
+
+    def openapi() -> dict[str, Any]:
+        if application.openapi_schema is None:
+            schemes = generate().setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes.setdefault(bearer_token.scheme_name,
+                               bearer_token.model.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return application.openapi_schema
+
+    application.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_security(

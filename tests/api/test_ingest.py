@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from fastapi import APIRouter, Request, Response
 
-from app.api.lean_route import LeanRoute
 from app.main import create_app
 from app.settings import Settings
 from tests.support.app import SIMULATOR
@@ -46,21 +44,12 @@ def test_both_ingest_routes_count_against_the_bucket_and_report_it(serve, settin
     assert single.headers["x-ratelimit-limit"] == batch.headers["x-ratelimit-limit"] == read.headers["x-ratelimit-limit"]
 
 
-def test_ingest_operations_document_their_bearer_security(settings_for) -> None:
+def test_lean_operations_document_their_bearer_security(settings_for) -> None:
     schema = create_app(settings_for()).openapi()
     assert "BearerToken" in schema["components"]["securitySchemes"]
-    for path in ("/ingest", "/ingest/batch"):
-        assert schema["paths"][path]["post"]["security"] == [{"BearerToken": []}], path
-
-
-def test_a_lean_route_takes_the_request_alone() -> None:
-    router = APIRouter(route_class=LeanRoute)
-
-    async def with_a_parameter(request: Request, limit: int = 10) -> Response:
-        return Response()
-
-    with pytest.raises(TypeError, match="with_a_parameter must take only `request`"):
-        router.add_api_route("/lean", with_a_parameter, methods=["POST"])
+    for method, path in (("post", "/ingest"), ("post", "/ingest/batch"), ("get", "/data"),
+                         ("get", "/sensors/stats"), ("get", "/sensors/anomalies/count")):
+        assert schema["paths"][path][method]["security"] == [{"BearerToken": []}], path
 
 
 def test_spike_after_60_steady_values_is_flagged(serve, backend_settings: Settings) -> None:
