@@ -11,6 +11,7 @@ from fastapi import APIRouter, FastAPI
 
 from app import __version__
 from app.api import docs
+from app.api.lean_route import dispatch_lean_routes
 from app.api.static import mount_static
 from app.errors import install_error_handlers
 from app.observability.logging import configure_logging
@@ -38,11 +39,13 @@ def build_app(
                           docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     install_error_handlers(application)
     services = install_security(application, settings)  # the typed container: app/container.py
-    for router in (*routers, docs.router):
+    routers = (*routers, docs.router)
+    for router in routers:
         application.include_router(router)
     mount_static(application)
     document_bearer_scheme(application)
     services.route_metrics = RouteMetrics(settings.metrics_namespace, settings.app_env)
+    dispatch_lean_routes(application, routers)  # the innermost middleware
     application.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes,
                                route_metrics=services.route_metrics)
     return application

@@ -1,17 +1,22 @@
 """`LeanRoute`: a FastAPI route for a hot handler that takes the request (and at most one query model)
-and answers it itself."""
+and answers it itself; `LeanDispatch`: the middleware that hands such a route its requests directly."""
 
 from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette._utils import get_route_path  # the Router's own path rule (root_path stripped)
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+LeanHandler = Callable[[Request], Awaitable[Response]]
 
 
 class LeanRoute(APIRoute):
@@ -27,7 +32,13 @@ class LeanRoute(APIRoute):
     Dependencies (the route's or its router's) would never run, so declaring any is an error.
     """
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    lean_handler: LeanHandler  # what `LeanDispatch` calls
+
+    def get_route_handler(self) -> LeanHandler:
+        self.lean_handler = self._lean_handler()
+        return self.lean_handler
+
+    def _lean_handler(self) -> LeanHandler:
         endpoint = self.endpoint
         name = endpoint.__name__
         if self.dependencies:
@@ -58,3 +69,46 @@ def _query_model(endpoint: Callable[..., Any], parameter: str) -> type[BaseModel
 
 def _located_in_query(error: ValidationError) -> list[dict[str, Any]]:
     return [{**item, "loc": ("query", *item["loc"])} for item in error.errors(include_url=False)]
+
+
+class LeanDispatch:
+    """The innermost middleware: a request for a lean route (exact method and path) goes straight to the
+    route's handler, inside the app's own exception handlers; every other request goes on to FastAPI.
+
+    FastAPI's router costs a request ~20 µs before the handler runs: it tries the routes in turn, keeps
+    scope bookkeeping for included routers, and wraps the call in two exception layers and an exit
+    stack. In-process, a trivial lean route answered in 28.8 µs through it and in 8.8 µs this way (the
+    ingest and read routes are ~all of `make bench`'s requests). What the router would add for these
+    routes and is kept here: `scope["route"]` (the route metrics name requests by it), `endpoint`,
+    `path_params` and the exception handlers. Lean routes take no dependencies, so there is no exit
+    stack to run."""
+
+    def __init__(self, app: ASGIApp, *, routes: Iterable[LeanRoute],
+                 exception_handlers: Mapping[Any, Callable[..., Any]]) -> None:
+        self.app = app
+        self.routes = {(method, route.path): route for route in routes for method in route.methods}
+        self.with_exception_handlers = ExceptionMiddleware(self._handle, handlers=dict(exception_handlers))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (scope["method"], get_route_path(scope)) in self.routes:
+            await self.with_exception_handlers(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes[scope["method"], get_route_path(scope)]
+        scope.update(route=route, endpoint=route.endpoint, path_params={})
+        response = await route.lean_handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+def dispatch_lean_routes(application: FastAPI, routers: Iterable[Any]) -> None:
+    """Add `LeanDispatch` for the lean routes of `routers` (all included in `application`). Call it
+    before adding any other middleware, so that it is the innermost. A lean route whose path in the app
+    is not its own (a router included with a prefix) is an error here, not a 404 at run time."""
+    routes = [route for router in routers for route in router.routes if isinstance(route, LeanRoute)]
+    for route in routes:
+        if application.url_path_for(route.name) != route.path:
+            raise ValueError(f"lean route {route.name}: served at {application.url_path_for(route.name)!r}, "
+                             f"not {route.path!r}; include its router without a prefix")
+    application.add_middleware(LeanDispatch, routes=routes, exception_handlers=application.exception_handlers)

@@ -1,5 +1,6 @@
-"""LeanRoute (app/api/lean_route.py): what it refuses to build, how it validates a query model, and that
-the apps whose routes are all lean still document the bearer scheme they refer to."""
+"""LeanRoute and LeanDispatch (app/api/lean_route.py): what a lean route refuses to build, how it
+validates a query model, that an app whose routes are all lean still documents the bearer scheme they
+refer to, and that the dispatch keeps what FastAPI's router gave those routes (errors, route, 405s)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
 
-from app.api.lean_route import LeanRoute
-from app.errors import install_error_handlers
+from app.api.lean_route import LeanRoute, dispatch_lean_routes
+from app.errors import ApiError, install_error_handlers
+from app.observability.middleware import EdgeMiddleware
 from app.read_api import create_read_app
 from app.settings import Settings
 
@@ -90,3 +92,72 @@ def test_the_read_app_defines_the_bearer_scheme_its_lean_routes_refer_to() -> No
         "description": "Access token from `POST /auth/token` (OAuth2 client credentials)."}
     assert schema["paths"]["/data"]["get"]["security"] == [{"BearerToken": []}]
 
+
+
+# --- LeanDispatch: lean routes answered without FastAPI's router --------------------------------------
+
+
+class Refused(Exception):
+    pass
+
+
+def _dispatching_app(*, prefix: str = "") -> FastAPI:
+    application = FastAPI()
+    install_error_handlers(application)
+
+    @application.exception_handler(Refused)
+    async def refused(_: Request, error: Refused) -> Response:
+        return Response(f"refused: {error}", status_code=409)
+
+    router = APIRouter(route_class=LeanRoute)
+
+    async def echo(request: Request) -> Response:
+        body = await request.body()
+        if body == b"refuse":
+            raise Refused("by the handler")
+        if body == b"api-error":
+            raise ApiError(418, "teapot", "short and stout")
+        route = request.scope["route"]
+        via = "router" if "router" in request.scope else "dispatch"  # FastAPI's router sets scope["router"]
+        return Response(f"{route.path} {request.scope['endpoint'].__name__} {body.decode()} via {via}")
+
+    router.add_api_route("/echo", echo, methods=["POST"])
+    application.include_router(router, prefix=prefix)
+    dispatch_lean_routes(application, [router])
+    application.add_middleware(EdgeMiddleware, max_body_bytes=16)
+    return application
+
+
+def test_dispatch_answers_a_lean_route_with_its_route_in_the_scope() -> None:
+    with TestClient(_dispatching_app()) as client:
+        response = client.post("/echo", content=b"hello")
+
+    assert response.status_code == 200 and response.text == "/echo echo hello via dispatch"
+    assert "x-request-id" in response.headers  # still inside the edge middleware
+
+
+def test_dispatch_errors_go_through_the_apps_exception_handlers() -> None:
+    with TestClient(_dispatching_app()) as client:
+        refused = client.post("/echo", content=b"refuse")
+        teapot = client.post("/echo", content=b"api-error")
+        too_large = client.post("/echo", content=b"x" * 17)
+
+    assert (refused.status_code, refused.text) == (409, "refused: by the handler")
+    assert teapot.status_code == 418 and teapot.json()["error"]["code"] == "teapot"
+    assert too_large.status_code == 413 and too_large.json()["error"]["code"] == "payload_too_large"
+
+
+def test_other_methods_and_paths_still_reach_fastapis_router() -> None:
+    with TestClient(_dispatching_app()) as client:
+        wrong_method = client.get("/echo")
+        trailing_slash = client.post("/echo/", content=b"x", follow_redirects=False)
+        unknown = client.post("/elsewhere", content=b"x")
+
+    assert wrong_method.status_code == 405
+    assert trailing_slash.status_code == 307 and trailing_slash.headers["location"].endswith("/echo")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+
+
+def test_a_lean_route_under_a_prefix_is_refused_at_build_time() -> None:
+    with pytest.raises(ValueError, match="lean route echo: served at '/v1/echo', not '/echo'"):
+        _dispatching_app(prefix="/v1")
