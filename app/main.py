@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Ingests sensor readings and device records, flags rolling z-score anomalies and "
         "serves queries.",
         lifespan=_lifespan,
-        # The hot routes first: the router tries routes in order.
+        # The hot routes first: the router tries routes in order (the lean ones do not wait for it:
+        # app/api/lean_route.py's LeanDispatch hands them their requests).
         routers=(ingest.router, health.router, auth.router, data.router, dashboard.router, metrics_view.router),
     )
     services: Services = application.state.services

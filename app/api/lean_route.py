@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from pydantic import BaseModel, ValidationError
 from starlette._utils import get_route_path  # the Router's own path rule (root_path stripped)
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -90,19 +90,19 @@ class LeanDispatch:
         self.with_exception_handlers = ExceptionMiddleware(self._handle, handlers=dict(exception_handlers))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (scope["method"], get_route_path(scope)) in self.routes:
-            await self.with_exception_handlers(scope, receive, send)
-        else:
+        route = self.routes.get((scope["method"], get_route_path(scope))) if scope["type"] == "http" else None
+        if route is None:
             await self.app(scope, receive, send)
+            return
+        scope.update(route=route, endpoint=route.endpoint, path_params={})
+        await self.with_exception_handlers(scope, receive, send)
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes[scope["method"], get_route_path(scope)]
-        scope.update(route=route, endpoint=route.endpoint, path_params={})
-        response = await route.lean_handler(Request(scope, receive, send))
+        response = await scope["route"].lean_handler(Request(scope, receive, send))
         await response(scope, receive, send)
 
 
-def dispatch_lean_routes(application: FastAPI, routers: Iterable[Any]) -> None:
+def dispatch_lean_routes(application: FastAPI, routers: Iterable[APIRouter]) -> None:
     """Add `LeanDispatch` for the lean routes of `routers` (all included in `application`). Call it
     before adding any other middleware, so that it is the innermost. A lean route whose path in the app
     is not its own (a router included with a prefix) is an error here, not a 404 at run time."""

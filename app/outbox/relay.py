@@ -229,8 +229,9 @@ class OutboxRelay:
 
     def _encode(self, rows: Sequence[Row[Any]]) -> list[OutboxMessage]:
         """The rows' messages. Rows are unpacked by position (the order `_batch_query` selects) and the
-        value serialized by pydantic-core: 2.2 against 7.4 µs a row for `encode_reading` on a Row's
-        mapping (the same JSON values; the relay encoded ~7,500 readings/s under `make bench`)."""
+        value serialized by pydantic-core: 3.3 µs a row, against 7.9 for `encode_reading` on each Row's
+        mapping (500 rows from PostgreSQL; the same JSON values). The relay encodes ~7,500 readings/s
+        under `make bench`."""
         messages = []
         for outbox_id, reading_id, found_id, device_id, tag, ts, value, is_anomaly, z_score, *metadata in rows:
             if found_id is None:
