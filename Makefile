@@ -120,8 +120,9 @@ rds-ca-bundle: ## Fetch the RDS CA bundle into certs/ (make deploy runs it)
 rollback-help: deps ## Print the exact rollback commands (ECS service, Lambda aliases) for ENV
 	@$(PY) -m cdk.deploy_plan rollback-help --env $(ENV)
 
+# Closed-loop clients: CLIENTS in loadtests/bench/ingest.py (64), also used by bench-replay's live phase.
 bench-ingest: deps postgres ## Ingest throughput into PostgreSQL (one app process) and its ratio to a COPY of the same rows; appends to docs/benchmarks.md
-	$(PY) -m loadtests.bench.ingest --duration 20 --concurrency 64 --batch-size 100
+	$(PY) -m loadtests.bench.ingest --duration 20 --batch-size 100
 
 .PHONY: bench-replay
 bench-replay: deps postgres ## Dead-letter drain rate (local store, moto S3 + 30 ms per call) vs live ingest; appends to docs/benchmarks.md

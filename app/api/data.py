@@ -21,13 +21,7 @@ from app.api.schemas import AnomalyCountOut, ReadingOut, TagStatsOut
 from app.container import Services
 from app.errors import ApiError
 from app.readings import DEVICE_ID_PATTERN, TIMESTAMP_SCHEMA, parse_timestamp
-from app.security.dependencies import (
-    AUTH_RESPONSES,
-    BEARER_SECURITY,
-    admit,
-    bearer_token_of,
-    rate_limit_headers,
-)
+from app.security.dependencies import AUTH_RESPONSES, BEARER_SECURITY, admit_lean
 
 READ_RESPONSES = {**AUTH_RESPONSES,
                   503: {"description": "the database cannot answer right now (down, restarting, locked); Retry-After"}}
@@ -64,8 +58,7 @@ class AnomalyCountQuery(BaseModel):
 
 async def _admitted(request: Request) -> tuple[Services, dict[str, str]]:
     """The service container and the `X-RateLimit-*` headers, once the guard let the request in."""
-    _, decision = await admit(request, bearer_token_of(request), SCOPE)
-    return request.app.state.services, rate_limit_headers(decision)
+    return request.app.state.services, await admit_lean(request, SCOPE)
 
 
 @router.get("/data", response_model=list[ReadingOut], tags=["query"], summary="Readings, newest first",

@@ -142,6 +142,13 @@ async def admit(request: Request, token: str, scope: str) -> tuple[Principal, De
     return principal, decision
 
 
+async def admit_lean(request: Request, scope: str) -> dict[str, str]:
+    """The guard for a lean handler (app/api/lean_route.py: no dependencies): the bearer token of the
+    request admitted for `scope`; returns the `X-RateLimit-*` headers for its response."""
+    _, decision = await admit(request, bearer_token_of(request), scope)
+    return rate_limit_headers(decision)
+
+
 def rate_limit_headers(decision: Decision) -> dict[str, str]:
     """The `X-RateLimit-*` headers describing a client's bucket, plus `Retry-After` when refused."""
     headers = {
