@@ -42,7 +42,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 from pydantic_core import to_json
-from sqlalchemy import Row, Select, delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.producer import create_producer
@@ -53,6 +53,20 @@ from app.storage.models import outbox, readings
 from contracts.reading import InvalidReadingMessage, reading_payload
 
 log = logging.getLogger(__name__)
+
+# The reading's columns a message carries, in the order `_encode` unpacks them (after the outbox row's
+# id and reading id).
+RELAYED_COLUMNS = ("id", "device_id", "tag", "ts", "value", "is_anomaly", "z_score", *DEVICE_METADATA)
+
+# Rows locked FOR UPDATE SKIP LOCKED: several processes relay at once, each skipping the rows another
+# holds. Outer join: an outbox row whose reading is gone must still be seen (and dropped). Column names
+# from the constant above, the limit bound.
+SELECT_BATCH_POSTGRES = (
+    f"SELECT outbox.id, outbox.reading_id, {', '.join(f'readings.{name}' for name in RELAYED_COLUMNS)} "  # noqa: S608
+    "FROM outbox LEFT OUTER JOIN readings ON readings.id = outbox.reading_id "
+    "ORDER BY outbox.id LIMIT $1 FOR UPDATE OF outbox SKIP LOCKED"
+)
+DELETE_BATCH_POSTGRES = "DELETE FROM outbox WHERE id = ANY($1::bigint[])"
 
 
 class PublishError(RuntimeError):
@@ -177,58 +191,76 @@ class OutboxRelay:
         self.failures_total = 0
         self.dropped_total = 0
 
-        self._select_batch = self._batch_query(lock_rows=engine.dialect.name == "postgresql")
+        self._on_postgres = engine.dialect.name == "postgresql"
+        self._select_batch = self._batch_query()
         self._one_batch_at_a_time = asyncio.Lock()
         self._stop_requested = asyncio.Event()
         self._running = False
         self._finished = asyncio.Event()
         self._finished.set()
 
-    def _batch_query(self, *, lock_rows: bool) -> Select[Any]:
-        # Outer join: an outbox row whose reading is gone must still be seen (and dropped). `_encode`
-        # unpacks the columns by position, in this order.
-        query = (
-            select(
-                outbox.c.id.label("outbox_id"),
-                outbox.c.reading_id,
-                readings.c.id,
-                readings.c.device_id,
-                readings.c.tag,
-                readings.c.ts,
-                readings.c.value,
-                readings.c.is_anomaly,
-                readings.c.z_score,
-                *(readings.c[name] for name in DEVICE_METADATA),
-            )
+    def _batch_query(self) -> Select[Any]:
+        """SQLite's batch (no row locks: one process relays). Outer join: an outbox row whose reading is
+        gone must still be seen (and dropped)."""
+        return (
+            select(outbox.c.id.label("outbox_id"), outbox.c.reading_id,
+                   *(readings.c[name] for name in RELAYED_COLUMNS))
             .select_from(outbox.outerjoin(readings, readings.c.id == outbox.c.reading_id))
             .order_by(outbox.c.id)
             .limit(self.batch_size)
         )
-        if lock_rows:
-            query = query.with_for_update(of=outbox, skip_locked=True)
-        return query
 
     async def publish_batch(self) -> int:
         """Publish up to `batch_size` outbox rows; returns how many messages the publisher delivered.
 
         Raises (after rolling back, leaving the rows in place) when publishing fails.
         """
-        async with self._one_batch_at_a_time, self.engine.begin() as connection:
+        async with self._one_batch_at_a_time:
+            if self._on_postgres:
+                taken, published = await self._publish_postgres()
+            else:
+                taken, published = await self._publish_sqlalchemy()
+        if taken:
+            self.batches_total += 1
+            self.published_total += published
+            self.dropped_total += taken - published
+        return published
+
+    async def _publish_postgres(self) -> tuple[int, int]:
+        """One batch on the engine's asyncpg connection itself: records instead of SQLAlchemy rows and
+        one array parameter for the DELETE instead of one per id (5.2 against 9.1 µs of the relay's CPU
+        per row, 60,000 rows; the database's work is the same)."""
+        async with self.engine.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            try:
+                async with driver.transaction():
+                    rows = await driver.fetch(SELECT_BATCH_POSTGRES, self.batch_size)
+                    if not rows:
+                        return 0, 0
+                    messages = self._encode(rows)
+                    if messages:
+                        await self.publisher.publish(messages)
+                    await driver.execute(DELETE_BATCH_POSTGRES, [row[0] for row in rows])
+            except BaseException:
+                if driver.is_closed():
+                    # SQLAlchemy did not see the failure: keep the dead connection out of its pool.
+                    await connection.invalidate()
+                raise
+        return len(rows), len(messages)
+
+    async def _publish_sqlalchemy(self) -> tuple[int, int]:
+        async with self.engine.begin() as connection:
             rows = (await connection.execute(self._select_batch)).all()
             if not rows:
-                return 0
+                return 0, 0
             messages = self._encode(rows)
             if messages:
                 await self.publisher.publish(messages)
-            handled_ids = [row.outbox_id for row in rows]
-            await connection.execute(delete(outbox).where(outbox.c.id.in_(handled_ids)))
-        self.batches_total += 1
-        self.published_total += len(messages)
-        self.dropped_total += len(rows) - len(messages)
-        return len(messages)
+            await connection.execute(delete(outbox).where(outbox.c.id.in_([row.outbox_id for row in rows])))
+        return len(rows), len(messages)
 
-    def _encode(self, rows: Sequence[Row[Any]]) -> list[OutboxMessage]:
-        """The rows' messages. Rows are unpacked by position (the order `_batch_query` selects) and the
+    def _encode(self, rows: Sequence[Sequence[Any]]) -> list[OutboxMessage]:
+        """The rows' messages. Rows are unpacked by position (outbox id, reading id, RELAYED_COLUMNS) and the
         value serialized by pydantic-core: 3.3 µs a row, against 7.9 for `encode_reading` on each Row's
         mapping (500 rows from PostgreSQL; the same JSON values). The relay encodes ~7,500 readings/s
         under `make bench`."""

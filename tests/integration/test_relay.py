@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import boto3
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -30,7 +31,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import ConsumerRecord
 from botocore.stub import Stubber
 from fastapi.testclient import TestClient
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.main import create_app
@@ -406,6 +407,45 @@ async def test_broker_going_away_fails_the_batch_and_keeps_the_rows(engine: Asyn
 
     assert await pending_outbox_ids(engine) == reading_ids
     assert relay.published_total == 0
+
+
+class EndsTheRelaysSession(KafkaPublisher):
+    """Publishes, but first ends the database sessions that hold a transaction open (the relay's batch), as
+    a failover or a database restart does."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, engine: AsyncEngine) -> None:
+        super().__init__(producer, topic)
+        self.engine = engine
+        self.ended: list[int] = []
+
+    async def publish(self, messages: Any) -> None:
+        if not self.ended:
+            async with self.engine.connect() as connection:
+                self.ended = list((await connection.execute(text(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state = 'idle in transaction'"))).scalars())
+                for pid in self.ended:
+                    await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        await super().publish(messages)
+
+
+@pytest.mark.anyio
+async def test_database_session_lost_mid_batch_keeps_the_rows_and_the_next_batch_sends_them(
+    engine: AsyncEngine, producer: AIOKafkaProducer, topic: str
+) -> None:
+    reading_ids = await insert_readings(engine, 20)
+    publisher = EndsTheRelaysSession(producer, topic, engine)
+    relay = OutboxRelay(engine, publisher, batch_size=100, idle_seconds=0.05)
+
+    with pytest.raises((asyncpg.ConnectionDoesNotExistError, asyncpg.InterfaceError)):
+        await asyncio.wait_for(relay.publish_batch(), 10)
+    assert len(publisher.ended) == 1
+    assert await pending_outbox_ids(engine) == reading_ids  # the DELETE never committed
+
+    # At-least-once: the batch goes out again on a new connection, and the rows are deleted.
+    assert await asyncio.wait_for(relay.publish_batch(), 10) == 20
+    assert await pending_outbox_ids(engine) == []
+    assert relay.published_total == 20
 
 
 @pytest.mark.anyio
