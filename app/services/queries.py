@@ -1,6 +1,7 @@
 """Read side: readings by tag/device/time, per-tag statistics, anomaly counts.
 
-`GET /data` is answered from the database on every request. Dashboards poll the two aggregates
+`GET /data` is answered from the database by a query that started after the request arrived; identical
+requests that arrive while such a query runs share the next one (app/services/shared_reads.py). Dashboards poll the two aggregates
 (`/sensors/stats`, `/sensors/anomalies/count`), so each process answers them from a short-lived cache
 per parameter set: an answer is computed by one query at a time (concurrent requests
 for the same parameters share it) and is served for at most `cache_seconds` after that query started,
@@ -18,6 +19,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from datetime import datetime
 from typing import Any
 
+from app.services.shared_reads import SharedReads, retrieve_exception
 from app.services.unavailable import ServiceUnavailable
 from app.storage.backends import QueryBackend
 from app.storage.unavailable import is_database_unavailable
@@ -51,7 +53,7 @@ class TtlCache:
         running = self._running.get(key)
         if running is None or now - running[0] >= self.seconds:
             task = asyncio.ensure_future(self._compute(key, now, compute))
-            task.add_done_callback(_retrieve_exception)  # every waiter may have gone
+            task.add_done_callback(retrieve_exception)  # every waiter may have gone
             running = (now, task)
             self._running[key] = running
         return await asyncio.shield(running[1])
@@ -71,11 +73,6 @@ class TtlCache:
         return answer
 
 
-def _retrieve_exception(task: asyncio.Task) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 # The database cannot answer right now (down, restarting, locked); the caller may retry later.
 DATABASE_UNAVAILABLE = "database_unavailable"
 
@@ -86,14 +83,16 @@ class QueryService:
     def __init__(self, backend: QueryBackend, *, cache_seconds: float = 0.0) -> None:
         self._backend = backend
         self._cache = TtlCache(cache_seconds)
+        self._reads = SharedReads()
 
     async def readings(self, *, tag: str | None, device_id: str | None, since: datetime | None,
                        until: datetime | None, limit: int, sample_every: int = 1) -> list[dict]:
         """`sample_every` n > 1 keeps about 1 in n readings (evenly over time) plus every anomaly."""
-        return await _available(
-            self._backend.readings(tag=tag, device_id=device_id, since=since, until=until, limit=limit,
-                                   sample_every=sample_every)
-        )
+        return await _available(self._reads.get(
+            ("readings", tag, device_id, since, until, limit, sample_every),
+            lambda: self._backend.readings(tag=tag, device_id=device_id, since=since, until=until, limit=limit,
+                                           sample_every=sample_every),
+        ))
 
     async def stats(self, *, device_id: str | None) -> list[dict]:
         return await _available(

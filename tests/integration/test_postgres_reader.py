@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from app.services.queries import QueryService
 from app.settings import Settings
 from app.storage.backends import EngineQueries
 from app.storage.database import MIGRATIONS, create_engine
@@ -80,6 +81,44 @@ def test_reader_answers_like_the_sqlalchemy_queries(postgres_url: str) -> None:
             await engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_identical_reads_in_flight_still_see_every_reading_committed_before_them(postgres_url: str) -> None:
+    """Requests for one series keep arriving while earlier identical ones are being answered: each answer
+    holds the reading committed just before its request (shared reads never join a query already started)."""
+    settings = Settings(database_url=postgres_url)
+
+    async def scenario() -> list[tuple[int, float]]:
+        writer = PostgresGroupWriter(settings, connections=1)
+        reader = PostgresReader(settings, connections=2)
+        service = QueryService(reader)
+
+        async def read() -> list[dict]:
+            return await service.readings(tag="fermenter_temp", device_id="dev-fresh", since=None, until=None,
+                                          limit=1)
+
+        async def keep_reading() -> None:  # so that a query for the series is always in flight
+            while True:
+                await asyncio.gather(*(read() for _ in range(3)))
+
+        background = asyncio.ensure_future(keep_reading())
+        try:
+            requests: list[tuple[int, asyncio.Future]] = []
+            for number in range(40):
+                await writer.store([ScoredReading("dev-fresh", "fermenter_temp", START + timedelta(seconds=number),
+                                                  float(number), False, None)])  # committed
+                requests += [(number, asyncio.ensure_future(read())) for _ in range(5)]
+                await asyncio.sleep(0)
+            return [(number, (await request)[0]["value"]) for number, request in requests]
+        finally:
+            background.cancel()
+            await asyncio.gather(background, return_exceptions=True)
+            await writer.close()
+            await reader.close()
+
+    answers = asyncio.run(scenario())
+    stale = [(number, newest) for number, newest in answers if newest < number]
+    assert not stale, f"answers older than the request: {stale[:5]}"
 
 
 def test_history_of_many_series_in_one_call(postgres_url: str) -> None:
