@@ -63,8 +63,8 @@ def result_rows(result: BenchResult, config: BenchConfig, *, when: datetime, hos
         "ceiling_light": "1 req/s per user; the light-load floor of this machine",
         "app": f"PostgreSQL, {relay_note if broker else 'no broker (outbox kept)'}; "
                f"verdict {verdict(result)[0]}",
-        "light": f"1 req/s per user{_drain_note(result)}; p50 {result.light_p50_factor:.1f}x (target ≤ {LIGHT_P50_FACTOR:g}x), "
-                 f"p99 {result.light_p99_factor:.1f}x (target ≤ {LIGHT_P99_FACTOR:g}x) the ceiling's light load: "
+        "light": f"1 req/s per user{_drain_note(result)}; p50 {result.light_factor_text('p50')} (target ≤ {LIGHT_P50_FACTOR:g}x), "
+                 f"p99 {result.light_factor_text('p99')} (target ≤ {LIGHT_P99_FACTOR:g}x) the ceiling's light load: "
                  f"{'PASS' if result.light_within_target else 'MISS'}",
     }
     ratios = {"ceiling": "1.00", "ceiling_light": "—", "app": f"{result.ratio:.2f}", "light": "—"}

@@ -316,8 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     outcome, missed = verdict(result)
     print(f"verdict: {outcome}" + "".join(f"\n  missed: {item}" for item in missed))
     print(f"light load: app p50 {result.light.p50_ms:.0f} ms vs ceiling {result.ceiling_light.p50_ms:.0f} ms "
-          f"({result.light_p50_factor:.1f}x, target ≤ {LIGHT_P50_FACTOR:g}x); app p99 {result.light.p99_ms:.0f} ms "
-          f"vs ceiling {result.ceiling_light.p99_ms:.0f} ms ({result.light_p99_factor:.1f}x, target ≤ "
+          f"({result.light_factor_text('p50')}, target ≤ {LIGHT_P50_FACTOR:g}x); app p99 {result.light.p99_ms:.0f} ms "
+          f"vs ceiling {result.ceiling_light.p99_ms:.0f} ms ({result.light_factor_text('p99')}, target ≤ "
           f"{LIGHT_P99_FACTOR:g}x): {'PASS' if result.light_within_target else 'MISS'}")
     if not args.no_record:
         append_rows(args.doc, rows, cpu)

@@ -120,6 +120,20 @@ def test_verdict_names_each_missed_target() -> None:
     assert any("light load p99 2.0x" in item for item in missed)
 
 
+def test_a_ceiling_percentile_under_locusts_resolution_gives_a_lower_bound_not_infinity() -> None:
+    """Locust rounds times under 100 ms to the millisecond: a ceiling p50 of "0 ms" was under 0.5 ms."""
+    floor = measurement("ceiling, light load", 1000, p50=0.0, p99=2.0)
+    result = BenchResult(measurement("ceiling", 4000), measurement("app", 2400),
+                         measurement("app, light load", 1000, p50=5.0, p99=4.0), floor)
+    assert result.light_p50_factor == 10.0  # 5 ms against at most 0.5 ms
+    assert result.light_factor_text("p50") == "≥ 10.0x" and result.light_factor_text("p99") == "2.0x"
+    outcome, missed = verdict(result)
+    assert outcome == "MISS" and missed == ["light load p50 ≥ 10.0x the ceiling's (target ≤ 3x)"]
+    both_under = BenchResult(measurement("ceiling", 4000), measurement("app", 2400),
+                             measurement("app, light load", 1000, p50=0.0, p99=4.0), floor)
+    assert verdict(both_under) == ("PASS", [])
+
+
 @pytest.mark.parametrize("start", ["the repository's doc", "a doc without the section"])
 def test_rows_create_the_section_once_and_parse_back(tmp_path: Path, start: str) -> None:
     doc = tmp_path / "benchmarks.md"
