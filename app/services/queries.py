@@ -1,13 +1,13 @@
 """Read side: readings by tag/device/time, per-tag statistics, anomaly counts.
 
 `GET /data` is answered from the database by a query that started after the request arrived; identical
-requests that arrive while such a query runs share the next one (app/services/shared_reads.py). Dashboards poll the two aggregates
-(`/sensors/stats`, `/sensors/anomalies/count`), so each process answers them from a short-lived cache
-per parameter set: an answer is computed by one query at a time (concurrent requests
-for the same parameters share it) and is served for at most `cache_seconds` after that query started,
-so it is never more than `cache_seconds` stale. `cache_seconds` 0 queries on every request. The
-backend (asyncpg on PostgreSQL, SQLAlchemy otherwise) is chosen by app/storage/backends.py; a database
-that cannot answer right now becomes `ServiceUnavailable` (503).
+requests that arrive while such a query runs share the next one (app/services/shared_reads.py).
+Dashboards poll the two aggregates (`/sensors/stats`, `/sensors/anomalies/count`), so each process
+answers them from a short-lived cache per parameter set: an answer is computed by one query at a time
+(concurrent requests for the same parameters share it) and is served for at most `cache_seconds` after
+that query started, so it is never more than `cache_seconds` stale. `cache_seconds` 0 queries on every
+request. The backend (asyncpg on PostgreSQL, SQLAlchemy otherwise) is chosen by app/storage/backends.py;
+a database that cannot answer right now becomes `ServiceUnavailable` (503).
 """
 
 from __future__ import annotations
