@@ -94,6 +94,31 @@ class BenchResult:
                 and self.light_p99_factor <= LIGHT_P99_FACTOR)
 
 
+SERVER_GROUPS = ("app workers", "PostgreSQL", "relay", "broker", "redis")
+
+
+def ratio_budget(result: BenchResult, cores: int) -> str | None:
+    """Why the ratio is what it is, from the CPU accounting: the ceiling is bound by its one Locust process
+    (req/s ≈ 1 / L_c), the app phase by all the cores (≈ cores / (L_a + S)), so the ratio is
+    ≈ cores / (L_a / L_c + S / L_c), where L_c and L_a are Locust's CPU per request against the ceiling
+    and the app and S is the server side's (every group but Locust). Says how small S must be for the
+    target. None without the accounting of both heavy phases."""
+    ceiling, app = result.accounting.get("ceiling"), result.accounting.get("app")
+    if ceiling is None or app is None or not ceiling.cpu_per_thousand.get("Locust") \
+            or "Locust" not in app.cpu_per_thousand:
+        return None
+    locust_ceiling, locust_app = ceiling.cpu_per_thousand["Locust"], app.cpu_per_thousand["Locust"]
+    server = {group: app.cpu_per_thousand[group] for group in SERVER_GROUPS if group in app.cpu_per_thousand}
+    server_total = sum(server.values())
+    predicted = cores / ((locust_app + server_total) / locust_ceiling)
+    allowed = cores * locust_ceiling / TARGET_RATIO - locust_app
+    parts = ", ".join(f"{group} {value:.2f}" for group, value in server.items())
+    return (f"ratio budget: Locust {locust_ceiling:.2f} ms of CPU per request against the ceiling, "
+            f"{locust_app:.2f} against the app; the server side {server_total:.2f} ({parts}). On {cores} cores "
+            f"that predicts {predicted:.2f}; {TARGET_RATIO:.2f} needs the server side at ≤ {allowed:.2f} ms "
+            f"({allowed / locust_ceiling:.1f}x Locust's cost per request against the ceiling).")
+
+
 def verdict(result: BenchResult) -> tuple[str, list[str]]:
     """("PASS" | "MISS", the targets missed)."""
     missed = []

@@ -63,6 +63,7 @@ from loadtests.bench.results import (
     BenchConfig,
     BenchResult,
     Measurement,
+    ratio_budget,
     verdict,
 )
 from loadtests.harness.app_processes import wait_ready
@@ -315,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join([markdown_row(CPU_COLUMNS), *cpu]))
     outcome, missed = verdict(result)
     print(f"verdict: {outcome}" + "".join(f"\n  missed: {item}" for item in missed))
+    budget = ratio_budget(result, os.cpu_count() or 1)
+    if budget:
+        print(budget)
     print(f"light load: app p50 {result.light.p50_ms:.0f} ms vs ceiling {result.ceiling_light.p50_ms:.0f} ms "
           f"({result.light_factor_text('p50')}, target ≤ {LIGHT_P50_FACTOR:g}x); app p99 {result.light.p99_ms:.0f} ms "
           f"vs ceiling {result.ceiling_light.p99_ms:.0f} ms ({result.light_factor_text('p99')}, target ≤ "

@@ -84,3 +84,15 @@ def test_wait_for_flush_waits_for_the_interval_that_reaches_the_window_end(tmp_p
     finally:
         writer.cancel()
     assert wait_for_flush(tmp_path / "missing.log", end=1.0, interval=5, timeout=0) is False
+
+
+def test_wait_for_flush_is_not_fooled_by_the_per_route_lines_written_first(tmp_path: Path) -> None:
+    """A flush writes its per-route lines (stamped at the flush) before the interval's timings line; a reader
+    between the two must keep waiting, or the window loses its group-commit timings."""
+    log = tmp_path / "app.log"
+    route_line = json.dumps({"_aws": {"Timestamp": 1009_500}, "Route": "POST /ingest", "RouteRequests": 10})
+    log.write_text(_emf_line(1000.0) + route_line + "\n")  # the flush of [1005, 1010) is half written
+    assert wait_for_flush(log, end=1008.0, interval=5, timeout=0.3) is False
+    with log.open("a") as output:
+        output.write(_emf_line(1005.0))
+    assert wait_for_flush(log, end=1008.0, interval=5, timeout=0) is True

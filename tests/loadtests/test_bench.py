@@ -24,7 +24,7 @@ from loadtests.bench.benchmarks_doc import (
     read_rows,
     result_rows,
 )
-from loadtests.bench.results import Accounting, BenchConfig, BenchResult, Measurement, verdict
+from loadtests.bench.results import Accounting, BenchConfig, BenchResult, Measurement, ratio_budget, verdict
 from loadtests.bench.throughput import CEILING_APP, main, serve
 from tests.conftest import REPO_ROOT
 
@@ -132,6 +132,24 @@ def test_a_ceiling_percentile_under_locusts_resolution_gives_a_lower_bound_not_i
     both_under = BenchResult(measurement("ceiling", 4000), measurement("app", 2400),
                              measurement("app, light load", 1000, p50=0.0, p99=4.0), floor)
     assert verdict(both_under) == ("PASS", [])
+
+
+def test_the_ratio_budget_explains_the_ratio_from_the_cpu_accounting() -> None:
+    """bbe171b's accounting: Locust 0.15 / 0.18 ms per request, the server side 0.38; on 2 cores that predicts
+    2 * 0.15 / (0.18 + 0.38) = 0.54, and 0.60 needs the server side at 2 * 0.15 / 0.6 - 0.18 = 0.32 ms."""
+    accounting = {
+        "ceiling": Accounting({"app workers": 0.04, "Locust": 0.15}, {}),
+        "app": Accounting({"app workers": 0.22, "PostgreSQL": 0.12, "broker": 0.01, "redis": 0.03, "Locust": 0.18}, {}),
+    }
+    result = BenchResult(measurement("ceiling", 6639), measurement("app", 3537),
+                         measurement("app, light load", 1000), CEILING_LIGHT, accounting)
+    budget = ratio_budget(result, cores=2)
+    assert budget is not None
+    assert "the server side 0.38 (app workers 0.22, PostgreSQL 0.12, broker 0.01, redis 0.03)" in budget
+    assert "predicts 0.54" in budget and "≤ 0.32 ms (2.1x Locust's cost" in budget
+    without = BenchResult(measurement("ceiling", 6639), measurement("app", 3537),
+                          measurement("app, light load", 1000), CEILING_LIGHT, {"app": accounting["app"]})
+    assert ratio_budget(without, cores=2) is None
 
 
 @pytest.mark.parametrize("start", ["the repository's doc", "a doc without the section"])
