@@ -143,7 +143,6 @@ def run_load(target: str, profile: str, host: str, config: BenchConfig, results:
         locust = subprocess.Popen(locust_command(profile, host, config, results),
                                   stdout=output, stderr=subprocess.STDOUT)
         meter = CpuMeter(lambda: {**(groups() if groups else {}), "Locust": [locust.pid]})
-        window_start = time.time() + config.ramp
         timers = meter.start_and_stop_after(config.ramp, config.ramp + config.hold)
         try:
             with ticking(lambda: f"bench {target}: {locust_progress(results)}"):
@@ -159,10 +158,13 @@ def run_load(target: str, profile: str, host: str, config: BenchConfig, results:
     if not summaries:
         raise RuntimeError(f"Locust ({profile} against {target}) exited with {locust.returncode} "
                            f"and wrote no summary.json; see {log}")
-    result = measurement(target, json.loads(summaries[-1].read_text()))
+    summary = json.loads(summaries[-1].read_text())
+    result = measurement(target, summary)
     timings = {}
-    if app_log:
-        window_end = window_start + config.hold
+    # Locust's own hold window: Locust may take seconds to start on a busy machine, so the window counted
+    # from its launch (the CPU meter's) can end before the load's last seconds.
+    window_start, window_end = summary.get("hold_started_at"), summary.get("hold_ended_at")
+    if app_log and window_start and window_end:
         wait_for_flush(app_log, window_end, METRICS_FLUSH_SECONDS, timeout=2 * METRICS_FLUSH_SECONDS + 5)
         timings = app_timings(app_log, window_start, window_end, METRICS_FLUSH_SECONDS)
     return result, Accounting(per_thousand(meter.seconds(), result.requests), timings)
