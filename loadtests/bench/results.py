@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from loadtests.bench.accounting import Timing
+from loadtests.bench.accounting import GROUPS, Timing
 
 TARGET_RATIO = 0.6
 LIGHT_P50_FACTOR = 3.0  # app p50 <= 3x the ceiling's p50 under the same light load
@@ -94,7 +94,7 @@ class BenchResult:
                 and self.light_p99_factor <= LIGHT_P99_FACTOR)
 
 
-SERVER_GROUPS = ("app workers", "PostgreSQL", "relay", "broker", "redis")
+SERVER_GROUPS = tuple(group for group in GROUPS if group != "Locust")  # the accounting's groups but the load generator
 
 
 def ratio_budget(result: BenchResult, cores: int) -> str | None:
